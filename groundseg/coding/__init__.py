@@ -1,0 +1,1 @@
+"""groundseg.coding layer."""

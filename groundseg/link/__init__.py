@@ -1,0 +1,1 @@
+"""groundseg.link layer."""
