@@ -1,0 +1,64 @@
+"""Decoded transfer frames with their per-frame quality (CCSDS 131.0-B output).
+
+The coding layer's output and the link layer's input: a 2-D array of frames
+and one quality record per frame, so every later decision (count, drop,
+archive) can read what the channel knew about that frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: One row per frame. ``rs_corrected`` sums the symbols corrected over the
+#: frame's codewords; ``rs_uncorrectable`` is set when any codeword failed.
+#: ``crc``: 1 FECF ok, 0 FECF failed, -1 no FECF on this link.
+#: ``sync_state``: 0 found by search, 1 verified in lock, 2 flywheel
+#: (marker not matched, position predicted), 3 no sync (level "frames").
+FRAME_QUALITY_DTYPE = np.dtype([
+    ("bit_position", "<i8"),
+    ("reception_time", "<f8"),
+    ("inverted", "?"),
+    ("asm_bit_errors", "i1"),
+    ("sync_state", "u1"),
+    ("rs_corrected", "<i2"),
+    ("rs_uncorrectable", "?"),
+    ("crc", "i1"),
+])
+
+SYNC_SEARCH, SYNC_LOCKED, SYNC_FLYWHEEL, SYNC_NONE = 0, 1, 2, 3
+
+
+@dataclass
+class FrameBatch:
+    frames: np.ndarray   # (n, frame_length) uint8
+    quality: np.ndarray  # (n,) FRAME_QUALITY_DTYPE
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    @classmethod
+    def empty(cls, frame_length: int) -> "FrameBatch":
+        return cls(np.zeros((0, frame_length), np.uint8), np.zeros(0, FRAME_QUALITY_DTYPE))
+
+    @classmethod
+    def from_frames(cls, frames: np.ndarray, first_byte: int = 0,
+                    reception_time: float | np.ndarray = np.nan,
+                    crc: np.ndarray | None = None) -> "FrameBatch":
+        """Frames that enter at level "frames" (already decoded elsewhere)."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        n, length = frames.shape
+        q = np.zeros(n, FRAME_QUALITY_DTYPE)
+        q["bit_position"] = (first_byte + np.arange(n, dtype=np.int64) * length) * 8
+        q["reception_time"] = reception_time
+        q["sync_state"] = SYNC_NONE
+        q["crc"] = -1 if crc is None else crc
+        return cls(frames, q)
+
+    @classmethod
+    def concatenate(cls, batches: list["FrameBatch"], frame_length: int) -> "FrameBatch":
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return cls.empty(frame_length)
+        return cls(np.concatenate([b.frames for b in batches]),
+                   np.concatenate([b.quality for b in batches]))
