@@ -1,0 +1,5 @@
+import sys
+
+from groundseg.cli import main
+
+sys.exit(main())
