@@ -1,0 +1,536 @@
+"""Reed-Solomon codec of CCSDS 131.0-B-4 section 4 (TM Synchronization and Channel Coding).
+
+The codes are RS(255,223) with E=16 (``parity=32``) and RS(255,239) with E=8
+(``parity=16``) over GF(256) built on F(x) = x^8+x^7+x^2+x+1, with code
+generator g(x) = prod_{j=128-E}^{127+E} (x - alpha^(11 j)), i.e. first
+consecutive root 128-E and primitive element beta = alpha^11. Symbols are in
+Berlekamp's dual basis by default (``dual_basis=True``), the conventional
+(polynomial) basis otherwise.
+
+A codeblock of interleave depth I (1, 2, 3, 4, 5 or 8) holds I codewords:
+byte j of the codeblock belongs to codeword j mod I; the I*(255-2E-q) data
+bytes come first, then the I*2E parity bytes. q bytes of virtual fill per
+codeword (shortened codes, e.g. (252,220) with q=3) are implied zeros at the
+start of every codeword and never transmitted; the batch's row length fixes q.
+
+Batches are 2-D uint8 arrays, one codeblock (or data block) per row. A 1-D
+array is one row, and the results are then 1-D too (data row, ``(I,)``
+corrections).
+
+The decoder runs in one numba kernel per batch. Clean codewords are found by
+re-encoding the data bytes with a table-driven LFSR whose parity register is
+four uint64 words (the table works directly on dual-basis bytes), and
+comparing with the received parity. Only codewords whose parity differs go
+through syndromes (read from the parity difference, which is the received
+word modulo g(x)), Berlekamp-Massey, Chien search over the transmitted
+positions and Forney. A codeword is refused (corrections -1, data returned
+as received) whenever the failure is detectable: locator degree above E or
+different from the number of roots among the transmitted positions (a root in
+the virtual fill counts as missing), a repeated root or zero error value, or
+nonzero syndromes left after correction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from groundseg._numba import kernel
+
+__all__ = [
+    "FIELD_POLYNOMIAL", "PRIMITIVE_ELEMENT_POWER", "INTERLEAVE_DEPTHS", "PARITY_LENGTHS",
+    "FIRST_CONSECUTIVE_ROOT", "TO_DUAL", "FROM_DUAL", "CodewordLayout", "codeword_layout",
+    "generator_polynomial", "encode", "decode",
+]
+
+#: x^8+x^7+x^2+x+1, CCSDS 131.0-B-4 4.3.2.
+FIELD_POLYNOMIAL = 0x187
+#: The code generator's roots are powers of beta = alpha^11.
+PRIMITIVE_ELEMENT_POWER = 11
+INTERLEAVE_DEPTHS = (1, 2, 3, 4, 5, 8)
+#: 2E parity symbols per codeword: 32 for (255,223), 16 for (255,239).
+PARITY_LENGTHS = (16, 32)
+#: First consecutive root of g(x) (as a power of beta): 128 - E.
+FIRST_CONSECUTIVE_ROOT = {32: 112, 16: 120}
+
+NN = 255
+
+
+# --- Galois field tables (built once at import; tiny) -------------------------------------
+
+def _alpha_tables() -> tuple[np.ndarray, np.ndarray]:
+    exp = np.zeros(NN, np.int32)
+    x = 1
+    for i in range(NN):
+        exp[i] = x
+        x <<= 1
+        if x & 0x100:
+            x ^= FIELD_POLYNOMIAL
+    log = np.zeros(256, np.int32)
+    log[exp] = np.arange(NN)
+    return exp, log
+
+
+_ALPHA_EXP, _ALPHA_LOG = _alpha_tables()
+
+# Logarithms to base beta: with them the CCSDS code is a textbook RS code with
+# primitive element 1 step apart, so the decoder needs no "prim" bookkeeping.
+_EXP = _ALPHA_EXP[(PRIMITIVE_ELEMENT_POWER * np.arange(NN)) % NN].astype(np.int32)
+_LOG = np.zeros(256, np.int32)
+_LOG[_EXP] = np.arange(NN, dtype=np.int32)
+_LOG[0] = 0  # never read for 0: callers test for zero first
+#: exp over 0..2*254 so sums of two logs need no reduction.
+_EXP2 = np.concatenate([_EXP, _EXP, _EXP[:2]]).astype(np.int32)
+
+
+def _gf_mul(a: int, b: int) -> int:
+    if a == 0 or b == 0:
+        return 0
+    return int(_EXP[(_LOG[a] + _LOG[b]) % NN])
+
+
+def _dual_tables() -> tuple[np.ndarray, np.ndarray]:
+    # CCSDS 131.0-B-4 Annex F: conventional -> Berlekamp (dual basis) is the
+    # GF(2)-linear map whose rows for the conventional bits alpha^7..alpha^0
+    # are these bytes.
+    rows = (0x8D, 0xEF, 0xEC, 0x86, 0xFA, 0x99, 0xAF, 0x7B)
+    to_dual = np.zeros(256, np.uint8)
+    for v in range(256):
+        z = 0
+        for k in range(8):
+            if v & (1 << k):
+                z ^= rows[7 - k]
+        to_dual[v] = z
+    from_dual = np.zeros(256, np.uint8)
+    from_dual[to_dual] = np.arange(256, dtype=np.uint8)
+    return to_dual, from_dual
+
+
+#: Conventional -> dual basis and back, one byte each (256-entry tables).
+TO_DUAL, FROM_DUAL = _dual_tables()
+_IDENTITY = np.arange(256, dtype=np.uint8)
+
+
+def generator_polynomial(parity: int = 32) -> np.ndarray:
+    """g(x) coefficients, highest degree first (monic, length parity+1), conventional basis."""
+    _check_parity(parity)
+    g = [1]
+    for j in range(parity):
+        root = int(_EXP[(FIRST_CONSECUTIVE_ROOT[parity] + j) % NN])
+        out = [0] * (len(g) + 1)
+        for i, c in enumerate(g):  # (g(x)) * (x + root), highest degree first
+            out[i] ^= c
+            out[i + 1] ^= _gf_mul(c, root)
+        g = out
+    return np.array(g, np.uint8)
+
+
+def _pack_words(byte_rows: np.ndarray) -> np.ndarray:
+    """(m, 32) bytes -> (m, 4) uint64, byte 0 in the top byte of word 0."""
+    padded = np.zeros((byte_rows.shape[0], 32), np.uint8)
+    padded[:, :byte_rows.shape[1]] = byte_rows
+    return padded.reshape(-1, 4, 8).view(">u8").reshape(-1, 4).astype(np.uint64)
+
+
+def _mul_table() -> np.ndarray:
+    a = np.arange(256)
+    la, lb = np.meshgrid(_LOG[a], _LOG[a], indexing="ij")
+    t = _EXP[(la + lb) % NN].astype(np.uint8)
+    t[0, :] = 0
+    t[:, 0] = 0
+    return t
+
+
+_MUL = _mul_table()
+
+
+def _lfsr_table(parity: int, dual: bool) -> np.ndarray:
+    """(256, 4) uint64: feedback symbol f -> f * (g_{p-1}, ..., g_0) packed.
+
+    For the dual basis the index and the entries are dual-basis bytes: the
+    map is GF(2)-linear, so the encoder never converts data bytes.
+    """
+    g = generator_polynomial(parity)[1:]  # g_{p-1} .. g_0
+    f = np.arange(256)
+    fc = FROM_DUAL[f] if dual else f
+    prod = _MUL[fc[:, None], g[None, :]]
+    if dual:
+        prod = TO_DUAL[prod]
+    return _pack_words(prod)
+
+
+def _syndrome_table(parity: int, dual: bool) -> np.ndarray:
+    """(parity, 256, 4) uint64: parity-difference byte b with value v -> its syndromes packed.
+
+    Byte b of the parity region has degree parity-1-b; syndrome j evaluates at
+    beta^(fcr+j). The received word modulo g(x) is this difference, so its
+    syndromes are the codeword's.
+    """
+    fcr = FIRST_CONSECUTIVE_ROOT[parity]
+    v = np.arange(256)
+    vc = FROM_DUAL[v] if dual else v
+    out = np.zeros((parity, 256, parity), np.uint8)
+    for b in range(parity):
+        deg = parity - 1 - b
+        powers = _EXP[((fcr + np.arange(parity)) * deg) % NN]
+        out[b] = _MUL[vc[:, None], powers[None, :]]
+    return _pack_words(out.reshape(-1, parity)).reshape(parity, 256, 4)
+
+
+_TABLES: dict = {}
+
+
+def _tables(parity: int, dual: bool):
+    key = (parity, dual)
+    if key not in _TABLES:
+        _TABLES[key] = (
+            _lfsr_table(parity, dual),
+            _syndrome_table(parity, dual),
+            TO_DUAL if dual else _IDENTITY,
+        )
+    return _TABLES[key]
+
+
+# --- Validation and layout ---------------------------------------------------------------
+
+def _check_parity(parity) -> None:
+    if parity not in PARITY_LENGTHS:
+        raise ValueError(f"parity must be 32 (RS(255,223), E=16) or 16 (RS(255,239), E=8), got {parity!r}")
+
+
+def _check_interleave(interleave) -> None:
+    if isinstance(interleave, bool) or interleave not in INTERLEAVE_DEPTHS:
+        raise ValueError(f"interleave must be one of {INTERLEAVE_DEPTHS} (CCSDS 131.0-B-4), got {interleave!r}")
+
+
+@dataclass(frozen=True)
+class CodewordLayout:
+    """How a codeblock row splits into codewords (CCSDS 131.0-B-4 4.3.7, shortening 4.3.8)."""
+
+    interleave: int
+    parity: int
+    virtual_fill: int       # q: implied zero symbols at the start of each codeword
+    codeword_length: int    # 255 - q: transmitted symbols per codeword
+    data_per_codeword: int  # 255 - parity - q
+
+    @property
+    def codeblock_length(self) -> int:
+        return self.interleave * self.codeword_length
+
+    @property
+    def data_length(self) -> int:
+        return self.interleave * self.data_per_codeword
+
+
+def codeword_layout(row_length: int, interleave: int = 1, parity: int = 32, *,
+                    codeblock: bool = True) -> CodewordLayout:
+    """Layout for a codeblock row (``codeblock=True``) or a data row of ``row_length`` bytes.
+
+    Raises ValueError if the length does not split into ``interleave`` codewords
+    of at least one data byte each.
+    """
+    _check_interleave(interleave)
+    _check_parity(parity)
+    k = NN - parity
+    what = "codeblock" if codeblock else "data"
+    full = NN if codeblock else k
+    if row_length % interleave:
+        raise ValueError(f"{what} length {row_length} is not a multiple of interleave depth {interleave}")
+    per = row_length // interleave
+    lowest = parity + 1 if codeblock else 1
+    if not lowest <= per <= full:
+        raise ValueError(
+            f"{what} length {row_length} with interleave {interleave} gives {per} bytes per codeword; "
+            f"expected {lowest}..{full} (at most {full * interleave} bytes per row)")
+    q = full - per
+    return CodewordLayout(interleave, parity, q, NN - q, k - q)
+
+
+def _as_rows(array, name: str) -> tuple[np.ndarray, bool]:
+    if isinstance(array, (bytes, bytearray, memoryview)):
+        array = np.frombuffer(array, np.uint8)
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{name} must be a numpy uint8 array, got {type(array).__name__}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"{name} must have dtype uint8, got {array.dtype}")
+    if array.ndim == 1:
+        return np.ascontiguousarray(array[None, :]), True
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (one row) or 2-D (one row per block), got {array.ndim}-D")
+    return np.ascontiguousarray(array), False
+
+
+# --- Kernels -------------------------------------------------------------------------------
+
+_S8 = np.uint64(8)
+_S56 = np.uint64(56)
+_M8 = np.uint64(0xFF)
+
+
+@kernel
+def _lfsr(row, start, stride, count, tab):
+    # Remainder of x^p d(x) mod g(x): the register is 32 bytes in four words,
+    # shifted one byte per input symbol, feedback from the top byte.
+    w0 = np.uint64(0)
+    w1 = np.uint64(0)
+    w2 = np.uint64(0)
+    w3 = np.uint64(0)
+    j = start
+    for _ in range(count):
+        f = (w0 >> _S56) ^ np.uint64(row[j])
+        w0 = ((w0 << _S8) | (w1 >> _S56)) ^ tab[f, 0]
+        w1 = ((w1 << _S8) | (w2 >> _S56)) ^ tab[f, 1]
+        w2 = ((w2 << _S8) | (w3 >> _S56)) ^ tab[f, 2]
+        w3 = (w3 << _S8) ^ tab[f, 3]
+        j += stride
+    return w0, w1, w2, w3
+
+
+@kernel
+def _word_byte(w0, w1, w2, w3, b):
+    w = w0 if b < 8 else (w1 if b < 16 else (w2 if b < 24 else w3))
+    return np.uint8((w >> np.uint64(56 - 8 * (b & 7))) & _M8)
+
+
+@kernel
+def _encode_kernel(data, out, interleave, k_short, parity, tab):
+    n_rows = data.shape[0]
+    d_len = interleave * k_short
+    for r in range(n_rows):
+        row = data[r]
+        o = out[r]
+        for j in range(d_len):
+            o[j] = row[j]
+        for c in range(interleave):
+            w0, w1, w2, w3 = _lfsr(row, c, interleave, k_short, tab)
+            for b in range(parity):
+                o[d_len + b * interleave + c] = _word_byte(w0, w1, w2, w3, b)
+
+
+@kernel
+def _pack_received(row, start, stride, parity):
+    w0 = np.uint64(0)
+    w1 = np.uint64(0)
+    w2 = np.uint64(0)
+    w3 = np.uint64(0)
+    j = start
+    for b in range(parity):
+        v = np.uint64(row[j]) << np.uint64(56 - 8 * (b & 7))
+        if b < 8:
+            w0 |= v
+        elif b < 16:
+            w1 |= v
+        elif b < 24:
+            w2 |= v
+        else:
+            w3 |= v
+        j += stride
+    return w0, w1, w2, w3
+
+
+@kernel
+def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, lam, bb, tmp, roots, values):
+    """Berlekamp-Massey, Chien, Forney on syndromes ``syn`` (conventional, j = 0..parity-1).
+
+    Returns the number of errors (roots and ``values`` filled) or -1.
+    """
+    t = parity // 2
+    for i in range(parity + 1):
+        lam[i] = 0
+        bb[i] = 0
+    lam[0] = 1
+    bb[0] = 1
+    ell = 0
+    m = 1
+    b_log = 0  # log of the last nonzero discrepancy (starts at 1)
+    for nstep in range(parity):
+        d = np.int32(syn[nstep])
+        for i in range(1, ell + 1):
+            if lam[i] != 0 and syn[nstep - i] != 0:
+                d ^= exp2[log[lam[i]] + log[syn[nstep - i]]]
+        if d == 0:
+            m += 1
+            continue
+        # lam -= (d/b) x^m bb
+        scale = log[d] - b_log
+        if scale < 0:
+            scale += 255
+        if 2 * ell <= nstep:
+            for i in range(parity + 1):
+                tmp[i] = lam[i]
+            for i in range(parity + 1 - m):
+                if bb[i] != 0:
+                    lam[i + m] ^= exp2[log[bb[i]] + scale]
+            ell = nstep + 1 - ell
+            for i in range(parity + 1):
+                bb[i] = tmp[i]
+            b_log = log[d]
+            m = 1
+        else:
+            for i in range(parity + 1 - m):
+                if bb[i] != 0:
+                    lam[i + m] ^= exp2[log[bb[i]] + scale]
+            m += 1
+    deg = 0
+    for i in range(parity + 1):
+        if lam[i] != 0:
+            deg = i
+    if deg > t or deg != ell or deg == 0:
+        return -1
+    # Chien search: Lambda(beta^-i) for the transmitted degrees i < n_short;
+    # each term's exponent steps by -m per position.
+    nterms = 0
+    for i in range(1, deg + 1):
+        if lam[i] != 0:
+            tmp[nterms] = log[lam[i]]
+            bb[nterms] = 255 - i
+            nterms += 1
+    found = 0
+    for i in range(n_short):
+        v = np.int32(1)
+        for k in range(nterms):
+            v ^= exp[tmp[k]]
+            e = tmp[k] + bb[k]
+            if e >= 255:
+                e -= 255
+            tmp[k] = e
+        if v == 0:
+            if found == deg:
+                return -1
+            roots[found] = i
+            found += 1
+    if found != deg:
+        return -1
+    # Forney: Y = X^(1-fcr) Omega(X^-1) / Lambda'(X^-1), Omega = S Lambda mod x^deg.
+    for i in range(deg):
+        o = np.int32(0)
+        for jj in range(i + 1):
+            if syn[i - jj] != 0 and lam[jj] != 0:
+                o ^= exp2[log[syn[i - jj]] + log[lam[jj]]]
+        tmp[i] = o
+    for r in range(deg):
+        i = roots[r]
+        xinv = (255 - i) % 255  # log of X^-1
+        num = np.int32(0)
+        e = 0
+        for jj in range(deg):
+            if tmp[jj] != 0:
+                num ^= exp[(log[tmp[jj]] + e) % 255]
+            e += xinv
+            if e >= 255:
+                e -= 255
+        den = np.int32(0)
+        e = 0  # Lambda'(x) = sum over odd m of lam_m x^(m-1)
+        x2 = (2 * xinv) % 255
+        for jj in range(1, deg + 1, 2):
+            if lam[jj] != 0:
+                den ^= exp[(log[lam[jj]] + e) % 255]
+            e += x2
+            if e >= 255:
+                e -= 255
+        if num == 0 or den == 0:
+            return -1
+        lv = (log[num] - log[den] + (i * (256 - fcr)) % 255) % 255
+        if lv < 0:
+            lv += 255
+        values[r] = exp[lv]
+    # The error pattern must reproduce every syndrome, else the corrected
+    # word is not a codeword.
+    for j in range(parity):
+        s = np.int32(0)
+        for r in range(deg):
+            s ^= exp[(log[values[r]] + roots[r] * ((fcr + j) % 255)) % 255]
+        if s != syn[j]:
+            return -1
+    return deg
+
+
+@kernel
+def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
+                   lfsr_tab, syn_tab, to_out, exp, exp2, log):
+    n_rows = cb.shape[0]
+    k_short = n_short - parity
+    d_len = interleave * k_short
+    syn = np.zeros(parity, np.int32)
+    lam = np.zeros(parity + 1, np.int32)
+    bb = np.zeros(parity + 1, np.int32)
+    tmp = np.zeros(parity + 1, np.int32)
+    roots = np.zeros(parity + 1, np.int32)
+    values = np.zeros(parity + 1, np.int32)
+    for r in range(n_rows):
+        row = cb[r]
+        o = out[r]
+        for j in range(d_len):
+            o[j] = row[j]
+        for c in range(interleave):
+            w0, w1, w2, w3 = _lfsr(row, c, interleave, k_short, lfsr_tab)
+            p0, p1, p2, p3 = _pack_received(row, d_len + c, interleave, parity)
+            d0 = w0 ^ p0
+            d1 = w1 ^ p1
+            d2 = w2 ^ p2
+            d3 = w3 ^ p3
+            if (d0 | d1 | d2 | d3) == 0:
+                corr[r, c] = 0
+                continue
+            s0 = np.uint64(0)
+            s1 = np.uint64(0)
+            s2 = np.uint64(0)
+            s3 = np.uint64(0)
+            for b in range(parity):
+                v = _word_byte(d0, d1, d2, d3, b)
+                if v != 0:
+                    s0 ^= syn_tab[b, v, 0]
+                    s1 ^= syn_tab[b, v, 1]
+                    s2 ^= syn_tab[b, v, 2]
+                    s3 ^= syn_tab[b, v, 3]
+            for j in range(parity):
+                syn[j] = np.int32(_word_byte(s0, s1, s2, s3, j))
+            nerr = _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log,
+                                     lam, bb, tmp, roots, values)
+            corr[r, c] = nerr
+            if nerr > 0:
+                for e in range(nerr):
+                    pos = n_short - 1 - roots[e]  # symbol index within the codeword
+                    if pos < k_short:
+                        o[pos * interleave + c] ^= to_out[values[e]]
+
+
+# --- Public API ------------------------------------------------------------------------------
+
+def encode(data, interleave: int = 1, parity: int = 32, dual_basis: bool = True) -> np.ndarray:
+    """Codeblocks for data rows: ``(n, I*(255-parity-q))`` uint8 -> ``(n, I*(255-q))`` uint8.
+
+    Each row is its data followed by the interleaved parity (byte j belongs to
+    codeword j mod I). A 1-D row gives a 1-D codeblock.
+    """
+    _check_interleave(interleave)
+    _check_parity(parity)
+    rows, one = _as_rows(data, "data")
+    layout = codeword_layout(rows.shape[1], interleave, parity, codeblock=False)
+    lfsr_tab, _, _ = _tables(parity, bool(dual_basis))
+    out = np.empty((rows.shape[0], layout.codeblock_length), np.uint8)
+    _encode_kernel(rows, out, interleave, layout.data_per_codeword, parity, lfsr_tab)
+    return out[0] if one else out
+
+
+def decode(codeblocks, interleave: int = 1, parity: int = 32,
+           dual_basis: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Correct codeblock rows: ``(n, I*(255-q))`` uint8 -> data ``(n, I*(255-parity-q))``, corrections.
+
+    ``corrections`` is ``(n, I)`` int16: symbols corrected in each codeword
+    (parity symbols included), -1 where the codeword is uncorrectable; that
+    codeword's data bytes are returned as received. A 1-D codeblock gives a
+    1-D data row and ``(I,)`` corrections.
+    """
+    _check_interleave(interleave)
+    _check_parity(parity)
+    rows, one = _as_rows(codeblocks, "codeblocks")
+    layout = codeword_layout(rows.shape[1], interleave, parity, codeblock=True)
+    lfsr_tab, syn_tab, to_out = _tables(parity, bool(dual_basis))
+    out = np.empty((rows.shape[0], layout.data_length), np.uint8)
+    corr = np.zeros((rows.shape[0], interleave), np.int16)
+    _decode_kernel(rows, out, corr, interleave, layout.codeword_length, parity,
+                   FIRST_CONSECUTIVE_ROOT[parity], lfsr_tab, syn_tab, to_out, _EXP, _EXP2, _LOG)
+    if one:
+        return out[0], corr[0]
+    return out, corr
