@@ -1,11 +1,27 @@
-"""Packet fields per APID through ccsdspy definitions, with onboard time (CCSDS 133.0-B, 301.0-B)."""
+"""Packet fields per APID through ccsdspy definitions, with onboard time (CCSDS 133.0-B, 301.0-B).
+
+A :class:`~groundseg.link.records.PacketBatch` of mixed APIDs is grouped by APID
+once (a stable argsort and one gather kernel), then each APID's packets are
+decoded by its ccsdspy definition in one call per batch, calibrated
+(polynomials from the mission's CSV) and timed: the APID's CUC or CDS time code
+(301.0-B) where the packet carries one, else the frame's insert-zone time, else
+NaN. APIDs without a definition come back with no fields (archived raw).
+Packets whose length differs from their fixed-length definition are refused
+and counted under ``packet_length``, never decoded at a wrong stride.
+"""
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from groundseg._numba import kernel
 from groundseg.link.records import PacketBatch
+from groundseg.mission import TimeCode, import_ccsdspy, parse_calibration
+
+import_ccsdspy()
 
 
 @dataclass
@@ -17,3 +33,256 @@ class DecodedApid:
     fields: dict[str, np.ndarray] = field(default_factory=dict)   # one array per decoded field
     units: dict[str, str] = field(default_factory=dict)
     calibration: dict[str, str] = field(default_factory=dict)
+    #: raw counts of the calibrated fields (``fields`` holds the engineering values)
+    raw_fields: dict[str, np.ndarray] = field(default_factory=dict)
+    #: packets of this APID refused by telemetry decoding, in reception order
+    rejected: PacketBatch = field(default_factory=PacketBatch.empty)
+    #: why they were refused: {"packet_length": n}
+    rejects: dict[str, int] = field(default_factory=dict)
+
+
+# -- ccsdspy's own warnings (sequence gaps, ...) are counted by the link layer: keep them quiet
+_quiet = threading.local()
+
+
+class _QuietWhileDecoding(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_quiet, "active", False)
+
+
+_ccsdspy_log = logging.getLogger("ccsdspy")
+if not any(isinstance(f, _QuietWhileDecoding) for f in _ccsdspy_log.filters):
+    _ccsdspy_log.addFilter(_QuietWhileDecoding())
+
+
+class _ArrayFile:
+    """A read-only file over a uint8 array, so ccsdspy's ``load`` reads it without a copy."""
+
+    def __init__(self, data: np.ndarray):
+        self._data = np.ascontiguousarray(data, dtype=np.uint8)
+        self._pos = 0
+
+    def read(self, size: int = -1):
+        end = self._data.size if size is None or size < 0 else min(self._data.size, self._pos + size)
+        out = self._data[self._pos:end]
+        self._pos = end
+        return out
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = pos if whence == 0 else (self._pos + pos if whence == 1 else self._data.size + pos)
+        return self._pos
+
+
+# -- kernels ----------------------------------------------------------------------------
+
+@kernel
+def _gather_packets(data, offsets, order):
+    """Packets ``order[i]`` back to back: the bytes and the new offsets."""
+    n = order.shape[0]
+    new_offsets = np.empty(n + 1, np.int64)
+    new_offsets[0] = 0
+    for i in range(n):
+        j = order[i]
+        new_offsets[i + 1] = new_offsets[i] + (offsets[j + 1] - offsets[j])
+    out = np.empty(new_offsets[n], np.uint8)
+    for i in range(n):
+        j = order[i]
+        start = offsets[j]
+        length = offsets[j + 1] - start
+        dst = new_offsets[i]
+        for k in range(length):
+            out[dst + k] = data[start + k]
+    return out, new_offsets
+
+
+@kernel
+def _time_rows(data, offsets, first, width):
+    """(n, width) bytes from ``first`` of each packet, and whether the packet holds them."""
+    n = offsets.shape[0] - 1
+    rows = np.zeros((n, width), np.uint8)
+    ok = np.zeros(n, np.bool_)
+    for i in range(n):
+        start = offsets[i] + first
+        if start + width <= offsets[i + 1]:
+            ok[i] = True
+            for k in range(width):
+                rows[i, k] = data[start + k]
+    return rows, ok
+
+
+@kernel
+def cuc_seconds(rows, coarse, fine):
+    """CUC T-fields (301.0-B 3.2): ``coarse`` octets of seconds then ``fine`` octets, MSB first."""
+    n = rows.shape[0]
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        c = np.uint64(0)
+        for k in range(coarse):
+            c = (c << np.uint64(8)) | np.uint64(rows[i, k])
+        f = 0.0
+        scale = 1.0 / 256.0
+        for k in range(fine):
+            f += rows[i, coarse + k] * scale
+            scale /= 256.0
+        out[i] = np.float64(c) + f
+    return out
+
+
+@kernel
+def cds_seconds(rows, day_bytes, subms_bytes):
+    """CDS T-fields (301.0-B 3.3): days, milliseconds of day, then us (2 octets) or ps (4)."""
+    n = rows.shape[0]
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        day = np.int64(0)
+        for k in range(day_bytes):
+            day = (day << np.int64(8)) | np.int64(rows[i, k])
+        ms = np.int64(0)
+        for k in range(4):
+            ms = (ms << np.int64(8)) | np.int64(rows[i, day_bytes + k])
+        sub = np.int64(0)
+        for k in range(subms_bytes):
+            sub = (sub << np.int64(8)) | np.int64(rows[i, day_bytes + 4 + k])
+        t = np.float64(day) * 86400.0 + np.float64(ms) * 1e-3
+        if subms_bytes == 2:
+            t += np.float64(sub) * 1e-6
+        elif subms_bytes == 4:
+            t += np.float64(sub) * 1e-12
+        out[i] = t
+    return out
+
+
+def time_code_seconds(rows: np.ndarray, code: TimeCode) -> np.ndarray:
+    """Seconds since the time code's epoch for each row of T-field bytes (P-field skipped)."""
+    rows = np.ascontiguousarray(rows[:, 1:] if code.pfield else rows, dtype=np.uint8)
+    if code.kind == "cuc":
+        return cuc_seconds(rows, np.int64(code.coarse), np.int64(code.fine))
+    return cds_seconds(rows, np.int64(code.day_bytes), np.int64(code.subms_bytes))
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+def _group(packets: PacketBatch):
+    """Packets sorted by APID (stable: reception order within an APID) and the group bounds."""
+    apids = packets.header["apid"]
+    n = apids.shape[0]
+    if n and (apids == apids[0]).all():
+        return packets, np.array([0, n]), apids[:1]
+    order = np.argsort(apids, kind="stable")
+    data, offsets = _gather_packets(packets.data, packets.offsets, order)
+    header = packets.header
+    # rows as opaque records: numpy's structured fancy indexing copies field by field
+    rows = np.ascontiguousarray(header).view(f"V{header.dtype.itemsize}")
+    sorted_batch = PacketBatch(data, offsets, np.take(rows, order).view(header.dtype))
+    sa = sorted_batch.header["apid"]
+    starts = np.flatnonzero(np.diff(sa)) + 1
+    bounds = np.concatenate(([0], starts, [n]))
+    return sorted_batch, bounds, sa[bounds[:-1]]
+
+
+def _slice(batch: PacketBatch, i0: int, i1: int) -> PacketBatch:
+    o0, o1 = batch.offsets[i0], batch.offsets[i1]
+    return PacketBatch(batch.data[o0:o1], batch.offsets[i0:i1 + 1] - o0, batch.header[i0:i1])
+
+
+def _onboard_time(batch: PacketBatch, apid_def) -> np.ndarray:
+    frame_time = batch.header["frame_time"].astype(np.float64)
+    code = getattr(apid_def, "time_code", None) if apid_def is not None else None
+    if code is None or len(batch) == 0:
+        return frame_time.copy()
+    rows, ok = _time_rows(batch.data, batch.offsets, np.int64(code.offset), np.int64(code.length))
+    # a packet without a secondary header (e.g. a continuation segment) carries no time code
+    ok &= batch.header["sec_hdr"] == 1
+    t = time_code_seconds(rows, code) + apid_def.epoch_unix
+    return np.where(ok, t, frame_time)
+
+
+def _calibrate(fields: dict, apid_def, out: DecodedApid, cache: dict) -> None:
+    for name, meta in apid_def.fields.items():
+        if meta.units:
+            out.units[name] = meta.units
+        if meta.calibration is None or name not in fields:
+            continue
+        coeffs = cache.get(meta.calibration)
+        if coeffs is None:
+            coeffs = cache[meta.calibration] = np.asarray(parse_calibration(meta.calibration))[::-1]
+        raw = fields[name]
+        out.raw_fields[name] = raw
+        fields[name] = np.polyval(coeffs, raw.astype(np.float64))
+        out.calibration[name] = meta.calibration
+
+
+def _load_variable(definition, batch: PacketBatch):
+    """VariableLength over the whole group; on failure, packet by packet to find the bad ones."""
+    try:
+        return definition.load(_ArrayFile(batch.data)), np.ones(len(batch), bool)
+    except Exception:
+        ok = np.zeros(len(batch), bool)
+        for i in range(len(batch)):
+            try:
+                definition.load(_ArrayFile(batch.data[batch.offsets[i]:batch.offsets[i + 1]]))
+                ok[i] = True
+            except Exception:
+                pass
+        good = batch.select(ok)
+        if not len(good):
+            return {}, ok
+        return definition.load(_ArrayFile(good.data)), ok
+
+
+def _decode_group(batch: PacketBatch, apid: int, apid_def, name: str, cache: dict) -> DecodedApid:
+    definition = getattr(apid_def, "packet_definition", None) if apid_def is not None else None
+    if definition is None:
+        return DecodedApid(apid, name, batch, _onboard_time(batch, apid_def))
+    if apid_def.variable:
+        fields, ok = _load_variable(definition, batch)
+    else:
+        lengths = np.diff(batch.offsets)
+        ok = lengths == apid_def.packet_length
+        fields = None
+    rejected = PacketBatch.empty()
+    if not ok.all():
+        rejected = batch.select(~ok)
+        batch = batch.select(ok)
+    if fields is None:
+        fields = definition.load(_ArrayFile(batch.data)) if len(batch) else {}
+    out = DecodedApid(apid, name, batch, _onboard_time(batch, apid_def), rejected=rejected)
+    if len(rejected):
+        out.rejects["packet_length"] = len(rejected)
+    _calibrate(fields, apid_def, out, cache)
+    out.fields = fields
+    return out
+
+
+def decode(packets: PacketBatch, mission) -> tuple[dict[int, DecodedApid], dict[str, int]]:
+    """Decode a batch of mixed APIDs: ``({apid: DecodedApid}, {"packet_length": n})``.
+
+    ``DecodedApid.packets`` holds the APID's decoded packets in reception order;
+    its refused packets are in ``.rejected`` and counted in the returned rejects.
+    """
+    rejects: dict[str, int] = {}
+    if len(packets) == 0:
+        return {}, rejects
+    apids = getattr(mission, "apids", {}) if mission is not None else {}
+    cache = getattr(mission, "_cache", None)
+    if cache is None:
+        cache = {}
+    cache = cache.setdefault("telemetry.calibration", {})
+    sorted_batch, bounds, group_apids = _group(packets)
+    out: dict[int, DecodedApid] = {}
+    _quiet.active = True
+    try:
+        for g, apid in enumerate(group_apids.tolist()):
+            apid_def = apids.get(apid)
+            name = apid_def.name if apid_def is not None else f"apid{apid}"
+            sub = _slice(sorted_batch, int(bounds[g]), int(bounds[g + 1]))
+            dec = _decode_group(sub, apid, apid_def, name, cache)
+            for k, v in dec.rejects.items():
+                rejects[k] = rejects.get(k, 0) + v
+            out[apid] = dec
+    finally:
+        _quiet.active = False
+    return out, rejects
