@@ -177,6 +177,17 @@ def _syndrome_table(parity: int, dual: bool) -> np.ndarray:
     return _pack_words(out.reshape(-1, parity)).reshape(parity, 256, 4)
 
 
+def _chien_table() -> np.ndarray:
+    """(17, 8, 256) uint8: [m, bit, i] = alpha^bit (conventional) * beta^(-m i)."""
+    m = np.arange(17)[:, None]
+    i = np.arange(256)[None, :]
+    powers = _EXP[(-m * i) % NN]  # (17, 256)
+    bits = (1 << np.arange(8))
+    return _MUL[bits[None, :, None], powers[:, None, :]]
+
+
+_CHIEN = np.ascontiguousarray(_chien_table())
+
 _TABLES: dict = {}
 
 
@@ -329,7 +340,7 @@ def _pack_received(row, start, stride, parity):
 
 
 @kernel
-def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, lam, bb, tmp, roots, values):
+def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, chien, lam, bb, tmp, acc, roots, values):
     """Berlekamp-Massey, Chien, Forney on syndromes ``syn`` (conventional, j = 0..parity-1).
 
     Returns the number of errors (roots and ``values`` filled) or -1.
@@ -377,24 +388,22 @@ def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, lam, bb, tmp, r
             deg = i
     if deg > t or deg != ell or deg == 0:
         return -1
-    # Chien search: Lambda(beta^-i) for the transmitted degrees i < n_short;
-    # each term's exponent steps by -m per position.
-    nterms = 0
-    for i in range(1, deg + 1):
-        if lam[i] != 0:
-            tmp[nterms] = log[lam[i]]
-            bb[nterms] = 255 - i
-            nterms += 1
+    # Chien search: Lambda(beta^-i) for the transmitted degrees i < n_short,
+    # all positions at once: multiplying by lam_m is GF(2)-linear, so the sum
+    # over m of lam_m beta^(-m i) is the XOR of precomputed 256-byte rows, one
+    # per set bit of each lam_m (lam_0 = 1 makes a root read 1).
+    for i in range(256):
+        acc[i] = 0
+    for mm in range(1, deg + 1):
+        v = lam[mm]
+        for bit in range(8):
+            if (v >> bit) & 1:
+                rowv = chien[mm, bit]
+                for i in range(256):
+                    acc[i] ^= rowv[i]
     found = 0
     for i in range(n_short):
-        v = np.int32(1)
-        for k in range(nterms):
-            v ^= exp[tmp[k]]
-            e = tmp[k] + bb[k]
-            if e >= 255:
-                e -= 255
-            tmp[k] = e
-        if v == 0:
+        if acc[i] == 1:
             if found == deg:
                 return -1
             roots[found] = i
@@ -408,46 +417,55 @@ def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, lam, bb, tmp, r
             if syn[i - jj] != 0 and lam[jj] != 0:
                 o ^= exp2[log[syn[i - jj]] + log[lam[jj]]]
         tmp[i] = o
+    for jj in range(deg):
+        tmp[jj] = log[tmp[jj]] if tmp[jj] != 0 else -1  # Omega as logs
     for r in range(deg):
         i = roots[r]
-        xinv = (255 - i) % 255  # log of X^-1
+        xinv = 255 - i if i != 0 else 0  # log of X^-1
         num = np.int32(0)
         e = 0
         for jj in range(deg):
-            if tmp[jj] != 0:
-                num ^= exp[(log[tmp[jj]] + e) % 255]
+            if tmp[jj] >= 0:
+                num ^= exp2[tmp[jj] + e]
             e += xinv
             if e >= 255:
                 e -= 255
         den = np.int32(0)
         e = 0  # Lambda'(x) = sum over odd m of lam_m x^(m-1)
-        x2 = (2 * xinv) % 255
+        x2 = xinv + xinv
+        if x2 >= 255:
+            x2 -= 255
         for jj in range(1, deg + 1, 2):
             if lam[jj] != 0:
-                den ^= exp[(log[lam[jj]] + e) % 255]
+                den ^= exp2[log[lam[jj]] + e]
             e += x2
             if e >= 255:
                 e -= 255
         if num == 0 or den == 0:
             return -1
-        lv = (log[num] - log[den] + (i * (256 - fcr)) % 255) % 255
-        if lv < 0:
-            lv += 255
+        lv = (log[num] + 255 - log[den] + (i * (256 - fcr)) % 255) % 255
         values[r] = exp[lv]
     # The error pattern must reproduce every syndrome, else the corrected
-    # word is not a codeword.
+    # word is not a codeword (the syndromes are linear in the word).
     for j in range(parity):
-        s = np.int32(0)
-        for r in range(deg):
-            s ^= exp[(log[values[r]] + roots[r] * ((fcr + j) % 255)) % 255]
-        if s != syn[j]:
+        acc[j] = 0
+    for r in range(deg):
+        i = roots[r]
+        e = (log[values[r]] + i * fcr) % 255
+        for j in range(parity):
+            acc[j] ^= np.uint8(exp[e])
+            e += i
+            if e >= 255:
+                e -= 255
+    for j in range(parity):
+        if acc[j] != syn[j]:
             return -1
     return deg
 
 
 @kernel
 def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
-                   lfsr_tab, syn_tab, to_out, exp, exp2, log):
+                   lfsr_tab, syn_tab, to_out, exp, exp2, log, chien):
     n_rows = cb.shape[0]
     k_short = n_short - parity
     d_len = interleave * k_short
@@ -457,6 +475,7 @@ def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
     tmp = np.zeros(parity + 1, np.int32)
     roots = np.zeros(parity + 1, np.int32)
     values = np.zeros(parity + 1, np.int32)
+    acc = np.zeros(256, np.uint8)
     for r in range(n_rows):
         row = cb[r]
         o = out[r]
@@ -485,8 +504,8 @@ def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
                     s3 ^= syn_tab[b, v, 3]
             for j in range(parity):
                 syn[j] = np.int32(_word_byte(s0, s1, s2, s3, j))
-            nerr = _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log,
-                                     lam, bb, tmp, roots, values)
+            nerr = _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, chien,
+                                     lam, bb, tmp, acc, roots, values)
             corr[r, c] = nerr
             if nerr > 0:
                 for e in range(nerr):
@@ -530,7 +549,7 @@ def decode(codeblocks, interleave: int = 1, parity: int = 32,
     out = np.empty((rows.shape[0], layout.data_length), np.uint8)
     corr = np.zeros((rows.shape[0], interleave), np.int16)
     _decode_kernel(rows, out, corr, interleave, layout.codeword_length, parity,
-                   FIRST_CONSECUTIVE_ROOT[parity], lfsr_tab, syn_tab, to_out, _EXP, _EXP2, _LOG)
+                   FIRST_CONSECUTIVE_ROOT[parity], lfsr_tab, syn_tab, to_out, _EXP, _EXP2, _LOG, _CHIEN)
     if one:
         return out[0], corr[0]
     return out, corr
