@@ -73,3 +73,111 @@ class PacketBatch:
         offsets = np.concatenate([batches[0].offsets[:1]] +
                                  [b.offsets[1:] + s for b, s in zip(batches, shifts)])
         return cls(data, offsets.astype(np.int64), np.concatenate([b.header for b in batches]))
+
+
+#: One row per input transfer frame (every frame, delivered or not).
+#: ``status``: 0 delivered, else the ``REJECT_REASONS`` index of its first failing check.
+#: ``vcid`` -1 and counters -1 where the header was not trusted (RS-uncorrectable, or
+#: rejected for version, SCID, length, truncation or FHEC). ``mcfc`` is -1 on AOS.
+#: ``vcfc`` is the AOS 24-bit count, extended to 28 bits with the cycle when the usage
+#: flag is set. ``gap_before``/``frames_lost``: VC counter discontinuity before this frame.
+#: ``fhp`` -1 where the VC carries no M_PDU. ``ocf`` raw OCF (CLCW) word where ``has_ocf``.
+#: ``insert_zone_time``: UNIX s decoded from the AOS insert zone, NaN where none.
+FRAME_RECORD_DTYPE = np.dtype([
+    ("reception_time", "<f8"),
+    ("bit_position", "<i8"),
+    ("vcid", "<i2"),
+    ("mcfc", "<i2"),
+    ("vcfc", "<i8"),
+    ("status", "u1"),
+    ("idle", "?"),
+    ("gap_before", "?"),
+    ("frames_lost", "<i8"),
+    ("fhp", "<i2"),
+    ("rs_corrected", "<i2"),
+    ("crc", "i1"),
+    ("asm_bit_errors", "i1"),
+    ("inverted", "?"),
+    ("has_ocf", "?"),
+    ("ocf", "<u4"),
+    ("insert_zone_time", "<f8"),
+])
+
+#: One row per refused frame or packet. ``reason`` indexes ``REJECT_REASONS``;
+#: ``vcid``/``apid`` -1 when unknown; the refused bytes are
+#: ``RejectBatch.data[offset:offset + length]``.
+REJECT_DTYPE = np.dtype([
+    ("reason", "u1"),
+    ("vcid", "<i2"),
+    ("apid", "<i2"),
+    ("reception_time", "<f8"),
+    ("offset", "<i8"),
+    ("length", "<i8"),
+])
+
+
+@dataclass
+class RejectBatch:
+    records: np.ndarray  # (n,) REJECT_DTYPE
+    data: np.ndarray     # uint8, the refused bytes back to back
+
+    def __len__(self) -> int:
+        return self.records.shape[0]
+
+    @classmethod
+    def empty(cls) -> "RejectBatch":
+        return cls(np.zeros(0, REJECT_DTYPE), np.zeros(0, np.uint8))
+
+    def raw(self, i: int) -> bytes:
+        r = self.records[i]
+        return self.data[r["offset"]:r["offset"] + r["length"]].tobytes()
+
+    @classmethod
+    def concatenate(cls, batches: list["RejectBatch"]) -> "RejectBatch":
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return cls.empty()
+        shift = 0
+        records = []
+        for b in batches:
+            r = b.records.copy()
+            r["offset"] += shift
+            shift += len(b.data)
+            records.append(r)
+        return cls(np.concatenate(records), np.concatenate([b.data for b in batches]))
+
+
+#: One row per frame of a VC whose data is "vca" (raw data field, archived per frame).
+VCA_DTYPE = np.dtype([
+    ("vcid", "<i2"),
+    ("vcfc", "<i8"),
+    ("reception_time", "<f8"),
+    ("frame_time", "<f8"),
+    ("length", "<i4"),
+])
+
+
+@dataclass
+class VcaBatch:
+    records: np.ndarray  # (n,) VCA_DTYPE
+    data: np.ndarray     # (n, width) uint8: row i's data field is data[i, :records["length"][i]]
+
+    def __len__(self) -> int:
+        return self.records.shape[0]
+
+    @classmethod
+    def empty(cls, width: int = 0) -> "VcaBatch":
+        return cls(np.zeros(0, VCA_DTYPE), np.zeros((0, width), np.uint8))
+
+    @classmethod
+    def concatenate(cls, batches: list["VcaBatch"]) -> "VcaBatch":
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return cls.empty()
+        width = max(b.data.shape[1] for b in batches)
+        data = np.zeros((sum(len(b) for b in batches), width), np.uint8)
+        row = 0
+        for b in batches:
+            data[row:row + len(b), :b.data.shape[1]] = b.data
+            row += len(b)
+        return cls(np.concatenate([b.records for b in batches]), data)
