@@ -84,7 +84,7 @@ _APID_KEYS = ("id", "name", "definition", "time", "time_offset", "epoch", "packe
               "description")
 _TOP_KEYS = ("mission", "link", "virtual_channels", "apids")
 _CSV_REQUIRED = ("name", "data_type", "bit_length")
-_CSV_OPTIONAL = ("bit_offset", "units", "calibration", "description")
+_CSV_OPTIONAL = ("bit_offset", "byte_order", "units", "calibration", "description")
 
 
 # ---------------------------------------------------------------------------------------
@@ -659,6 +659,7 @@ class _Loader:
                 self.fail(key, f"unknown CSV column {h!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                           + f"; allowed: {', '.join(_CSV_REQUIRED + _CSV_OPTIONAL)}")
         variable = False
+        specs: list[tuple] = []
         seen: set[str] = set()
         for n, row in enumerate(rows, start=2):
             where = f"{key}, CSV line {n}"
@@ -669,7 +670,9 @@ class _Loader:
                 self.fail(where, f"duplicate field name {fname!r}")
             seen.add(fname)
             dtype = (row.get("data_type") or "").strip()
+            shape_spec = None
             if "(" in dtype:
+                shape_spec = dtype[dtype.find("(") + 1:dtype.find(")")].strip()
                 shape = dtype[dtype.find("(") + 1:dtype.find(")")]
                 if not all(s.strip().isdigit() for s in shape.split(",")):
                     variable = True
@@ -685,6 +688,20 @@ class _Loader:
                 self.fail(where, f"bit_length {bits}: integers are 1..64 bits")
             if dtype == "float" and bits not in (16, 32, 64):
                 self.fail(where, f"bit_length {bits}: floats are 16, 32 or 64 bits")
+            order = (row.get("byte_order") or "").strip() or "big"
+            if order not in BYTE_ORDERS and not (order.isdigit() and sorted(order) == [
+                    str(d) for d in range(1, len(order) + 1)]):
+                self.fail(where, f"byte_order {order!r}: must be big, little or a digit order "
+                                 "such as 3412")
+            offset_text = (row.get("bit_offset") or "").strip()
+            if offset_text and (not offset_text.isdigit()):
+                self.fail(where, f"bit_offset {offset_text!r}: must be a whole number of bits "
+                                 "from the start of the packet")
+            if variable and offset_text:
+                self.fail(where, "bit_offset cannot be used with a variable-length field "
+                                 "(ccsdspy VariableLength places fields itself)")
+            specs.append((fname, dtype, bits, int(offset_text) if offset_text else None, order,
+                          shape_spec))
             cal = (row.get("calibration") or "").strip() or None
             if cal is not None:
                 if dtype not in ("uint", "int", "float"):
@@ -695,16 +712,40 @@ class _Loader:
                     self.fail(where, f"calibration {cal!r}: {e}")
             a.fields[fname] = FieldMeta(units=(row.get("units") or "").strip(), calibration=cal,
                                         description=(row.get("description") or "").strip())
-        ccsdspy = import_ccsdspy()
-        cls = ccsdspy.VariableLength if variable else ccsdspy.FixedLength
         try:
-            a.packet_definition = cls.from_file(str(csv_path))
+            a.packet_definition = build_definition(specs, variable)
         except Exception as e:  # ccsdspy raises several types; the message says which row
             self.fail(key, f"ccsdspy refuses the definition: {e}")
         a.definition = csv_path
         a.variable = variable
         if not variable:
             a.packet_length = fixed_length_bytes(a.packet_definition)
+
+
+def build_definition(specs: list[tuple], variable: bool):
+    """ccsdspy FixedLength/VariableLength from CSV rows, as ``from_file`` builds it, plus byte_order.
+
+    ``specs``: (name, data_type, bit_length, bit_offset or None, byte_order, array shape text or
+    None). ccsdspy's own CSV reader has no byte-order column; this reads the same
+    columns the same way and passes ``byte_order`` through.
+    """
+    ccsdspy = import_ccsdspy()
+    fields = []
+    for name, dtype, bits, offset, order, shape_spec in specs:
+        kw = dict(name=name, data_type=dtype, bit_length=bits, byte_order=order)
+        if offset is not None:
+            kw["bit_offset"] = offset
+        if shape_spec is None:
+            fields.append(ccsdspy.PacketField(**kw))
+            continue
+        if shape_spec == "expand":
+            shape = "expand"
+        elif "," in shape_spec:
+            shape = tuple(int(x) for x in shape_spec.split(","))
+        else:
+            shape = int(shape_spec) if shape_spec.isdigit() else shape_spec
+        fields.append(ccsdspy.PacketArray(array_shape=shape, **kw))
+    return (ccsdspy.VariableLength if variable else ccsdspy.FixedLength)(fields)
 
 
 def fixed_length_bytes(definition) -> int:
