@@ -78,10 +78,10 @@ _LINK_KEYS = ("frame_type", "frame_length", "asm", "randomized", "reed_solomon",
               "dual_basis", "convolutional", "convolutional_variant", "differential", "symbols",
               "level", "fecf", "ocf", "insert_zone", "insert_zone_time", "fhec",
               "tm_secondary_header", "idle_vcid", "derandomize", "asm_max_bit_errors", "bit_rate")
-_IZT_KEYS = ("offset", "length", "byteorder", "unit", "epoch")
+_IZT_KEYS = ("offset", "length", "byteorder", "unit", "epoch", "code", "scale")
 _VC_KEYS = ("id", "name", "data", "ocf", "description")
-_APID_KEYS = ("id", "name", "definition", "time", "time_offset", "epoch", "packet_length",
-              "description")
+_APID_KEYS = ("id", "name", "definition", "time", "time_offset", "epoch", "time_scale",
+              "packet_length", "description")
 _TOP_KEYS = ("mission", "link", "virtual_channels", "apids")
 _CSV_REQUIRED = ("name", "data_type", "bit_length")
 _CSV_OPTIONAL = ("bit_offset", "byte_order", "units", "calibration", "description")
@@ -92,13 +92,27 @@ _CSV_OPTIONAL = ("bit_offset", "byte_order", "units", "calibration", "descriptio
 
 @dataclass(frozen=True)
 class InsertZoneTime:
-    """A time stamp carried in the AOS insert zone (732.0-B leaves its format to the mission)."""
+    """A time stamp carried in the AOS insert zone (732.0-B leaves its format to the mission).
+
+    Either a counter (``length`` bytes, ``byteorder``, ``unit`` seconds per count) or a
+    CCSDS time code (``code``, e.g. "cuc:4,2"), counted from ``epoch``.
+    """
     offset: int            # first byte within the insert zone
     length: int            # bytes, 1..8
     byteorder: str         # "big" | "little"
     unit: float            # seconds per count
     epoch: str             # ISO 8601 UTC
     epoch_unix: float      # the epoch as UNIX seconds
+    code: str | None = None
+    scale: str | None = None   # "tai" | "utc"; None: TAI for the CCSDS 1958 epoch, else UTC
+
+    def as_link_config(self) -> dict:
+        """The ``insert_zone_time`` dict of :class:`groundseg.link.decoder.LinkConfig`."""
+        d = {"offset": self.offset, "length": self.length, "byteorder": self.byteorder,
+             "unit": self.unit, "epoch": self.epoch, "scale": self.scale}
+        if self.code is not None:
+            d["code"] = self.code
+        return d
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,13 @@ class TimeCode:
         body = self.coarse + self.fine if self.kind == "cuc" else self.day_bytes + 4 + self.subms_bytes
         return body + (1 if self.pfield else 0)
 
+    @property
+    def spec(self) -> str:
+        """The T-field as a :mod:`groundseg.link.timecodes` spec ("cuc:4,2", "cds:16,2")."""
+        if self.kind == "cuc":
+            return f"cuc:{self.coarse},{self.fine}"
+        return f"cds:{self.day_bytes * 8},{self.subms_bytes}"
+
 
 @dataclass(frozen=True)
 class FieldMeta:
@@ -203,6 +224,7 @@ class ApidDef:
     time_code: TimeCode | None = None
     epoch: str = CCSDS_EPOCH
     epoch_unix: float = -378691200.0
+    time_scale: str | None = None             # "tai" | "utc"; None: TAI for the 1958 epoch
     packet_length: int | None = None          # whole-packet bytes a fixed definition decodes
     variable: bool = False                    # ccsdspy VariableLength
     description: str = ""
@@ -313,10 +335,12 @@ _TIME_RE = re.compile(r"^(cuc|cds)(?::(.*))?$")
 
 
 def parse_time_spec(spec: str, offset: int = 6) -> TimeCode:
-    """``"cuc:4,2"`` | ``"cuc:4,2,pfield"`` | ``"cds"`` | ``"cds:24,16"`` | ``"cds:16,0,pfield"``.
+    """``"cuc:4,2"`` | ``"cuc:4,2,pfield"`` | ``"cds"`` | ``"cds:24,2"`` | ``"cds:16,0,pfield"``.
 
     CUC: coarse octets 1..7, fine octets 0..10 (301.0-B). CDS: day segment 16 or
-    24 bits, sub-millisecond 0, 16 (microseconds) or 32 (picoseconds) bits.
+    24 bits, sub-millisecond octets 0, 2 (microseconds) or 4 (picoseconds).
+    ``pfield``: a one-octet P-field precedes the T-field (skipped; the format is
+    the one given).
     Raises ValueError with what is allowed.
     """
     m = _TIME_RE.match(spec.strip().lower())
@@ -341,13 +365,15 @@ def parse_time_spec(spec: str, offset: int = 6) -> TimeCode:
     if len(nums) > 2:
         raise ValueError('CDS takes at most day bits and sub-millisecond bits, e.g. "cds:16,16"')
     day_bits = nums[0] if nums else 16
-    subms_bits = nums[1] if len(nums) > 1 else 0
+    subms = nums[1] if len(nums) > 1 else 0
     if day_bits not in (16, 24):
         raise ValueError("CDS day segment must be 16 or 24 bits")
-    if subms_bits not in (0, 16, 32):
-        raise ValueError("CDS sub-millisecond segment must be 0, 16 or 32 bits")
+    # sub-millisecond segment in octets (0, 2: us, 4: ps); 16 and 32 are read as bits
+    subms_bytes = {0: 0, 2: 2, 4: 4, 16: 2, 32: 4}.get(subms)
+    if subms_bytes is None:
+        raise ValueError("CDS sub-millisecond segment must be 0, 2 (us) or 4 (ps) octets")
     return TimeCode("cds", offset=offset, pfield=pfield, day_bytes=day_bits // 8,
-                    subms_bytes=subms_bits // 8)
+                    subms_bytes=subms_bytes)
 
 
 def parse_calibration(spec: str) -> np_poly:
@@ -480,7 +506,7 @@ class _Loader:
         fhec = self.get(t, "fhec", w, bool, False)
         tm_sh = self.int_range(t, "tm_secondary_header", w, 0, 64, 0)
         idle_default = 63 if ft == "AOS" else None
-        idle_vcid = self.int_range(t, "idle_vcid", w, 0, MAX_VCID[ft], idle_default)
+        idle_vcid = self.int_range(t, "idle_vcid", w, -1, MAX_VCID[ft], idle_default)  # -1: none
         derandomize = self.choice(t, "derandomize", w, DERANDOMIZE, "before_rs")
         asm_bits = len(asm) * 4
         max_err = self.int_range(t, "asm_max_bit_errors", w, 0, asm_bits // 4, 4 if asm_bits >= 16 else 0)
@@ -537,7 +563,23 @@ class _Loader:
         if insert_zone == 0:
             self.fail(w, "a time stamp in the insert zone needs [link] insert_zone > 0")
         offset = self.int_range(t, "offset", w, 0, insert_zone - 1, 0)
-        length = self.int_range(t, "length", w, 1, 8, required=True)
+        code = self.get(t, "code", w, str, None)
+        scale = self.choice(t, "scale", w, ("tai", "utc"), None) if "scale" in t else None
+        if code is not None:
+            try:
+                tc = parse_time_spec(code, 0)
+            except ValueError as e:
+                self.fail(f"{w} code = {_fmt(code)}", str(e))
+            if tc.pfield:
+                self.fail(f"{w} code = {_fmt(code)}", "an insert-zone time code has a fixed format: "
+                                                      "no P-field")
+            code = tc.spec
+            if "length" in t and t["length"] != tc.length:
+                self.fail(f"{w} length = {_fmt(t['length'])}",
+                          f"the time code {code} is {tc.length} bytes long")
+        length = self.int_range(t, "length", w, 1, 8, required=code is None)
+        if code is not None:
+            length = tc.length
         if offset + length > insert_zone:
             self.fail(f"{w} length = {length}",
                       f"offset {offset} + length {length} exceeds the {insert_zone}-byte insert zone")
@@ -545,9 +587,9 @@ class _Loader:
         unit = self.get(t, "unit", w, float, 1.0)
         if not math.isfinite(unit) or unit <= 0:
             self.fail(f"{w} unit = {unit}", "must be a positive number of seconds per count")
-        epoch, epoch_unix = self.epoch(t, "epoch", w, CCSDS_EPOCH)
+        epoch, epoch_unix = self.epoch(t, "epoch", w, CCSDS_EPOCH if code else "1970-01-01T00:00:00Z")
         return InsertZoneTime(offset=offset, length=length, byteorder=byteorder, unit=float(unit),
-                              epoch=epoch, epoch_unix=epoch_unix)
+                              epoch=epoch, epoch_unix=epoch_unix, code=code, scale=scale)
 
     def _array(self, value, key: str) -> list[dict]:
         if value is None:
@@ -604,6 +646,8 @@ class _Loader:
             names.add(name.lower())
             a = ApidDef(id=apid, name=name, description=self.get(t, "description", w, str, ""))
             a.epoch, a.epoch_unix = self.epoch(t, "epoch", w, time_epoch)
+            if "time_scale" in t:
+                a.time_scale = self.choice(t, "time_scale", w, ("tai", "utc"), None)
             if "definition" in t:
                 self.definition(a, self.get(t, "definition", w, str), w)
             plen = self.int_range(t, "packet_length", w, 7, 65542, None)

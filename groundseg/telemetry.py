@@ -4,8 +4,9 @@ A :class:`~groundseg.link.records.PacketBatch` of mixed APIDs is grouped by APID
 once (a stable argsort and one gather kernel), then each APID's packets are
 decoded by its ccsdspy definition in one call per batch, calibrated
 (polynomials from the mission's CSV) and timed: the APID's CUC or CDS time code
-(301.0-B) where the packet carries one, else the frame's insert-zone time, else
-NaN. APIDs without a definition come back with no fields (archived raw).
+(301.0-B, decoded by :mod:`groundseg.link.timecodes`, TAI-UTC removed for the
+CCSDS 1958 epoch) where the packet carries one, else the frame's insert-zone
+time, else NaN. APIDs without a definition come back with no fields (archived raw).
 Packets whose length differs from their fixed-length definition are refused
 and counted under ``packet_length``, never decoded at a wrong stride.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from groundseg._numba import kernel
+from groundseg.link import timecodes
 from groundseg.link.records import PacketBatch
 from groundseg.mission import TimeCode, import_ccsdspy, parse_calibration
 
@@ -113,54 +115,10 @@ def _time_rows(data, offsets, first, width):
     return rows, ok
 
 
-@kernel
-def cuc_seconds(rows, coarse, fine):
-    """CUC T-fields (301.0-B 3.2): ``coarse`` octets of seconds then ``fine`` octets, MSB first."""
-    n = rows.shape[0]
-    out = np.empty(n, np.float64)
-    for i in range(n):
-        c = np.uint64(0)
-        for k in range(coarse):
-            c = (c << np.uint64(8)) | np.uint64(rows[i, k])
-        f = 0.0
-        scale = 1.0 / 256.0
-        for k in range(fine):
-            f += rows[i, coarse + k] * scale
-            scale /= 256.0
-        out[i] = np.float64(c) + f
-    return out
-
-
-@kernel
-def cds_seconds(rows, day_bytes, subms_bytes):
-    """CDS T-fields (301.0-B 3.3): days, milliseconds of day, then us (2 octets) or ps (4)."""
-    n = rows.shape[0]
-    out = np.empty(n, np.float64)
-    for i in range(n):
-        day = np.int64(0)
-        for k in range(day_bytes):
-            day = (day << np.int64(8)) | np.int64(rows[i, k])
-        ms = np.int64(0)
-        for k in range(4):
-            ms = (ms << np.int64(8)) | np.int64(rows[i, day_bytes + k])
-        sub = np.int64(0)
-        for k in range(subms_bytes):
-            sub = (sub << np.int64(8)) | np.int64(rows[i, day_bytes + 4 + k])
-        t = np.float64(day) * 86400.0 + np.float64(ms) * 1e-3
-        if subms_bytes == 2:
-            t += np.float64(sub) * 1e-6
-        elif subms_bytes == 4:
-            t += np.float64(sub) * 1e-12
-        out[i] = t
-    return out
-
-
 def time_code_seconds(rows: np.ndarray, code: TimeCode) -> np.ndarray:
-    """Seconds since the time code's epoch for each row of T-field bytes (P-field skipped)."""
+    """Seconds since the time code's epoch for each row of code bytes (a P-field is skipped)."""
     rows = np.ascontiguousarray(rows[:, 1:] if code.pfield else rows, dtype=np.uint8)
-    if code.kind == "cuc":
-        return cuc_seconds(rows, np.int64(code.coarse), np.int64(code.fine))
-    return cds_seconds(rows, np.int64(code.day_bytes), np.int64(code.subms_bytes))
+    return timecodes.decode(rows, code.spec)
 
 
 # -- decoding ---------------------------------------------------------------------------
@@ -196,7 +154,8 @@ def _onboard_time(batch: PacketBatch, apid_def) -> np.ndarray:
     rows, ok = _time_rows(batch.data, batch.offsets, np.int64(code.offset), np.int64(code.length))
     # a packet without a secondary header (e.g. a continuation segment) carries no time code
     ok &= batch.header["sec_hdr"] == 1
-    t = time_code_seconds(rows, code) + apid_def.epoch_unix
+    t = timecodes.to_unix(time_code_seconds(rows, code), apid_def.epoch,
+                          getattr(apid_def, "time_scale", None))
     return np.where(ok, t, frame_time)
 
 
