@@ -1,0 +1,1510 @@
+"""The per-mission HDF5 archive: layout and writer (CCSDS 133.0-B Space Packets, 132.0-B/732.0-B frames).
+
+One file per mission, ``<archive dir>/<mission name>.h5``; every replay or receive
+is a pass appended to it. The layout is in ``docs/archive.md``. What shapes it:
+
+* HDF5 SWMR (single writer, multiple readers): nothing can be created in SWMR
+  mode, so the writer creates every group and dataset a pass needs while the
+  file is open normally, then starts SWMR and only appends. Should a pass bring
+  something unforeseen (a new decoded field), the writer commits, reopens the
+  file normally for the few milliseconds the creation takes, and resumes SWMR.
+* Crash safety: data are buffered and flushed every few seconds or N packets;
+  each flush ends by appending a row to ``/flushes`` (the row count of every
+  table), written only after the data it counts. A reader trusts that row and
+  nothing beyond it, so after kill -9 it sees every packet of every completed
+  flush. The next writer clears the stale consistency flags in the superblock
+  itself (what ``h5clear -s`` does), truncates the tables to the last commit and
+  marks the interrupted pass so.
+* Tables are groups of 1-D column datasets (resizable, chunked), variable-length
+  bytes a flat ``uint8`` heap plus per-row offsets: no compound or vlen types,
+  so columns can be added as missions change and Debian's h5dump reads it all.
+* Idempotent: packets are deduplicated on (APID, sequence count, onboard time,
+  content hash); see :class:`Deduplicator`.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from groundseg._numba import kernel
+from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
+
+__all__ = [
+    "ArchiveError", "ArchiveMismatchError", "ArchiveLockedError", "ArchiveWriter",
+    "archive_path", "clear_status_flags", "read_superblock", "packet_keys",
+    "Deduplicator", "SCHEMA_VERSION", "PASS_OPEN", "PASS_COMPLETE",
+    "PASS_INTERRUPTED", "PASS_INCOMPLETE",
+]
+
+SCHEMA_VERSION = 1
+#: Debian's h5dump 1.10 reads v110 files; 'latest' would not be.
+LIBVER = ("v110", "v110")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+#: /passes status values.
+PASS_OPEN, PASS_COMPLETE, PASS_INTERRUPTED, PASS_INCOMPLETE = 0, 1, 2, 3
+PASS_STATUS = ("open", "complete", "interrupted", "incomplete")
+
+#: time_source column of packet tables: which time the dedup key and onboard_time use.
+TIME_ONBOARD, TIME_FRAME, TIME_RECEPTION, TIME_NONE = 0, 1, 2, 3
+TIME_SOURCES = ("onboard", "frame", "reception", "none")
+
+UNDECLARED = "_undeclared"
+PACKETS_GROUP = "packets"
+
+# /flushes row: these leading columns, then one row count per table (order in its attribute)
+FLUSH_HEAD = ("flush_id", "pass_id", "layout_gen", "time_ms")
+
+#: /passes columns (one dataset each). Report counts are -1 until the pass ends with a report.
+PASS_COLUMNS = [
+    ("pass_id", "<u4"), ("status", "u1"), ("started_at", "<f8"), ("ended_at", "<f8"),
+    ("reception_start", "<f8"), ("reception_end", "<f8"),
+    ("onboard_start", "<f8"), ("onboard_end", "<f8"),
+    ("packets_archived", "<i8"), ("duplicates_skipped", "<i8"), ("untimed_packets", "<i8"),
+    ("frames_archived", "<i8"), ("rejects_archived", "<i8"),
+    ("source_offset", "<i8"), ("source_length", "<i8"),
+    ("mission_offset", "<i8"), ("mission_length", "<i8"),
+    ("report_offset", "<i8"), ("report_length", "<i8"),
+]
+#: Scalar counts of the report JSON (DESIGN.md), flattened into /passes columns.
+REPORT_COLUMNS = [
+    ("frames_total", ("frames", "total")), ("frames_clean", ("frames", "clean")),
+    ("frames_corrected", ("frames", "corrected")), ("frames_uncorrectable", ("frames", "uncorrectable")),
+    ("frames_crc_failed", ("frames", "crc_failed")), ("frames_rejected", ("frames", "rejected")),
+    ("frames_idle", ("frames", "idle")), ("rs_symbols_corrected", ("rs_symbols_corrected",)),
+    ("sync_bits_in", ("sync", "bits_in")), ("sync_lock_losses", ("sync", "lock_losses")),
+    ("sync_inverted_codeblocks", ("sync", "inverted_codeblocks")),
+    ("idle_packets", ("idle_packets",)),
+]
+#: Sums over the report's per-VC / per-APID / per-reason dictionaries.
+REPORT_SUMS = [
+    ("packets_count", "packets", "count"), ("packets_bytes", "packets", "bytes"),
+    ("packets_sequence_gaps", "packets", "sequence_gaps"),
+    ("packets_sequence_missing", "packets", "sequence_missing"),
+    ("packets_dropped_incomplete", "packets", "dropped_incomplete"),
+    ("vc_gaps", "virtual_channels", "gaps"), ("vc_frames_lost", "virtual_channels", "frames_lost"),
+    ("rejects_total", "rejects", None),
+]
+ALL_PASS_COLUMNS = PASS_COLUMNS + [(n, "<i8") for n, _ in REPORT_COLUMNS] + \
+    [(n, "<i8") for n, _, _ in REPORT_SUMS]
+
+#: Columns every packet table has besides the PACKET_DTYPE header fields.
+PACKET_EXTRA_COLUMNS = [("pass_id", "<u4"), ("onboard_time", "<f8"), ("time_source", "u1"),
+                        ("dedup_key", "<u8"), ("raw_offset", "<i8")]
+
+#: Compression per dataset category, chosen by benchmarks/bench_archive.py
+#: (gzip level 1 after a byte shuffle costs little on numeric columns and
+#: shrinks them several-fold; raw packet bytes are mostly incompressible science data).
+DEFAULT_COMPRESSION = {
+    "header": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
+    "fields": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
+    "raw": {},
+    "text": {"compression": "gzip", "compression_opts": 1},
+}
+CHUNK_ROWS = 32768
+RAW_CHUNK = 1 << 20
+
+
+class ArchiveError(Exception):
+    """The archive cannot be used: unreadable, not an archive, full disk, misuse."""
+
+
+class ArchiveMismatchError(ArchiveError):
+    """The archive belongs to another mission (name or spacecraft ID); CLI exit status 2."""
+
+
+class ArchiveLockedError(ArchiveError):
+    """Another writer holds the archive."""
+
+
+def archive_path(archive: str | os.PathLike, mission_name: str) -> Path:
+    """``archive`` is a directory (-> ``<dir>/<mission_name>.h5``) or a ``.h5`` file path."""
+    p = Path(archive)
+    if p.suffix.lower() in (".h5", ".hdf5") or p.is_file():
+        return p
+    return p / f"{mission_name}.h5"
+
+
+# -- superblock: clearing stale consistency flags ------------------------------------------
+# After kill -9 of a writer the superblock keeps its "file open for write / SWMR write"
+# flags and HDF5 refuses every non-SWMR open. HDF5's fix is the h5clear tool; its library
+# property is private, so we patch the superblock (versions 2 and 3) ourselves.
+
+def _rot(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
+
+
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle``: HDF5's metadata checksum."""
+    m = 0xFFFFFFFF
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length + initval) & m
+    i = 0
+    while length > 12:
+        a = (a + int.from_bytes(data[i:i + 4], "little")) & m
+        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & m
+        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & m
+        a = (a - c) & m; a ^= _rot(c, 4); c = (c + b) & m
+        b = (b - a) & m; b ^= _rot(a, 6); a = (a + c) & m
+        c = (c - b) & m; c ^= _rot(b, 8); b = (b + a) & m
+        a = (a - c) & m; a ^= _rot(c, 16); c = (c + b) & m
+        b = (b - a) & m; b ^= _rot(a, 19); a = (a + c) & m
+        c = (c - b) & m; c ^= _rot(b, 4); b = (b + a) & m
+        length -= 12
+        i += 12
+    if length == 0:
+        return c
+    tail = data[i:] + bytes(12 - length)  # missing tail bytes add nothing, as in the C switch
+    a = (a + int.from_bytes(tail[0:4], "little")) & m
+    b = (b + int.from_bytes(tail[4:8], "little")) & m
+    c = (c + int.from_bytes(tail[8:12], "little")) & m
+    c ^= b; c = (c - _rot(b, 14)) & m
+    a ^= c; a = (a - _rot(c, 11)) & m
+    b ^= a; b = (b - _rot(a, 25)) & m
+    c ^= b; c = (c - _rot(b, 16)) & m
+    a ^= c; a = (a - _rot(c, 4)) & m
+    b ^= a; b = (b - _rot(a, 14)) & m
+    c ^= b; c = (c - _rot(b, 24)) & m
+    return c
+
+
+def _superblock_bytes(head: bytes) -> dict:
+    if head[:8] != HDF5_SIGNATURE:
+        raise ArchiveError("not an HDF5 file")
+    version = head[8]
+    if version not in (2, 3):
+        raise ArchiveError(f"HDF5 superblock version {version} (groundseg archives use 2 or 3)")
+    so = head[9]
+    if so not in (4, 8):
+        raise ArchiveError(f"unsupported HDF5 offset size {so}")
+    fmt = "<Q" if so == 8 else "<I"
+    end = 12 + 4 * so
+    eoa = struct.unpack_from(fmt, head, 12 + 2 * so)[0]
+    stored = struct.unpack_from("<I", head, end)[0]
+    return {"version": version, "offset_size": so, "flags": head[11], "eoa": eoa,
+            "eoa_pos": 12 + 2 * so, "end": end, "checksum_ok": lookup3(head[:end]) == stored}
+
+
+def read_superblock(path: str | os.PathLike) -> dict:
+    """Version, consistency flags (1 write, 4 SWMR write), end-of-allocation address."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    info = _superblock_bytes(head)
+    info["file_size"] = os.path.getsize(path)
+    return info
+
+
+def patched_superblock(head: bytes, file_size: int) -> tuple[bytes, dict]:
+    """The superblock with flags cleared and EOA >= file size, checksum recomputed."""
+    info = _superblock_bytes(head)
+    so, end = info["offset_size"], info["end"]
+    fmt = "<Q" if so == 8 else "<I"
+    sb = bytearray(head[:end + 4])
+    sb[11] = 0
+    # a crash can leave data past the recorded end of allocation: keep it out of reuse
+    eoa = max(info["eoa"], file_size)
+    struct.pack_into(fmt, sb, info["eoa_pos"], eoa)
+    struct.pack_into("<I", sb, end, lookup3(bytes(sb[:end])))
+    return bytes(sb), {"flags_before": info["flags"], "eoa_before": info["eoa"], "eoa_after": eoa}
+
+
+def clear_status_flags(path: str | os.PathLike) -> dict:
+    """Clear a dead writer's consistency flags in place (``h5clear -s --increment`` alike).
+
+    Only safe when no process writes the file; :class:`ArchiveWriter` holds the
+    archive's lock when it calls this.
+    """
+    with open(path, "r+b") as fh:
+        head = fh.read(64)
+        size = os.fstat(fh.fileno()).st_size
+        sb, info = patched_superblock(head, size)
+        if info["eoa_before"] > size:
+            # space allocated but never written before the crash: make the file that long
+            fh.truncate(info["eoa_before"])
+        fh.seek(0)
+        fh.write(sb)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return info
+
+
+# -- writer lock ----------------------------------------------------------------------------
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+class WriterLock:
+    """An exclusive flock on ``<archive>.lock``: released by the OS when the writer dies,
+    so holding it proves any consistency flags left in the file are stale."""
+
+    def __init__(self, path: Path, timeout: float = 2.0):
+        self.path = lock_path(path)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                    os.close(self.fd)
+                    self.fd = -1
+                    raise ArchiveLockedError(
+                        f"{path}: the archive is in use by another writer (lock {self.path})") from None
+                time.sleep(0.05)
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def writer_alive(path: Path) -> bool:
+    """True when some process holds the archive's writer lock (probe, released at once)."""
+    lp = lock_path(Path(path))
+    if not lp.exists():
+        return False
+    try:
+        fd = os.open(lp, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe lock
+    return False
+
+
+# -- dedup keys -----------------------------------------------------------------------------
+@kernel
+def _packet_keys_kernel(data, offsets, apid, seq, tkey, exact):
+    n = apid.shape[0]
+    out = np.empty(n, np.uint64)
+    prime = np.uint64(0x100000001B3)
+    for i in range(n):
+        # FNV-1a over the packet bytes: a content hash independent of batch layout
+        h = np.uint64(0xCBF29CE484222325)
+        for j in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[j])) * prime
+        h ^= (np.uint64(apid[i]) << np.uint64(48)) | (np.uint64(seq[i]) << np.uint64(32))
+        if exact[i]:
+            h ^= tkey[i] * np.uint64(0x9E3779B97F4A7C15)
+        # splitmix64 finaliser spreads the bits so sorted runs search evenly
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out[i] = h ^ (h >> np.uint64(31))
+    return out
+
+
+def time_key(t: np.ndarray) -> np.ndarray:
+    """Times as integer microseconds (uint64 bit pattern), so float noise cannot split a key."""
+    t = np.asarray(t, np.float64)
+    us = np.where(np.isfinite(t), np.rint(t * 1e6), 0.0).astype(np.int64)
+    return us.view(np.uint64)
+
+
+def packet_keys(data: np.ndarray, offsets: np.ndarray, apid: np.ndarray, seq: np.ndarray,
+                key_time: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """uint64 dedup key per packet: hash of (APID, sequence count, content[, time if exact])."""
+    with np.errstate(over="ignore"):  # only matters with NUMBA_DISABLE_JIT: wrap-around is intended
+        return _packet_keys_kernel(np.ascontiguousarray(data, np.uint8),
+                                   np.ascontiguousarray(offsets, np.int64),
+                                   np.ascontiguousarray(apid, np.uint16),
+                                   np.ascontiguousarray(seq, np.uint16),
+                                   time_key(key_time), np.ascontiguousarray(exact, np.bool_))
+
+
+@kernel
+def _window_dups_kernel(lo, hi, rtimes, rpass, qtimes, qpass, window):
+    n = lo.shape[0]
+    out = np.zeros(n, np.bool_)
+    for i in range(n):
+        t = qtimes[i]
+        for j in range(lo[i], hi[i]):
+            t0 = rtimes[j]
+            if np.isnan(t) and np.isnan(t0):
+                # no time at all: a duplicate only of another pass's packet
+                if rpass[j] != qpass[i]:
+                    out[i] = True
+                    break
+            elif abs(t - t0) <= window:
+                out[i] = True
+                break
+    return out
+
+
+@kernel
+def _window_dups_in_batch_kernel(order, keys, times, window):
+    # order: stable sort of the batch by key; within a key, earlier arrivals win
+    n = order.shape[0]
+    dup = np.zeros(n, np.bool_)
+    start = 0
+    for s in range(n):
+        i = order[s]
+        if s > 0 and keys[i] != keys[order[s - 1]]:
+            start = s
+        t = times[i]
+        if np.isnan(t):
+            continue
+        for r in range(start, s):
+            j = order[r]
+            if not dup[j] and abs(times[j] - t) <= window:
+                dup[i] = True
+                break
+    return dup
+
+
+class _Runs:
+    """A growing set of sorted uint64 keys (with optional time and pass payload), kept as a
+    few sorted runs merged geometrically: appending n keys costs O(n log n) amortised."""
+
+    def __init__(self, payload: bool):
+        self.payload = payload
+        self.runs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+
+    def __len__(self) -> int:
+        return sum(len(r[0]) for r in self.runs)
+
+    def add(self, keys: np.ndarray, times: np.ndarray | None = None, passes: np.ndarray | None = None):
+        if len(keys) == 0:
+            return
+        order = np.argsort(keys, kind="stable")
+        run = (keys[order], times[order] if self.payload else None,
+               passes[order] if self.payload else None)
+        self.runs.append(run)
+        while len(self.runs) >= 2 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+            b = self.runs.pop()
+            a = self.runs.pop()
+            k = np.concatenate([a[0], b[0]])
+            order = np.argsort(k, kind="stable")
+            if self.payload:
+                self.runs.append((k[order], np.concatenate([a[1], b[1]])[order],
+                                  np.concatenate([a[2], b[2]])[order]))
+            else:
+                self.runs.append((k[order], None, None))
+
+    def contains(self, q: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(q), bool)
+        for keys, _, _ in self.runs:
+            idx = np.searchsorted(keys, q)
+            found |= keys[np.minimum(idx, len(keys) - 1)] == q
+        return found
+
+    def window_match(self, q: np.ndarray, qtimes: np.ndarray, qpass: np.ndarray, window: float):
+        found = np.zeros(len(q), bool)
+        for keys, times, passes in self.runs:
+            lo = np.searchsorted(keys, q, "left")
+            hi = np.searchsorted(keys, q, "right")
+            if np.any(hi > lo):
+                found |= _window_dups_kernel(lo.astype(np.int64), hi.astype(np.int64), times,
+                                             passes, qtimes, qpass, float(window))
+        return found
+
+
+class Deduplicator:
+    """Which packets are already archived.
+
+    Key (APID, sequence count, onboard time, content hash). Onboard time is the
+    packet's secondary-header time, else its frame's insert-zone time: such keys
+    match exactly (to the microsecond). Packets with neither match on reception
+    time within ``window`` seconds; packets with no time at all match only a
+    packet of another pass. Keys of earlier passes are loaded only for passes
+    whose time span overlaps the packets being checked (``loader``).
+    """
+
+    def __init__(self, window: float = 10.0):
+        self.window = float(window)
+        self.exact = _Runs(payload=False)
+        self.timed = _Runs(payload=True)
+
+    def add_archived(self, keys, time_source, reception_time, pass_id):
+        exact = time_source <= TIME_FRAME
+        self.exact.add(keys[exact])
+        w = ~exact
+        if w.any():
+            t = np.where(time_source[w] == TIME_NONE, np.nan, reception_time[w])
+            self.timed.add(keys[w], t.astype(np.float64), np.asarray(pass_id[w], np.int64))
+
+    def check(self, keys, time_source, reception_time, pass_id: int) -> np.ndarray:
+        """Duplicate mask; the non-duplicates are then remembered as archived."""
+        n = len(keys)
+        dup = np.zeros(n, bool)
+        exact = time_source <= TIME_FRAME
+        if exact.any():
+            idx = np.flatnonzero(exact)
+            k = keys[idx]
+            d = self.exact.contains(k)
+            _, first = np.unique(k, return_index=True)
+            repeat = np.ones(len(k), bool)
+            repeat[first] = False
+            dup[idx] = d | repeat
+        w = ~exact
+        if w.any():
+            idx = np.flatnonzero(w)
+            k = keys[idx]
+            t = np.where(time_source[idx] == TIME_NONE, np.nan, reception_time[idx]).astype(np.float64)
+            p = np.full(len(idx), pass_id, np.int64)
+            d = self.timed.window_match(k, t, p, self.window)
+            order = np.argsort(k, kind="stable").astype(np.int64)
+            d |= _window_dups_in_batch_kernel(order, k, t, self.window)
+            dup[idx] = d
+        keep = ~dup
+        self.add_archived(keys[keep], time_source[keep], reception_time[keep],
+                          np.full(int(keep.sum()), pass_id, np.int64))
+        return dup
+
+
+# -- tables ---------------------------------------------------------------------------------
+def _fill_for(dtype: np.dtype):
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "c":
+        return complex(np.nan, np.nan)
+    return None
+
+
+def _enum_reasons(dtype) -> np.dtype:
+    return h5py.enum_dtype({name: i for i, name in enumerate(REJECT_REASONS)}, basetype=np.dtype(dtype))
+
+
+@dataclass
+class _Pending:
+    columns: dict[str, np.ndarray]
+    rows: int
+    heap: np.ndarray | None = None  # this piece's bytes; its rows' raw_offset are local to it
+
+
+class _Table:
+    """A group of equal-length column datasets plus an optional flat uint8 heap."""
+
+    def __init__(self, path: str, heap: str | None = None):
+        self.path = path
+        self.heap = heap
+        self.pending: list[_Pending] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+
+    def add(self, columns: dict[str, np.ndarray], rows: int, heap: np.ndarray | None = None):
+        if rows == 0:
+            return
+        self.pending.append(_Pending(columns, rows, heap))
+        self.pending_rows += rows
+        self.pending_bytes += sum(a.nbytes for a in columns.values()) + (0 if heap is None else heap.nbytes)
+
+    def column_names(self) -> set[str]:
+        names: set[str] = set()
+        for p in self.pending:
+            names.update(p.columns)
+        return names
+
+    def write(self, group: h5py.Group, rows: int, heap_len: int) -> tuple[int, int]:
+        """Append the pending rows after ``rows`` (committed), heap after ``heap_len``."""
+        if not self.pending:
+            return rows, heap_len
+        n = self.pending_rows
+        names = self.column_names()
+        if self.heap is not None:
+            shift = heap_len
+            offsets = []
+            for p in self.pending:
+                offsets.append(p.columns["raw_offset"] + shift)
+                shift += 0 if p.heap is None else len(p.heap)
+            heap = np.concatenate([p.heap for p in self.pending if p.heap is not None] or
+                                  [np.zeros(0, np.uint8)])
+            ds = group[self.heap]
+            ds.resize((heap_len + len(heap),))
+            if len(heap):
+                ds[heap_len:heap_len + len(heap)] = heap
+            heap_len += len(heap)
+            for p, off in zip(self.pending, offsets):
+                p.columns["raw_offset"] = off
+        for name in names:
+            ds = group[name]
+            parts = []
+            for p in self.pending:
+                a = p.columns.get(name)
+                if a is None:
+                    fv = ds.fillvalue
+                    a = np.full((p.rows,) + ds.shape[1:], fv, ds.dtype)
+                parts.append(a)
+            arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if arr.dtype != ds.dtype and ds.dtype.kind not in "SU":
+                arr = arr.astype(ds.dtype)
+            ds.resize((rows + n,) + ds.shape[1:])
+            ds[rows:rows + n] = arr
+        # columns nobody wrote this time keep pace with fill values
+        for name, ds in _columns(group).items():
+            if name not in names and ds.shape[0] < rows + n:
+                ds.resize((rows + n,) + ds.shape[1:])
+        self.pending.clear()
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        return rows + n, heap_len
+
+
+def _columns(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
+    """Row-indexed datasets of a table group (fields/ included; heaps excluded)."""
+    out = {}
+    for name, obj in group.items():
+        if isinstance(obj, h5py.Group):
+            if name == "fields":
+                out.update(_columns(obj, prefix + name + "/"))
+            continue
+        if obj.attrs.get("heap", False):
+            continue
+        out[prefix + name] = obj
+    return out
+
+
+def _mission_apids(mission) -> dict[int, str]:
+    apids = getattr(mission, "apids", None) or {}
+    out = {}
+    for k, v in apids.items():
+        out[int(getattr(v, "id", k))] = str(getattr(v, "name", f"apid_{k}"))
+    return out
+
+
+def _hdf5_name(name: str) -> str:
+    name = name.replace("/", "_").strip() or "unnamed"
+    return "_" + name if name in (".", "..") else name
+
+
+def _report_value(report: dict, path: tuple) -> int:
+    v: Any = report
+    for k in path:
+        if not isinstance(v, dict) or k not in v:
+            return -1
+        v = v[k]
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _report_sum(report: dict, key: str, sub: str | None) -> int:
+    d = report.get(key)
+    if not isinstance(d, dict):
+        return -1
+    total = 0
+    for v in d.values():
+        if sub is None:
+            total += int(v) if isinstance(v, (int, float, np.integer)) else 0
+        elif isinstance(v, dict):
+            total += int(v.get(sub, 0) or 0)
+    return total
+
+
+def _os_error(path: Path, exc: BaseException, what: str) -> ArchiveError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        reason = os.strerror(exc.errno)
+    elif "No space" in reason or "File too large" in reason or "write failed" in reason:
+        reason = f"write failed ({reason})"
+    return ArchiveError(f"{path}: {what}: {reason}; packets of earlier flushes are safe")
+
+
+# -- commit log -----------------------------------------------------------------------------
+def last_commit(fl: np.ndarray) -> int:
+    """Index of the last valid /flushes row (its flush_id is its index + 1), -1 if none.
+    A row a crash left resized but unwritten reads as zeros and is skipped."""
+    for i in range(len(fl) - 1, -1, -1):
+        if int(fl[i, 0]) == i + 1:
+            return i
+    return -1
+
+
+def pass_ranges(fl: np.ndarray, tables: list[str]) -> dict[int, dict[str, tuple[int, int]]]:
+    """Rows of each table written by each pass: from its opening commit to its last one."""
+    out: dict[int, dict[str, tuple[int, int]]] = {}
+    if len(fl) == 0:
+        return out
+    pids = fl[:, 1]
+    width = fl.shape[1]
+    for p in np.unique(pids):
+        rows = np.flatnonzero(pids == p)
+        # the row before the pass's first commit holds the counts it started from
+        before = fl[rows[0] - 1] if rows[0] > 0 else np.zeros(width, np.int64)
+        last = fl[rows[-1]]
+        out[int(p)] = {t: (int(before[len(FLUSH_HEAD) + i]) if len(FLUSH_HEAD) + i < width else 0,
+                           int(last[len(FLUSH_HEAD) + i]) if len(FLUSH_HEAD) + i < width else 0)
+                       for i, t in enumerate(tables)}
+    return out
+
+
+# -- writer ---------------------------------------------------------------------------------
+class ArchiveWriter:
+    """Append passes of one mission to its archive.
+
+    ``archive``: a directory (the file is ``<dir>/<mission.name>.h5``) or a ``.h5`` path.
+    Raises :class:`ArchiveMismatchError` if the file belongs to another mission name or
+    spacecraft ID, :class:`ArchiveLockedError` if another writer has it, and
+    :class:`ArchiveError` if it is unreadable. Opening it recovers from a crashed writer.
+    """
+
+    def __init__(self, archive: str | os.PathLike, mission, *, flush_seconds: float = 2.0,
+                 flush_packets: int = 100_000, flush_bytes: int = 64 << 20,
+                 dedup_window: float = 10.0, compression: dict | str | None = "default",
+                 clock=time.time):
+        self.mission = mission
+        self.mission_name = str(mission.name)
+        self.spacecraft_id = getattr(mission, "spacecraft_id", None)
+        self.path = archive_path(archive, self.mission_name)
+        self.flush_seconds = float(flush_seconds)
+        self.flush_packets = int(flush_packets)
+        self.flush_bytes = int(flush_bytes)
+        self.dedup_window = float(dedup_window)
+        self.compression = self._compression_settings(compression)
+        self._clock = clock
+        self._file: h5py.File | None = None
+        self._swmr = False
+        self._lock: WriterLock | None = None
+        self._pass: dict | None = None
+        self._tables: dict[str, _Table] = {}
+        self._known: set[str] = set()
+        self.recovered: dict = {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"{self.path.parent}: cannot create the archive directory: "
+                               f"{exc.strerror or exc}") from None
+        self._lock = WriterLock(self.path)
+        try:
+            if self.path.exists():
+                self.recovered = self._open_existing()
+            else:
+                self._create()
+        except BaseException:
+            self._close_file()
+            self._lock.release()
+            raise
+
+    # -- settings
+    @staticmethod
+    def _compression_settings(compression) -> dict:
+        if compression == "default":
+            return {k: dict(v) for k, v in DEFAULT_COMPRESSION.items()}
+        if compression is None or compression == "none":
+            return {k: {} for k in DEFAULT_COMPRESSION}
+        if compression == "gzip":
+            return {k: {"compression": "gzip", "compression_opts": 1,
+                        "shuffle": k != "raw" and k != "text"} for k in DEFAULT_COMPRESSION}
+        if isinstance(compression, dict):
+            out = {k: dict(v) for k, v in DEFAULT_COMPRESSION.items()}
+            out.update({k: dict(v or {}) for k, v in compression.items()})
+            return out
+        raise ValueError(f"compression must be 'default', 'gzip', None or a dict, not {compression!r}")
+
+    # -- file handling
+    def _h5open(self, mode: str) -> h5py.File:
+        try:
+            return h5py.File(self.path, mode, libver=LIBVER, locking=False,
+                             rdcc_nbytes=8 << 20, rdcc_nslots=10007)
+        except OSError as exc:
+            raise ArchiveError(f"{self.path}: cannot open the archive: {str(exc).splitlines()[0]}") from None
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:
+                pass
+            self._file = None
+            self._swmr = False
+
+    def _create(self) -> None:
+        # built under a temporary name and renamed: a crash never leaves half an archive
+        tmp = self.path.with_name(self.path.name + ".new")
+        try:
+            with h5py.File(tmp, "w", libver=LIBVER, locking=False) as f:
+                f.attrs["mission_name"] = self.mission_name
+                f.attrs["spacecraft_id"] = -1 if self.spacecraft_id is None else int(self.spacecraft_id)
+                from groundseg import __version__
+                f.attrs["groundseg_version"] = __version__
+                f.attrs["schema_version"] = SCHEMA_VERSION
+                f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                f.attrs["layout_gen"] = 0
+                fl = f.create_dataset("flushes", shape=(0, len(FLUSH_HEAD)), maxshape=(None, None),
+                                      chunks=(256, 16), dtype="<i8")
+                fl.attrs["columns"] = json.dumps(list(FLUSH_HEAD))
+                fl.attrs["tables"] = json.dumps([])
+                f.create_group(PACKETS_GROUP)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise _os_error(self.path, exc, "cannot create the archive") from None
+        self._file = self._h5open("a")
+        self._load_state()
+
+    def _open_existing(self) -> dict:
+        recovered: dict = {}
+        try:
+            sb = read_superblock(self.path)
+        except ArchiveError as exc:
+            raise ArchiveError(f"{self.path}: not a groundseg archive ({exc})") from None
+        except OSError as exc:
+            raise ArchiveError(f"{self.path}: cannot read the archive: {exc.strerror or exc}") from None
+        if sb["flags"]:
+            # we hold the lock, so the writer that set these flags is dead
+            try:
+                recovered["cleared_flags"] = clear_status_flags(self.path)
+            except OSError as exc:
+                raise ArchiveError(f"{self.path}: cannot clear the stale flags of a crashed writer: "
+                                   f"{exc.strerror or exc}") from None
+        self._file = self._h5open("a")
+        f = self._file
+        if "schema_version" not in f.attrs or "flushes" not in f:
+            raise ArchiveError(f"{self.path}: not a groundseg archive (no schema_version)")
+        if int(f.attrs["schema_version"]) > SCHEMA_VERSION:
+            raise ArchiveError(f"{self.path}: archive schema {int(f.attrs['schema_version'])} is newer "
+                               f"than this groundseg understands ({SCHEMA_VERSION})")
+        name = str(f.attrs.get("mission_name", ""))
+        scid = int(f.attrs.get("spacecraft_id", -1))
+        want = -1 if self.spacecraft_id is None else int(self.spacecraft_id)
+        if name != self.mission_name or scid != want:
+            raise ArchiveMismatchError(
+                f"{self.path} is the archive of mission '{name}' (spacecraft {scid}), "
+                f"not '{self.mission_name}' (spacecraft {want}); use another --archive directory")
+        self._load_state()
+        recovered.update(self._recover())
+        return recovered
+
+    def _load_state(self) -> None:
+        f = self._file
+        fl = f["flushes"]
+        self._table_names: list[str] = json.loads(fl.attrs["tables"])
+        self._layout_gen = int(f.attrs.get("layout_gen", 0))
+        n = last_commit(fl[:]) + 1
+        self._commits_on_disk = fl.shape[0]
+        last = fl[n - 1] if n else np.zeros(len(FLUSH_HEAD) + len(self._table_names), np.int64)
+        self._flush_id = n
+        self._rows = {t: int(last[len(FLUSH_HEAD) + i]) if len(FLUSH_HEAD) + i < len(last) else 0
+                      for i, t in enumerate(self._table_names)}
+        self._heap_len = {}
+        for t in self._table_names:
+            g = f[t]
+            self._heap_len[t] = self._heap_end(g, self._rows[t])
+        self._apid_groups: dict[int, str] = {}
+        if PACKETS_GROUP in f:
+            for name, g in f[PACKETS_GROUP].items():
+                if name != UNDECLARED and "apid" in g.attrs:
+                    self._apid_groups[int(g.attrs["apid"])] = f"{PACKETS_GROUP}/{name}"
+
+    @staticmethod
+    def _heap_end(g: h5py.Group, rows: int) -> int:
+        if "raw" in g and rows:
+            off = int(g["raw_offset"][rows - 1])
+            ln = int(g["length"][rows - 1])
+            return off + ln
+        if "text" in g:
+            return int(g["text"].shape[0])  # written directly, never truncated
+        return 0
+
+    def _recover(self) -> dict:
+        """Truncate tables to the last commit; mark a pass left open as interrupted."""
+        f = self._file
+        info: dict = {"truncated": {}, "interrupted_passes": []}
+        fl = f["flushes"]
+        if fl.shape[0] != self._flush_id:
+            info["truncated"]["flushes"] = int(fl.shape[0] - self._flush_id)
+            fl.resize((self._flush_id, fl.shape[1]))
+        for t in self._table_names:
+            g = f[t]
+            rows = self._rows[t]
+            for name, ds in _columns(g).items():
+                if ds.shape[0] != rows:
+                    info["truncated"][f"{t}/{name}"] = int(ds.shape[0] - rows)
+                    ds.resize((rows,) + ds.shape[1:])
+            if "raw" in g and g["raw"].shape[0] > self._heap_len[t]:
+                g["raw"].resize((self._heap_len[t],))
+        if "passes" in f:
+            g = f["passes"]
+            status = g["status"][:]
+            for row in np.flatnonzero(status == PASS_OPEN):
+                self._recompute_pass(int(row))
+                g["status"][row] = PASS_INTERRUPTED
+                info["interrupted_passes"].append(int(g["pass_id"][row]))
+        if not info["truncated"]:
+            del info["truncated"]
+        if not info["interrupted_passes"]:
+            del info["interrupted_passes"]
+        if info:
+            f.flush()
+        return info
+
+    # -- /flushes helpers
+    def _pass_ranges(self) -> dict[int, dict[str, tuple[int, int]]]:
+        fl = self._file["flushes"]
+        n = last_commit(fl[:]) + 1
+        return pass_ranges(fl[:n], self._table_names)
+
+    def _recompute_pass(self, row: int) -> None:
+        """Stats of an interrupted pass from what was committed."""
+        f = self._file
+        g = f["passes"]
+        pid = int(g["pass_id"][row])
+        ranges = self._pass_ranges().get(pid, {})
+        packets = untimed = 0
+        rt = [np.nan, np.nan]
+        kt = [np.nan, np.nan]
+        for t, (a, b) in ranges.items():
+            if not t.startswith(PACKETS_GROUP + "/") or b <= a:
+                continue
+            tg = f[t]
+            packets += b - a
+            src = tg["time_source"][a:b]
+            r = tg["reception_time"][a:b]
+            o = tg["onboard_time"][a:b]
+            untimed += int(np.count_nonzero(src == TIME_NONE))
+            if np.isfinite(r).any():
+                rt = [np.nanmin([rt[0], np.nanmin(r)]), np.nanmax([rt[1], np.nanmax(r)])]
+            ex = src <= TIME_FRAME
+            if ex.any():
+                kt = [np.nanmin([kt[0], o[ex].min()]), np.nanmax([kt[1], o[ex].max()])]
+        g["packets_archived"][row] = packets
+        g["untimed_packets"][row] = untimed
+        g["reception_start"][row], g["reception_end"][row] = rt
+        g["onboard_start"][row], g["onboard_end"][row] = kt
+        for t, col in (("frames", "frames_archived"), ("rejects", "rejects_archived")):
+            a, b = ranges.get(t, (0, 0))
+            g[col][row] = b - a
+        fl = f["flushes"]
+        if fl.shape[0]:
+            g["ended_at"][row] = float(fl[fl.shape[0] - 1, 3]) / 1e3
+
+    # -- layout (only while not in SWMR mode)
+    def _structural(self) -> None:
+        """Leave SWMR mode so groups and datasets can be created."""
+        if self._swmr:
+            self._flush(commit=True)
+            self._close_file()
+            self._file = self._h5open("a")
+        self._layout_changed = True
+
+    def _ds_kwargs(self, category: str, dtype: np.dtype, tail: tuple, rows: int) -> dict:
+        if category == "raw" or category == "text":
+            chunks = (RAW_CHUNK if category == "raw" else 65536,)
+        else:
+            per_row = max(1, int(np.prod(tail, dtype=np.int64)) * max(1, np.dtype(dtype).itemsize))
+            chunk_rows = max(256, min(CHUNK_ROWS, (1 << 20) // per_row))
+            chunks = (chunk_rows,) + tuple(tail)
+        kw = dict(chunks=chunks, maxshape=(None,) + tuple(tail))
+        opts = dict(self.compression.get(category, {}))
+        if opts.get("shuffle") and np.dtype(dtype).itemsize == 1:
+            opts.pop("shuffle")
+        kw.update(opts)
+        return kw
+
+    def _need_dataset(self, group_path: str, name: str, dtype, tail: tuple, category: str,
+                      table: str | None = None, attrs: dict | None = None, heap: bool = False) -> None:
+        """Create ``group_path/name`` unless it exists; a new column gets the table's
+        committed row count, filled (NaN for floats) where no value was ever written."""
+        key = group_path + "/" + name
+        if key in self._known:
+            return
+        f = self._file
+        if group_path in f and name in f[group_path]:
+            self._known.add(key)
+            return
+        self._structural()
+        g = self._file.require_group(group_path)
+        rows = 0 if (heap or table is None) else self._rows.get(table, 0)
+        dtype = np.dtype(dtype)
+        h5type = dtype
+        if (name == "reason" and group_path == "rejects") or (name == "status" and group_path == "frames"):
+            if dtype.kind == "u":
+                h5type = _enum_reasons(dtype)
+        fill = _fill_for(dtype)
+        kw = self._ds_kwargs(category, dtype, tail, rows)
+        if fill is not None:
+            kw["fillvalue"] = fill
+        ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)
+        if heap:
+            ds.attrs["heap"] = True
+        for k, v in (attrs or {}).items():
+            ds.attrs[k] = v
+        self._known.add(key)
+
+    def _register_table(self, path: str, heap: str | None) -> _Table:
+        if path not in self._tables:
+            self._tables[path] = _Table(path, heap)
+        if path not in self._table_names:
+            self._structural()
+            self._table_names.append(path)
+            self._rows[path] = 0
+            self._heap_len[path] = 0
+            fl = self._file["flushes"]
+            fl.resize((fl.shape[0], len(FLUSH_HEAD) + len(self._table_names)))
+            fl.attrs["tables"] = json.dumps(self._table_names)
+        return self._tables[path]
+
+    def _ensure_table_columns(self, path: str, specs: dict[str, tuple], category: str,
+                              heap: str | None = None, group_attrs: dict | None = None) -> _Table:
+        """specs: name -> (dtype, tail shape[, attrs]); missing ones are created."""
+        table = self._register_table(path, heap)
+        if path not in self._known:
+            if path not in self._file:
+                self._structural()
+                self._file.require_group(path)
+            g = self._file[path]
+            for k, v in (group_attrs or {}).items():
+                if k not in g.attrs:
+                    self._structural()
+                    self._file[path].attrs[k] = v
+            self._known.add(path)
+        for name, spec in specs.items():
+            dtype, tail = spec[0], spec[1]
+            attrs = spec[2] if len(spec) > 2 else None
+            cat = "fields" if name.startswith("fields/") else category
+            gp, _, leaf = (path + "/" + name).rpartition("/")
+            self._need_dataset(gp, leaf, dtype, tail, cat, table=path, attrs=attrs)
+        if heap is not None:
+            self._need_dataset(path, heap, np.uint8, (), "raw" if heap == "raw" else "text", heap=True)
+        return table
+
+    def _ensure_passes(self) -> _Table:
+        specs = {n: (np.dtype(t), ()) for n, t in ALL_PASS_COLUMNS}
+        t = self._ensure_table_columns("passes", specs, "header")
+        # source, mission and report texts: a heap written directly, outside the row buffer
+        self._need_dataset("passes", "text", np.uint8, (), "text", heap=True)
+        return t
+
+    def _packet_specs(self) -> dict:
+        specs = {n: (PACKET_DTYPE[n], ()) for n in PACKET_DTYPE.names}
+        specs.update({n: (np.dtype(t), ()) for n, t in PACKET_EXTRA_COLUMNS})
+        return specs
+
+    def _ensure_packet_table(self, apid: int | None, name: str | None = None) -> str:
+        if apid is None or apid not in self._apid_groups and name is None:
+            path = f"{PACKETS_GROUP}/{UNDECLARED}"
+            self._ensure_table_columns(path, self._packet_specs(), "header", heap="raw",
+                                       group_attrs={"description": "packets of APIDs the mission "
+                                                    "file did not declare (raw)"})
+            return path
+        path = self._apid_groups.get(apid)
+        if path is None:
+            base = _hdf5_name(name)
+            path = f"{PACKETS_GROUP}/{base}"
+            existing = self._file.get(path)
+            if base == UNDECLARED or (existing is not None and int(existing.attrs.get("apid", -1)) != apid):
+                path = f"{PACKETS_GROUP}/{base}_{apid}"
+            self._apid_groups[apid] = path
+        self._ensure_table_columns(path, self._packet_specs(), "header", heap="raw",
+                                   group_attrs={"apid": int(apid), "name": str(name or path)})
+        return path
+
+    def _ensure_frames(self, dtype: np.dtype) -> _Table:
+        specs = {"pass_id": (np.dtype("<u4"), ())}
+        specs.update({n: (dtype[n].base, dtype[n].shape) for n in dtype.names})
+        return self._ensure_table_columns("frames", specs, "header")
+
+    def _reject_specs(self, dtype: np.dtype) -> dict:
+        specs = {"pass_id": (np.dtype("<u4"), ())}
+        for n in dtype.names:
+            if n == "offset":
+                continue
+            specs[n] = (dtype[n].base, dtype[n].shape)
+        specs["length"] = (np.dtype("<i8"), ())
+        specs["raw_offset"] = (np.dtype("<i8"), ())
+        return specs
+
+    def _ensure_rejects(self, dtype: np.dtype) -> _Table:
+        t = self._ensure_table_columns("rejects", self._reject_specs(dtype), "header", heap="raw")
+        g = self._file["rejects"]
+        if "reasons" not in g.attrs:
+            self._structural()
+            self._file["rejects"].attrs["reasons"] = json.dumps(list(REJECT_REASONS))
+        return t
+
+    def _enter_swmr(self) -> None:
+        if self._swmr:
+            return
+        f = self._file
+        if getattr(self, "_layout_changed", False):
+            self._layout_gen += 1
+            f.attrs["layout_gen"] = self._layout_gen
+            self._layout_changed = False
+        try:
+            f.swmr_mode = True
+        except (OSError, ValueError) as exc:
+            raise ArchiveError(f"{self.path}: cannot start SWMR writing: {exc}") from None
+        self._swmr = True
+
+    # -- passes
+    def begin_pass(self, source: str, frame_dtype: np.dtype | None = None,
+                   reject_dtype: np.dtype | None = None) -> int:
+        """Start a pass; create everything it may write; return its pass id."""
+        if self._file is None:
+            raise ArchiveError(f"{self.path}: the writer is closed")
+        if self._pass is not None:
+            raise ArchiveError(f"{self.path}: pass {self._pass['pass_id']} is still open")
+        from groundseg.link import records
+        frame_dtype = np.dtype(frame_dtype if frame_dtype is not None else
+                               getattr(records, "FRAME_RECORD_DTYPE", None) or [("reception_time", "<f8")])
+        reject_dtype = np.dtype(reject_dtype if reject_dtype is not None else
+                                getattr(records, "REJECT_DTYPE", None) or
+                                [("reason", "u1"), ("vcid", "<i2"), ("apid", "<i2"),
+                                 ("reception_time", "<f8")])
+        try:
+            self._ensure_passes()
+            self._ensure_frames(frame_dtype)
+            self._ensure_rejects(reject_dtype)
+            self._ensure_packet_table(None)
+            for apid, name in sorted(_mission_apids(self.mission).items()):
+                self._ensure_packet_table(apid, name)
+            g = self._file["passes"]
+            rows = self._rows["passes"]
+            pass_id = int(g["pass_id"][rows - 1]) + 1 if rows else 1
+            now = self._clock()
+            text = self._file["passes/text"]
+            heap = [np.frombuffer(str(source).encode(), np.uint8)]
+            src_off = self._heap_len["passes"]
+            mtext = str(getattr(self.mission, "source_text", "") or "")
+            m_off = src_off + len(heap[0])
+            m_len = len(mtext.encode())
+            if rows and int(g["mission_length"][rows - 1]) == m_len:
+                prev_off = int(g["mission_offset"][rows - 1])
+                if bytes(text[prev_off:prev_off + m_len]) == mtext.encode():
+                    m_off = prev_off  # same mission file as last pass: share its text
+                else:
+                    heap.append(np.frombuffer(mtext.encode(), np.uint8))
+            else:
+                heap.append(np.frombuffer(mtext.encode(), np.uint8))
+            row = {n: np.zeros(1, t) for n, t in ALL_PASS_COLUMNS}
+            for n, _ in REPORT_COLUMNS:
+                row[n][:] = -1
+            for n, _, _ in REPORT_SUMS:
+                row[n][:] = -1
+            for n in ("ended_at", "reception_start", "reception_end", "onboard_start", "onboard_end"):
+                row[n][:] = np.nan
+            row["pass_id"][:] = pass_id
+            row["status"][:] = PASS_OPEN
+            row["started_at"][:] = now
+            row["source_offset"][:] = src_off
+            row["source_length"][:] = len(heap[0])
+            row["mission_offset"][:] = m_off
+            row["mission_length"][:] = m_len
+            row["report_offset"][:] = -1
+            hb = np.concatenate(heap)
+            # the text heap is appended here directly: begin_pass is committed at once
+            text.resize((src_off + len(hb),))
+            if len(hb):
+                text[src_off:src_off + len(hb)] = hb
+            self._heap_len["passes"] = src_off + len(hb)
+            self._tables["passes"].add(row, 1)
+            self._pass = {"pass_id": pass_id, "row": rows, "packets": 0, "duplicates": 0,
+                          "untimed": 0, "frames": 0, "rejects": 0,
+                          "rt": [np.nan, np.nan], "kt": [np.nan, np.nan],
+                          "last_flush": self._clock(), "frame_dtype": frame_dtype,
+                          "reject_dtype": reject_dtype}
+            self._flush(commit=True)
+            self._enter_swmr()
+            self._dedup = Deduplicator(self.dedup_window)
+            self._prior = self._prior_passes(exclude=pass_id)
+            self._loaded: set[int] = set()
+        except OSError as exc:
+            raise _os_error(self.path, exc, "cannot start a pass") from None
+        return pass_id
+
+    def _prior_passes(self, exclude: int) -> list[dict]:
+        g = self._file["passes"]
+        rows = self._rows["passes"]
+        cols = {n: g[n][:rows] for n in ("pass_id", "reception_start", "reception_end",
+                                          "onboard_start", "onboard_end", "untimed_packets",
+                                          "packets_archived")}
+        out = []
+        for i in range(rows):
+            if int(cols["pass_id"][i]) == exclude:
+                continue
+            out.append({k: v[i].item() for k, v in cols.items()})
+        return out
+
+    def _load_overlapping(self, rt: tuple, kt: tuple, untimed: bool) -> None:
+        """Load dedup keys of earlier passes whose time span overlaps these packets'."""
+        w = self.dedup_window
+        todo = []
+        for p in self._prior:
+            pid = int(p["pass_id"])
+            if pid in self._loaded or p["packets_archived"] == 0:
+                continue
+            hit = False
+            if np.isfinite(rt[0]) and np.isfinite(p["reception_start"]):
+                hit |= p["reception_start"] - w <= rt[1] and rt[0] <= p["reception_end"] + w
+            if np.isfinite(kt[0]) and np.isfinite(p["onboard_start"]):
+                hit |= p["onboard_start"] <= kt[1] and kt[0] <= p["onboard_end"]
+            if untimed and p["untimed_packets"] > 0:
+                hit = True
+            if hit:
+                todo.append(pid)
+        if not todo:
+            return
+        ranges = self._pass_ranges()
+        f = self._file
+        for pid in todo:
+            self._loaded.add(pid)
+            for t, (a, b) in ranges.get(pid, {}).items():
+                if not t.startswith(PACKETS_GROUP + "/") or b <= a:
+                    continue
+                g = f[t]
+                self._dedup.add_archived(g["dedup_key"][a:b], g["time_source"][a:b],
+                                         g["reception_time"][a:b], np.full(b - a, pid, np.int64))
+
+    def end_pass(self, report: dict | None = None, complete: bool = True) -> dict:
+        """Flush, then close the pass row: status, end time, the report's counts and JSON."""
+        if self._pass is None:
+            raise ArchiveError(f"{self.path}: no pass is open")
+        p = self._pass
+        try:
+            self._flush(commit=False)
+            g = self._file["passes"]
+            row = p["row"]
+            g["status"][row] = PASS_COMPLETE if complete else PASS_INCOMPLETE
+            g["ended_at"][row] = self._clock()
+            if report is not None:
+                for n, path in REPORT_COLUMNS:
+                    g[n][row] = _report_value(report, path)
+                for n, key, sub in REPORT_SUMS:
+                    g[n][row] = _report_sum(report, key, sub)
+                js = np.frombuffer(json.dumps(report, sort_keys=True, default=_json_default).encode(),
+                                   np.uint8)
+                text = self._file["passes/text"]
+                off = self._heap_len["passes"]
+                text.resize((off + len(js),))
+                text[off:off + len(js)] = js
+                self._heap_len["passes"] = off + len(js)
+                g["report_offset"][row] = off
+                g["report_length"][row] = len(js)
+            self._commit()
+        except OSError as exc:
+            self._pass = None
+            raise _os_error(self.path, exc, "cannot end the pass") from None
+        info = {"pass_id": p["pass_id"], "path": str(self.path), "packets": p["packets"],
+                "duplicates": p["duplicates"], "frames": p["frames"], "rejects": p["rejects"],
+                "status": PASS_STATUS[PASS_COMPLETE if complete else PASS_INCOMPLETE]}
+        if self.recovered.get("interrupted_passes"):
+            info["recovered_passes"] = ",".join(map(str, self.recovered["interrupted_passes"]))
+        self._pass = None
+        return info
+
+    def abort_pass(self) -> None:
+        """End the open pass as incomplete (keeping what was flushed) and close the writer.
+        Never raises: it runs while another exception propagates."""
+        try:
+            if self._pass is not None:
+                self.end_pass(None, complete=False)
+        except Exception:
+            self._pass = None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End an open pass as incomplete, close the file, release the lock."""
+        try:
+            if self._pass is not None and self._file is not None:
+                self.end_pass(None, complete=False)
+        finally:
+            self._close_file()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def __enter__(self) -> "ArchiveWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort_pass()
+        else:
+            self.close()
+
+    # -- appending
+    def append(self, frames: np.ndarray | None = None, decoded: dict | None = None,
+               rejects=None, reject_data: np.ndarray | None = None,
+               reject_offsets: np.ndarray | None = None,
+               packets: PacketBatch | None = None) -> None:
+        """Buffer a batch; flush when ``flush_seconds`` passed or the buffer is full.
+
+        ``frames``: frame records (one structured row per frame, any dtype).
+        ``decoded``: ``{apid: DecodedApid}`` from ``telemetry.decode``.
+        ``packets``: a ``PacketBatch`` archived without decoded fields.
+        ``rejects``: a ``RejectBatch``, or structured records with ``reject_data`` and either
+        ``offset``/``length`` fields or ``reject_offsets`` (n + 1).
+        """
+        if self._pass is None:
+            raise ArchiveError(f"{self.path}: append outside a pass (call begin_pass first)")
+        try:
+            if frames is not None and len(frames):
+                self._append_frames(np.asarray(frames))
+            if rejects is not None and len(rejects):
+                self._append_rejects(rejects, reject_data, reject_offsets)
+            if decoded:
+                items = decoded.values() if isinstance(decoded, dict) else decoded
+                for d in items:
+                    if len(d.packets):
+                        self._append_decoded(d)
+            if packets is not None and len(packets):
+                self._append_packets(packets)
+            self.poll()
+        except OSError as exc:
+            raise _os_error(self.path, exc, "cannot write the archive") from None
+
+    def poll(self) -> None:
+        """Flush if due; a live receiver may call this when no data arrive."""
+        if self._pass is None:
+            return
+        pend_rows = sum(t.pending_rows for t in self._tables.values() if t.path.startswith(PACKETS_GROUP))
+        pend_bytes = sum(t.pending_bytes for t in self._tables.values())
+        if (pend_rows >= self.flush_packets or pend_bytes >= self.flush_bytes or
+                self._clock() - self._pass["last_flush"] >= self.flush_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered and commit it (readers see it; it survives kill -9)."""
+        try:
+            self._flush(commit=True)
+        except OSError as exc:
+            raise _os_error(self.path, exc, "cannot write the archive") from None
+
+    def _append_frames(self, frames: np.ndarray) -> None:
+        if frames.dtype.names is None:
+            raise ValueError("frames must be a structured array of frame records")
+        table = self._ensure_frames(frames.dtype)
+        cols = {n: np.ascontiguousarray(frames[n]) for n in frames.dtype.names}
+        cols["pass_id"] = np.full(len(frames), self._pass["pass_id"], np.uint32)
+        table.add(cols, len(frames))
+        self._pass["frames"] += len(frames)
+        self._enter_swmr()
+
+    def _append_rejects(self, rejects, data, offsets) -> None:
+        records = getattr(rejects, "records", rejects)
+        if data is None:
+            data = getattr(rejects, "data", None)
+        records = np.asarray(records)
+        if records.dtype.names is None:
+            raise ValueError("rejects must be structured records (see REJECT_DTYPE)")
+        n = len(records)
+        data = np.zeros(0, np.uint8) if data is None else np.ascontiguousarray(data, np.uint8).ravel()
+        if offsets is not None:
+            offsets = np.asarray(offsets, np.int64)
+            if len(offsets) != n + 1:
+                raise ValueError(f"reject_offsets must have {n + 1} entries, not {len(offsets)}")
+            start, length = offsets[:-1], offsets[1:] - offsets[:-1]
+        elif "offset" in records.dtype.names and "length" in records.dtype.names:
+            start = records["offset"].astype(np.int64)
+            length = records["length"].astype(np.int64)
+        else:
+            start = np.zeros(n, np.int64)
+            length = np.zeros(n, np.int64)
+        if np.any(length < 0) or np.any(start < 0) or np.any(start + length > len(data)):
+            raise ValueError("reject offsets point outside reject_data")
+        table = self._ensure_rejects(records.dtype)
+        local = np.zeros(n, np.int64)
+        np.cumsum(length[:-1], out=local[1:])
+        pos = np.repeat(start - local, length) + np.arange(int(length.sum()), dtype=np.int64)
+        cols = {nm: np.ascontiguousarray(records[nm]) for nm in records.dtype.names if nm != "offset"}
+        cols["length"] = length
+        cols["raw_offset"] = local
+        cols["pass_id"] = np.full(n, self._pass["pass_id"], np.uint32)
+        table.add(cols, n, data[pos])
+        self._pass["rejects"] += n
+        self._enter_swmr()
+
+    def _append_vca_records(self, records: np.ndarray, data: np.ndarray) -> None:
+        n = len(records)
+        length = records["length"].astype(np.int64)
+        width = data.shape[1] if data.ndim == 2 else 0
+        mask = np.arange(width)[None, :] < length[:, None]
+        heap = data[mask] if width else np.zeros(0, np.uint8)
+        local = np.zeros(n, np.int64)
+        np.cumsum(length[:-1], out=local[1:])
+        specs = {"pass_id": (np.dtype("<u4"), ()), "raw_offset": (np.dtype("<i8"), ())}
+        specs.update({nm: (records.dtype[nm].base, records.dtype[nm].shape) for nm in records.dtype.names})
+        table = self._ensure_table_columns("vca", specs, "header", heap="raw")
+        cols = {nm: np.ascontiguousarray(records[nm]) for nm in records.dtype.names}
+        cols["raw_offset"] = local
+        cols["pass_id"] = np.full(n, self._pass["pass_id"], np.uint32)
+        table.add(cols, n, np.ascontiguousarray(heap, np.uint8))
+        self._enter_swmr()
+
+    def append_vca(self, vca) -> None:
+        """Frames of VCs whose data is "vca": their data fields, archived per frame in /vca."""
+        if self._pass is None:
+            raise ArchiveError(f"{self.path}: append outside a pass (call begin_pass first)")
+        if vca is None or len(vca) == 0:
+            return
+        try:
+            self._append_vca_records(np.asarray(vca.records), np.asarray(vca.data, np.uint8))
+            self.poll()
+        except OSError as exc:
+            raise _os_error(self.path, exc, "cannot write the archive") from None
+
+    def _append_packets(self, packets: PacketBatch) -> None:
+        apids = packets.header["apid"]
+        declared = _mission_apids(self.mission)
+        for a in np.unique(apids):
+            sel = packets.select(apids == a) if len(np.unique(apids)) > 1 else packets
+            self._archive_packets(int(a), declared.get(int(a)), sel,
+                                  np.full(len(sel), np.nan), {}, {}, {})
+
+    def _append_decoded(self, d) -> None:
+        declared = _mission_apids(self.mission)
+        apid = int(d.apid)
+        onboard = np.asarray(d.onboard_time, np.float64) if d.onboard_time is not None else \
+            np.full(len(d.packets), np.nan)
+        if np.any(d.packets.header["apid"] != apid):
+            # a DecodedApid carries one APID; anything else is routed by its own header
+            for a in np.unique(d.packets.header["apid"]):
+                m = d.packets.header["apid"] == a
+                self._archive_packets(int(a), declared.get(int(a)), d.packets.select(m), onboard[m],
+                                      {k: np.asarray(v)[m] for k, v in d.fields.items()} if a == apid else {},
+                                      d.units, d.calibration)
+            return
+        self._archive_packets(apid, declared.get(apid), d.packets, onboard,
+                              d.fields or {}, d.units or {}, d.calibration or {})
+
+    def _archive_packets(self, apid: int, name: str | None, batch: PacketBatch, onboard: np.ndarray,
+                         fields: dict, units: dict, calibration: dict) -> None:
+        n = len(batch)
+        h = batch.header
+        p = self._pass
+        if len(onboard) != n:
+            raise ValueError(f"APID {apid}: {len(onboard)} onboard times for {n} packets")
+        frame_time = h["frame_time"].astype(np.float64) if "frame_time" in h.dtype.names else np.full(n, np.nan)
+        rt = h["reception_time"].astype(np.float64) if "reception_time" in h.dtype.names else np.full(n, np.nan)
+        src = np.full(n, TIME_NONE, np.uint8)
+        src[np.isfinite(rt)] = TIME_RECEPTION
+        src[np.isfinite(frame_time)] = TIME_FRAME
+        src[np.isfinite(onboard)] = TIME_ONBOARD
+        ktime = np.where(np.isfinite(onboard), onboard, frame_time)
+        exact = src <= TIME_FRAME
+        keys = packet_keys(batch.data, batch.offsets, h["apid"], h["seq_count"], ktime, exact)
+        self._load_overlapping(_span(rt), _span(ktime[exact]), bool(np.any(src == TIME_NONE)))
+        dup = self._dedup.check(keys, src, rt, p["pass_id"])
+        nd = int(dup.sum())
+        p["duplicates"] += nd
+        if nd == n:
+            return
+        if nd:
+            keep = ~dup
+            batch = batch.select(keep)
+            h = batch.header
+            onboard, src, keys, ktime, rt = onboard[keep], src[keep], keys[keep], ktime[keep], rt[keep]
+            fields = {k: np.asarray(v)[keep] for k, v in fields.items()}
+            exact = src <= TIME_FRAME
+        m = len(batch)
+        path = self._ensure_packet_table(apid if name is not None else None, name)
+        specs = {}
+        for fname, arr in fields.items():
+            arr = np.asarray(arr)
+            if arr.dtype.kind in "OU":
+                arr = arr.astype("S")
+                fields[fname] = arr
+            attrs = {"units": str(units.get(fname, "") or ""),
+                     "calibration": str(calibration.get(fname, "") or "")}
+            specs["fields/" + _hdf5_name(fname)] = (arr.dtype, arr.shape[1:], attrs)
+        table = self._ensure_table_columns(path, specs, "header", heap="raw") if specs else self._tables[path]
+        g = self._file[path]
+        cols = {nm: np.ascontiguousarray(h[nm]) for nm in h.dtype.names}
+        cols["pass_id"] = np.full(m, p["pass_id"], np.uint32)
+        cols["onboard_time"] = np.where(np.isfinite(onboard), onboard, ktime).astype(np.float64)
+        cols["time_source"] = src
+        cols["dedup_key"] = keys
+        cols["raw_offset"] = batch.offsets[:-1] - batch.offsets[0]
+        cols["length"] = (batch.offsets[1:] - batch.offsets[:-1]).astype(np.int32)
+        for fname, arr in fields.items():
+            ds = g["fields/" + _hdf5_name(fname)]
+            arr = np.asarray(arr)
+            if arr.dtype != ds.dtype:
+                if not np.can_cast(arr.dtype, ds.dtype, "same_kind") and not (
+                        arr.dtype.kind in "iub" and ds.dtype.kind == "f"):
+                    raise ArchiveError(f"{self.path}: field {fname!r} of APID {apid} is {ds.dtype} in "
+                                       f"this archive but {arr.dtype} now; rename the field")
+                arr = arr.astype(ds.dtype)
+            cols["fields/" + _hdf5_name(fname)] = arr
+        data = batch.data[batch.offsets[0]:batch.offsets[-1]]
+        table.add(cols, m, np.ascontiguousarray(data, np.uint8))
+        p["packets"] += m
+        p["untimed"] += int(np.count_nonzero(src == TIME_NONE))
+        p["rt"] = _merge_span(p["rt"], _span(rt))
+        p["kt"] = _merge_span(p["kt"], _span(ktime[exact]))
+        self._enter_swmr()
+
+    # -- flush and commit
+    def _flush(self, commit: bool) -> None:
+        f = self._file
+        for path, table in self._tables.items():
+            if table.pending:
+                self._rows[path], self._heap_len[path] = table.write(
+                    f[path], self._rows[path], self._heap_len.get(path, 0))
+        if self._pass is not None and "passes" in f:
+            g = f["passes"]
+            row = self._pass["row"]
+            if row < self._rows["passes"]:
+                p = self._pass
+                g["packets_archived"][row] = p["packets"]
+                g["duplicates_skipped"][row] = p["duplicates"]
+                g["untimed_packets"][row] = p["untimed"]
+                g["frames_archived"][row] = p["frames"]
+                g["rejects_archived"][row] = p["rejects"]
+                g["reception_start"][row], g["reception_end"][row] = p["rt"]
+                g["onboard_start"][row], g["onboard_end"][row] = p["kt"]
+                p["last_flush"] = self._clock()
+        if commit:
+            self._commit()
+
+    def _commit(self) -> None:
+        """Make the data durable first, then record the row counts that readers trust."""
+        f = self._file
+        f.flush()
+        fl = f["flushes"]
+        n = fl.shape[0]
+        self._flush_id += 1
+        row = np.zeros(len(FLUSH_HEAD) + len(self._table_names), np.int64)
+        row[0] = self._flush_id
+        row[1] = self._pass["pass_id"] if self._pass is not None else 0
+        row[2] = self._layout_gen + (1 if getattr(self, "_layout_changed", False) else 0)
+        row[3] = int(time.time() * 1e3)
+        for i, t in enumerate(self._table_names):
+            row[len(FLUSH_HEAD) + i] = self._rows.get(t, 0)
+        if fl.shape[1] < len(row):
+            fl.resize((n, len(row)))
+        fl.resize((n + 1, fl.shape[1]))
+        fl[n, :len(row)] = row
+        f.flush()
+
+
+def _span(t: np.ndarray) -> tuple[float, float]:
+    t = np.asarray(t, np.float64)
+    fin = t[np.isfinite(t)]
+    if fin.size == 0:
+        return (np.nan, np.nan)
+    return (float(fin.min()), float(fin.max()))
+
+
+def _merge_span(a, b) -> list[float]:
+    lo = np.nanmin([a[0], b[0]]) if np.isfinite([a[0], b[0]]).any() else np.nan
+    hi = np.nanmax([a[1], b[1]]) if np.isfinite([a[1], b[1]]).any() else np.nan
+    return [float(lo), float(hi)]
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)

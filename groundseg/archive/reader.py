@@ -1,0 +1,605 @@
+"""Read API of the per-mission HDF5 archive (CCSDS 133.0-B Space Packets and their decoded fields).
+
+``open_archive(path)`` opens the file as an HDF5 SWMR reader, so it works while a
+writer appends; every query first re-reads the commit log (``/flushes``) and
+returns rows up to the last completed flush only, never a half-written batch.
+An archive left by a crashed writer is opened too: its stale consistency flags
+are masked in memory (the file itself is not modified).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import h5py
+import numpy as np
+
+from groundseg.archive.hdf5 import (
+    ALL_PASS_COLUMNS, FLUSH_HEAD, HDF5_SIGNATURE, PACKETS_GROUP, PASS_STATUS, REJECT_REASONS, TIME_SOURCES, UNDECLARED,
+    ArchiveError, ArchiveLockedError, last_commit, pass_ranges, patched_superblock, writer_alive,
+)
+from groundseg.link.records import PACKET_DTYPE, PacketBatch
+
+__all__ = ["open_archive", "Archive"]
+
+#: Columns of a packet table that the read API returns (besides the decoded fields).
+PACKET_COLUMNS = ["pass_id", "apid", "seq_count", "seq_flags", "length", "version", "type", "sec_hdr",
+                  "vcid", "reception_time", "onboard_time", "frame_time", "time_source", "gap_before"]
+
+
+class _OverlayFile(io.RawIOBase):
+    """The archive file with a replacement superblock, read-only: lets HDF5 open a file
+    whose writer died without clearing its flags, without touching the file."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "rb")
+        size = os.fstat(self._fh.fileno()).st_size
+        head = self._fh.read(64)
+        self._sb, info = patched_superblock(head, size)
+        self._size = max(size, info["eoa_before"])
+        self._real = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0:
+            self._pos = offset
+        elif whence == 1:
+            self._pos += offset
+        else:
+            self._pos = self._size + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = min(len(b), max(0, self._size - self._pos))
+        if n <= 0:
+            return 0
+        self._fh.seek(self._pos)
+        data = bytearray(self._fh.read(min(n, max(0, self._real - self._pos))))
+        data.extend(bytes(n - len(data)))  # allocated but never written before the crash
+        lo = self._pos
+        if lo < len(self._sb):
+            k = min(len(self._sb) - lo, n)
+            data[:k] = self._sb[lo:lo + k]
+        b[:n] = data
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _open_h5(path: Path, timeout: float) -> tuple[h5py.File, bool, object | None]:
+    """(file, swmr, overlay) for reading."""
+    if not path.exists():
+        raise ArchiveError(f"{path}: no such archive")
+    if path.is_dir():
+        raise ArchiveError(f"{path}: is a directory, not an archive file")
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != HDF5_SIGNATURE:
+                raise ArchiveError(f"{path}: not an HDF5 archive")
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return h5py.File(path, "r", swmr=True, locking=False), True, None
+        except OSError as exc:
+            msg = str(exc)
+            if "already open for" not in msg and "not already open for SWMR" not in msg:
+                raise ArchiveError(f"{path}: unreadable archive: {msg.splitlines()[0]}") from None
+        if not writer_alive(path):
+            # flags left by a dead writer outside SWMR: mask them
+            try:
+                overlay = _OverlayFile(path)
+                return h5py.File(overlay, "r"), False, overlay
+            except (OSError, ArchiveError) as exc:
+                raise ArchiveError(f"{path}: unreadable archive: {str(exc).splitlines()[0]}") from None
+        if time.monotonic() > deadline:
+            raise ArchiveLockedError(f"{path}: a writer is changing the archive's layout; try again")
+        time.sleep(0.05)
+
+
+def _to_unix(t) -> float | None:
+    if t is None:
+        return None
+    if isinstance(t, (int, float, np.integer, np.floating)):
+        return float(t)
+    if isinstance(t, np.datetime64):
+        return float(t.astype("datetime64[ns]").astype(np.int64)) / 1e9
+    if isinstance(t, _dt.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.timezone.utc)
+        return t.timestamp()
+    if isinstance(t, str):
+        return _to_unix(np.datetime64(t.rstrip("Z")))
+    if hasattr(t, "timestamp"):
+        return float(t.timestamp())
+    raise ValueError(f"a time must be UNIX seconds, datetime or ISO 8601 text, not {t!r}")
+
+
+def iso(t: float) -> str | None:
+    """UNIX seconds -> ISO 8601 UTC text (None for NaN)."""
+    if t is None or not np.isfinite(t):
+        return None
+    return _dt.datetime.fromtimestamp(float(t), _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Archive:
+    """A per-mission archive opened for reading (see :func:`open_archive`)."""
+
+    def __init__(self, path: str | os.PathLike, timeout: float = 10.0):
+        self.path = Path(path)
+        self._timeout = timeout
+        self._f = None
+        self._overlay = None
+        self._open()
+
+    # -- file
+    def _open(self) -> None:
+        self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
+        f = self._f
+        if "flushes" not in f or "schema_version" not in f.attrs:
+            self.close()
+            raise ArchiveError(f"{self.path}: not a groundseg archive")
+        self.mission_name = str(f.attrs.get("mission_name", ""))
+        self.spacecraft_id = int(f.attrs.get("spacecraft_id", -1))
+        self.schema_version = int(f.attrs["schema_version"])
+        self.groundseg_version = str(f.attrs.get("groundseg_version", ""))
+        self._tables = json.loads(f["flushes"].attrs["tables"])
+        self._gen = int(f.attrs.get("layout_gen", 0))
+        self._sync()
+
+    def _reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            except Exception:
+                pass
+            self._f = None
+        if self._overlay is not None:
+            self._overlay.close()
+            self._overlay = None
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ds(self, name: str) -> h5py.Dataset:
+        ds = self._f[name]
+        if self._swmr:
+            ds.refresh()
+        return ds
+
+    def _sync(self) -> None:
+        """Re-read the commit log: committed row counts and pass row ranges."""
+        for attempt in range(3):
+            try:
+                fl_ds = self._ds("flushes")
+                fl = fl_ds[:]
+                break
+            except (OSError, KeyError, RuntimeError):
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+                self.close()
+                self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
+        n = last_commit(fl) + 1
+        fl = fl[:n]
+        if n and int(fl[-1, 2]) > self._gen:
+            # the writer created datasets since we opened: see them
+            self.close()
+            self._open()
+            return
+        self._fl = fl
+        width = fl.shape[1] if n else len(FLUSH_HEAD)
+        self._rows = {t: (int(fl[-1, len(FLUSH_HEAD) + i]) if n and len(FLUSH_HEAD) + i < width else 0)
+                      for i, t in enumerate(self._tables)}
+        self._ranges = pass_ranges(fl, self._tables)
+
+    def refresh(self) -> None:
+        """See what the writer committed since the last query (queries do this themselves)."""
+        self._sync()
+
+    # -- passes
+    @property
+    def passes(self) -> np.ndarray:
+        """One row per pass: id, status (0 open, 1 complete, 2 interrupted, 3 incomplete),
+        times (UNIX s), counts, the report's scalar counts (-1 when it has none)."""
+        self._sync()
+        n = self._rows.get("passes", 0)
+        if "passes" not in self._f or n == 0:
+            return np.zeros(0, [("pass_id", "<u4")])
+        g = self._f["passes"]
+        order = {name: i for i, (name, _) in enumerate(ALL_PASS_COLUMNS)}
+        names = sorted((k for k in g if not g[k].attrs.get("heap", False)),
+                       key=lambda k: (order.get(k, len(order)), k))
+        cols = {k: self._ds(f"passes/{k}")[:n] for k in names}
+        dt = [(k, cols[k].dtype.str) for k in names]
+        out = np.zeros(n, dt)
+        for k in names:
+            out[k] = cols[k]
+        return out
+
+    def _text(self, off: int, length: int) -> str:
+        if off < 0 or length <= 0:
+            return ""
+        return bytes(self._ds("passes/text")[off:off + length]).decode("utf-8", "replace")
+
+    def pass_info(self, pass_id: int) -> dict:
+        """A pass's row as a dict, with its source, mission file text and report (dict or None)."""
+        rows = self.passes
+        sel = np.flatnonzero(rows["pass_id"] == int(pass_id))
+        if not len(sel):
+            raise KeyError(f"no pass {pass_id} in {self.path}")
+        r = rows[sel[0]]
+        out = {k: r[k].item() for k in rows.dtype.names}
+        out["status_name"] = PASS_STATUS[out["status"]] if out["status"] < len(PASS_STATUS) else "?"
+        out["source"] = self._text(out["source_offset"], out["source_length"])
+        out["mission_text"] = self._text(out["mission_offset"], out["mission_length"])
+        rep = self._text(out["report_offset"], out["report_length"])
+        out["report"] = json.loads(rep) if rep else None
+        return out
+
+    # -- APIDs
+    def _apid_groups(self) -> dict[int, str]:
+        out = {}
+        if PACKETS_GROUP in self._f:
+            for name, g in self._f[PACKETS_GROUP].items():
+                if name != UNDECLARED and "apid" in g.attrs:
+                    out[int(g.attrs["apid"])] = f"{PACKETS_GROUP}/{name}"
+        return out
+
+    @property
+    def apids(self) -> dict[int, str | None]:
+        """APIDs in the archive: id -> mission-file name (None for APIDs never declared)."""
+        self._sync()
+        out: dict[int, str | None] = {}
+        for apid, path in self._apid_groups().items():
+            out[apid] = str(self._f[path].attrs.get("name", path.rsplit("/", 1)[-1]))
+        upath = f"{PACKETS_GROUP}/{UNDECLARED}"
+        n = self._rows.get(upath, 0)
+        if n:
+            for a in np.unique(self._ds(upath + "/apid")[:n]):
+                out.setdefault(int(a), None)
+        return dict(sorted(out.items()))
+
+    def resolve_apid(self, apid: int | str) -> int:
+        """An APID number or its mission-file name -> the number."""
+        if isinstance(apid, (int, np.integer)):
+            return int(apid)
+        s = str(apid).strip()
+        if s.isdigit():
+            return int(s)
+        for a, name in self.apids.items():
+            if name == s:
+                return a
+        names = ", ".join(f"{n} ({a})" for a, n in self.apids.items() if n)
+        raise KeyError(f"no APID named {s!r} in {self.path} (known: {names or 'none'})")
+
+    # -- row selection
+    def _pass_list(self, passes) -> list[int] | None:
+        if passes is None:
+            return None
+        if isinstance(passes, (int, np.integer)):
+            return [int(passes)]
+        return [int(p) for p in passes]
+
+    def _row_ranges(self, table: str, passes) -> list[tuple[int, int]]:
+        n = self._rows.get(table, 0)
+        plist = self._pass_list(passes)
+        if plist is None:
+            return [(0, n)] if n else []
+        out = []
+        for p in sorted(plist):
+            a, b = self._ranges.get(p, {}).get(table, (0, 0))
+            b = min(b, n)
+            if b > a:
+                out.append((a, b))
+        return out
+
+    def _select(self, table: str, passes, tcol: str | None, start, stop,
+                apid: int | None = None) -> list[tuple[int, np.ndarray]]:
+        """[(range start, local row indices)] of the rows matching pass, time and APID."""
+        t0, t1 = _to_unix(start), _to_unix(stop)
+        out = []
+        for a, b in self._row_ranges(table, passes):
+            mask = np.ones(b - a, bool)
+            if apid is not None:
+                mask &= self._ds(f"{table}/apid")[a:b] == apid
+            if tcol is not None and (t0 is not None or t1 is not None):
+                t = self._ds(f"{table}/{tcol}")[a:b]
+                if t0 is not None:
+                    mask &= t >= t0
+                if t1 is not None:
+                    mask &= t < t1
+            idx = np.flatnonzero(mask)
+            if len(idx):
+                out.append((a, idx))
+        return out
+
+    def _read(self, table: str, column: str, sel: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        ds = self._ds(f"{table}/{column}")
+        parts = []
+        for a, idx in sel:
+            lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
+            parts.append(ds[lo:hi][idx - idx[0]])
+        if not parts:
+            return np.zeros((0,) + ds.shape[1:], ds.dtype)
+        return np.concatenate(parts)
+
+    def _packet_tables(self, apid: int) -> list[tuple[str, int | None]]:
+        tables = []
+        path = self._apid_groups().get(apid)
+        if path is not None and path in self._rows:
+            tables.append((path, None))
+        upath = f"{PACKETS_GROUP}/{UNDECLARED}"
+        if upath in self._rows:
+            tables.append((upath, apid))
+        return tables
+
+    @staticmethod
+    def _time_column(time: str) -> str:
+        if time not in ("onboard", "reception"):
+            raise ValueError(f"time must be 'onboard' or 'reception', not {time!r}")
+        return f"{time}_time"
+
+    # -- packets
+    def packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
+                passes=None, fields: Iterable[str] | None = None) -> np.ndarray:
+        """One structured row per archived packet of ``apid`` (number or name), in reception
+        order: header columns, reception/onboard/frame time (UNIX s, NaN unknown),
+        ``time_source`` (0 onboard, 1 frame insert zone, 2 reception, 3 none) and the decoded
+        fields. ``start <= t < stop`` on ``time`` ("onboard" or "reception"); ``passes`` an id
+        or a list of ids."""
+        self._sync()
+        apid = self.resolve_apid(apid)
+        tcol = self._time_column(time)
+        want = None if fields is None else list(fields)
+        pieces = []
+        field_dtypes: dict[str, tuple] = {}
+        for table, filt in self._packet_tables(apid):
+            sel = self._select(table, passes, tcol, start, stop, filt)
+            cols = {c: self._read(table, c, sel) for c in PACKET_COLUMNS if c in self._f[table]}
+            fcols = {}
+            if "fields" in self._f[table]:
+                for fname, ds in self._f[table]["fields"].items():
+                    if want is not None and fname not in want:
+                        continue
+                    fcols[fname] = self._read(table, f"fields/{fname}", sel)
+                    field_dtypes.setdefault(fname, (ds.dtype, ds.shape[1:], ds.fillvalue))
+            pieces.append((cols, fcols))
+        if want is not None:
+            missing = [w for w in want if w not in field_dtypes]
+            if missing:
+                raise KeyError(f"APID {apid} has no field {', '.join(missing)} in {self.path}")
+        dt = [(c, PACKET_DTYPE[c].str if c in PACKET_DTYPE.names else None) for c in PACKET_COLUMNS]
+        extra = {"pass_id": "<u4", "onboard_time": "<f8", "time_source": "u1"}
+        dt = [(c, t or extra[c]) for c, t in dt]
+        names = set(PACKET_COLUMNS)
+        fmap = {}
+        for fname, (fdt, shape, _) in field_dtypes.items():
+            col = fname if fname not in names else f"field_{fname}"
+            fmap[fname] = col
+            dt.append((col, fdt.str if fdt.kind != "V" else fdt, shape) if shape else (col, fdt.str))
+        n = sum(len(next(iter(c.values()))) if c else 0 for c, _ in pieces)
+        out = np.zeros(n, dt)
+        row = 0
+        for cols, fcols in pieces:
+            m = len(next(iter(cols.values()))) if cols else 0
+            if m == 0:
+                continue
+            for c, v in cols.items():
+                out[c][row:row + m] = v
+            for fname, (fdt, shape, fill) in field_dtypes.items():
+                if fname in fcols:
+                    out[fmap[fname]][row:row + m] = fcols[fname]
+                else:
+                    out[fmap[fname]][row:row + m] = fill if fill is not None else 0
+            row += m
+        if len(pieces) > 1 and n:
+            out = out[np.argsort(out["pass_id"], kind="stable")]
+        return out
+
+    def fields(self, apid: int | str) -> dict[str, dict]:
+        """Decoded fields of an APID: name -> {dtype, units, calibration}."""
+        self._sync()
+        apid = self.resolve_apid(apid)
+        path = self._apid_groups().get(apid)
+        out = {}
+        if path is not None and "fields" in self._f[path]:
+            for name, ds in self._f[path]["fields"].items():
+                out[name] = {"dtype": str(ds.dtype), "units": str(ds.attrs.get("units", "")),
+                             "calibration": str(ds.attrs.get("calibration", ""))}
+        return out
+
+    def dataframe(self, apid: int | str, start=None, stop=None, time: str = "onboard",
+                  passes=None, fields: Iterable[str] | None = None):
+        """:meth:`packets` as a pandas DataFrame (needs pandas), with ``onboard_utc`` and
+        ``reception_utc`` datetime columns; multi-valued fields become ``name[i]`` columns."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("dataframe() needs pandas: pip install 'groundseg[pandas]'") from None
+        arr = self.packets(apid, start, stop, time, passes, fields)
+        data = {}
+        for name in arr.dtype.names:
+            col = arr[name]
+            if col.ndim > 1:
+                flat = col.reshape(len(col), -1)
+                for i in range(flat.shape[1]):
+                    data[f"{name}[{i}]"] = flat[:, i]
+            else:
+                data[name] = col
+        df = pd.DataFrame(data)
+        for t in ("onboard", "reception"):
+            df[f"{t}_utc"] = pd.to_datetime(arr[f"{t}_time"], unit="s", utc=True, errors="coerce")
+        return df
+
+    def iter_raw_packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
+                         passes=None, max_bytes: int = 32 << 20) -> Iterator[PacketBatch]:
+        """The APID's raw packets in reception order (passes in archive order, packets in
+        order within a pass), as PacketBatch pieces of about ``max_bytes``: bounded memory."""
+        self._sync()
+        apid = self.resolve_apid(apid)
+        tcol = self._time_column(time)
+        pieces = []
+        for table, filt in self._packet_tables(apid):
+            for a, idx in self._select(table, passes, tcol, start, stop, filt):
+                pid = int(self._ds(f"{table}/pass_id")[a + idx[0]])
+                pieces.append((pid, table, a, idx))
+        pieces.sort(key=lambda p: p[0])
+        for _, table, a, idx in pieces:
+            length = self._ds(f"{table}/length")
+            off = self._ds(f"{table}/raw_offset")
+            lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
+            lens = length[lo:hi][idx - idx[0]].astype(np.int64)
+            offs = off[lo:hi][idx - idx[0]].astype(np.int64)
+            ends = np.cumsum(lens)
+            i = 0
+            while i < len(idx):
+                j = int(np.searchsorted(ends, (ends[i - 1] if i else 0) + max_bytes, "right"))
+                j = max(j, i + 1)
+                yield self._gather(table, idx[i:j] + a, offs[i:j], lens[i:j])
+                i = j
+
+    def _gather(self, table: str, rows: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> PacketBatch:
+        raw = self._ds(f"{table}/raw")
+        base = int(offs.min())
+        top = int((offs + lens).max())
+        blob = raw[base:top]
+        out_off = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lens, out=out_off[1:])
+        pos = np.repeat(offs - base - out_off[:-1], lens) + np.arange(int(out_off[-1]), dtype=np.int64)
+        header = np.zeros(len(rows), PACKET_DTYPE)
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+        for c in PACKET_DTYPE.names:
+            if c in self._f[table]:
+                header[c] = self._ds(f"{table}/{c}")[lo:hi][rows - lo]
+        return PacketBatch(blob[pos], out_off, header)
+
+    def raw_packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
+                    passes=None) -> PacketBatch:
+        """All of :meth:`iter_raw_packets` in one PacketBatch."""
+        return PacketBatch.concatenate(list(self.iter_raw_packets(apid, start, stop, time, passes)))
+
+    def packet_count(self, apid: int | str | None = None, passes=None) -> int:
+        """Packets archived (of one APID, or all), from the committed rows."""
+        self._sync()
+        total = 0
+        if apid is None:
+            for t in self._rows:
+                if t.startswith(PACKETS_GROUP + "/"):
+                    total += sum(b - a for a, b in self._row_ranges(t, passes))
+            return total
+        apid = self.resolve_apid(apid)
+        for table, filt in self._packet_tables(apid):
+            if filt is None:
+                total += sum(b - a for a, b in self._row_ranges(table, passes))
+            else:
+                total += sum(len(idx) for _, idx in self._select(table, passes, None, None, None, filt))
+        return total
+
+    # -- frames, rejects, VCA
+    def _table(self, table: str, passes, start, stop, tcol="reception_time") -> np.ndarray:
+        self._sync()
+        if table not in self._f or table not in self._rows:
+            return np.zeros(0, [("pass_id", "<u4")])
+        g = self._f[table]
+        names = [k for k, v in g.items() if isinstance(v, h5py.Dataset) and not v.attrs.get("heap", False)]
+        sel = self._select(table, passes, tcol if tcol in g else None, start, stop)
+        cols = {k: self._read(table, k, sel) for k in names}
+        dt = [(k, cols[k].dtype.str, cols[k].shape[1:]) if cols[k].ndim > 1 else (k, cols[k].dtype.str)
+              for k in names]
+        out = np.zeros(len(cols[names[0]]) if names else 0, dt)
+        for k in names:
+            out[k] = cols[k]
+        return out
+
+    def frames(self, passes=None, start=None, stop=None) -> np.ndarray:
+        """Per-frame quality records (the link layer's frame records + pass_id);
+        ``start <= reception_time < stop``."""
+        return self._table("frames", passes, start, stop)
+
+    def rejects(self, passes=None, start=None, stop=None, with_data: bool = False):
+        """Refused frames and packets: records with ``reason`` (index into REJECT_REASONS),
+        ``reason_name``, vcid, apid, reception time, pass_id. ``with_data``: also return
+        ``(data, offsets)`` of their raw bytes."""
+        rec = self._table("rejects", passes, start, stop)
+        if "reason" in (rec.dtype.names or ()):
+            names = np.array(REJECT_REASONS + ("?",))
+            codes = np.minimum(rec["reason"].astype(np.int64), len(REJECT_REASONS))
+            dt = rec.dtype.descr + [("reason_name", "U20")]
+            out = np.zeros(len(rec), dt)
+            for k in rec.dtype.names:
+                out[k] = rec[k]
+            out["reason_name"] = names[codes]
+            rec = out
+        if not with_data:
+            return rec
+        return (rec,) + self._heap_bytes("rejects", rec)
+
+    def _heap_bytes(self, table: str, rec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(rec) == 0:
+            return np.zeros(0, np.uint8), np.zeros(1, np.int64)
+        offs = rec["raw_offset"].astype(np.int64)
+        lens = rec["length"].astype(np.int64)
+        raw = self._ds(f"{table}/raw")
+        base, top = int(offs.min()), int((offs + lens).max())
+        blob = raw[base:top] if top > base else np.zeros(0, np.uint8)
+        out_off = np.zeros(len(rec) + 1, np.int64)
+        np.cumsum(lens, out=out_off[1:])
+        pos = np.repeat(offs - base - out_off[:-1], lens) + np.arange(int(out_off[-1]), dtype=np.int64)
+        return blob[pos], out_off
+
+    def vca(self, passes=None, start=None, stop=None):
+        """Frames of "vca" virtual channels: (records, data, offsets) of their data fields."""
+        rec = self._table("vca", passes, start, stop)
+        return (rec,) + self._heap_bytes("vca", rec)
+
+    def time_span(self, time: str = "onboard") -> tuple[float, float]:
+        """(first, last) time over all passes (UNIX s; NaN if unknown)."""
+        p = self.passes
+        if time == "onboard":
+            a, b = p["onboard_start"] if len(p) else [], p["onboard_end"] if len(p) else []
+        else:
+            a, b = p["reception_start"] if len(p) else [], p["reception_end"] if len(p) else []
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        lo = float(np.nanmin(a)) if np.isfinite(a).any() else np.nan
+        hi = float(np.nanmax(b)) if np.isfinite(b).any() else np.nan
+        return lo, hi
+
+
+def open_archive(path: str | os.PathLike, timeout: float = 10.0) -> Archive:
+    """Open a per-mission archive for reading (HDF5 SWMR reader: works while a writer appends).
+
+    Raises :class:`~groundseg.archive.hdf5.ArchiveError` if the file is missing, not an
+    archive or unreadable, :class:`~groundseg.archive.hdf5.ArchiveLockedError` if a writer
+    keeps changing its layout for ``timeout`` seconds.
+    """
+    return Archive(path, timeout)
+
+
+def time_source_name(code: int) -> str:
+    return TIME_SOURCES[code] if 0 <= code < len(TIME_SOURCES) else "?"
