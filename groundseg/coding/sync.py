@@ -14,10 +14,14 @@ usual search / check / lock / flywheel one):
   ``verify`` the candidate needs the next marker one CADU later (within
   ``spacing_tolerance`` bits) before it is accepted (check state).
 - lock: jump to the predicted position, accept the best match within
-  +-``spacing_tolerance`` bits (bit slips and 2072/2073-bit spacing);
-  otherwise deliver the codeblock at the predicted position anyway
-  (flywheel) up to ``flywheel`` consecutive misses; one more loses lock and
-  search resumes just before the missed marker.
+  +-``spacing_tolerance`` bits (bit slips and 2072/2073-bit spacing).
+  On a miss, a verified marker (one whose successor also matches) from a
+  few bits before the predicted position up to the next one resynchronises
+  at once (garbage between CADUs, slips beyond tolerance; counted as a lock
+  loss). Otherwise
+  the codeblock at the predicted position is delivered anyway (flywheel) up
+  to ``flywheel`` consecutive misses; one more loses lock and search resumes
+  just before the missed marker.
 
 All of this runs in one numba kernel per chunk; :class:`FrameSync` only keeps
 the unconsumed tail bytes and a few integers of state between chunks.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from groundseg._numba import kernel
@@ -67,12 +72,17 @@ class SyncBatch:
 
 # ---------------------------------------------------------------- kernels
 
-@kernel
-def _popcount(x):
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+if numba.config.DISABLE_JIT:
+    def _popcount(x):
+        return int(x).bit_count()
+else:
+    @kernel
+    def _popcount(x):
+        # SWAR popcount; LLVM turns it into one popcnt instruction.
+        x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+        x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+        x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+        return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
 @kernel
@@ -153,6 +163,29 @@ def _best_near(buf, e, tol, nbits, asm, asm_bits):
 
 
 @kernel
+def _verified_in(buf, start, stop, nbits, final, cadu, asm, asm_bits, max_err, tol):
+    """First q in [start, stop) where the marker matches and the next marker one
+    CADU later (+-tol) matches too; -1 if none, -2 if more data is needed to decide."""
+    q = max(start, 0)
+    limit = min(nbits, stop - 1 + asm_bits)
+    while True:
+        q = _scan(buf, q, limit, asm, asm_bits, max_err)
+        if q < 0:
+            if stop - 1 + asm_bits > nbits and not final:
+                return -2
+            return -1
+        if q + cadu + tol + asm_bits > nbits:
+            if not final:
+                return -2
+            q += 1
+            continue
+        _, d2, _ = _best_near(buf, q + cadu, tol, nbits, asm, asm_bits)
+        if d2 <= max_err:
+            return q
+        q += 1
+
+
+@kernel
 def _emit(buf, p, asm_bits, length, inv, errs, state, base, n, out, pos, inverted, errors, states, st):
     c = p + asm_bits
     k = c >> 3
@@ -183,9 +216,11 @@ def _emit(buf, p, asm_bits, length, inv, errs, state, base, n, out, pos, inverte
 
 
 @kernel
-def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, flywheel,
+def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, back, flywheel,
                 verify, strong, st, out, pos, inverted, errors, states):
     """Run the state machine over buf[:nbits] (bit ``base`` of the stream is buf's first bit).
+
+    ``back``: how far before a missed marker the resync looks (bits deleted by a slip).
 
     Returns the number of codeblocks written to out/pos/inverted/errors/states;
     st carries the state (absolute bit positions) in and out."""
@@ -212,6 +247,23 @@ def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, fl
                 st[_POS] = base + nbits
                 st[_ENDED] = 1
                 break
+            # Before flywheeling: a verified marker before the next predicted
+            # one means garbage or a slip beyond tolerance; resynchronise there.
+            r = _verified_in(buf, e - back, e + cadu - tol, nbits, final, cadu, asm, asm_bits,
+                             max_err, tol)
+            if r == -2:
+                break
+            if r >= 0:
+                d, di = _errors(buf, r, asm, asm_bits)
+                inv = di < d
+                _emit(buf, r, asm_bits, length, inv, di if inv else d, 0, base, n, out, pos,
+                      inverted, errors, states, st)
+                n += 1
+                st[_LOCK_LOSSES] += 1
+                st[_LOCKS] += 1
+                st[_MISSES] = 0
+                st[_POS] = base + r + cadu
+                continue
             st[_MISSES] += 1
             if st[_MISSES] > flywheel:
                 st[_LOCK_LOSSES] += 1
@@ -419,6 +471,8 @@ class FrameSync:
         self.spacing_tolerance = int(spacing_tolerance)
         self.strong_match = int(strong_match)
         self._cadu_bits = cadu
+        # A resync after a miss looks this far back for markers moved earlier by deleted bits.
+        self._back = max(self.spacing_tolerance, min(16, cadu // 4))
         self.reset()
 
     def reset(self, clear_stats: bool = True) -> None:
@@ -469,7 +523,7 @@ class FrameSync:
         buf, nbytes = self._fill(chunk)
         nbits = nbytes * 8
         tol = self.spacing_tolerance
-        n_max = nbits // (self._cadu_bits - tol) + 1
+        n_max = nbits // (self._cadu_bits - self._back) + 1
         out = np.empty((n_max, self.codeblock_length), np.uint8)
         meta = np.empty(n_max, SYNC_META_DTYPE)
         pos = np.empty(n_max, np.int64)
@@ -477,7 +531,7 @@ class FrameSync:
         errors = np.empty(n_max, np.int8)
         states = np.empty(n_max, np.uint8)
         n = _sync_chunk(buf, nbits, self._base, final, np.uint64(self.asm), self.asm_bits,
-                        self.codeblock_length, self.max_bit_errors, tol, self.flywheel,
+                        self.codeblock_length, self.max_bit_errors, tol, self._back, self.flywheel,
                         self.verify, self.strong_match, self._st, out, pos, inverted, errors, states)
         meta = meta[:n]
         meta["bit_position"] = pos[:n]
@@ -492,7 +546,7 @@ class FrameSync:
             self._tail = np.zeros(0, np.uint8)
             self._base = end
         else:
-            keep_from = int(self._st[_POS]) - (tol if self._st[_MODE] == 1 else 0)
+            keep_from = int(self._st[_POS]) - (self._back if self._st[_MODE] == 1 else 0)
             drop = min(max(keep_from - self._base, 0) >> 3, nbytes)
             self._tail = buf[drop:nbytes].copy()
             self._base += drop * 8
