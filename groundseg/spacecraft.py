@@ -702,51 +702,72 @@ def _random_bits_free_of_marker(rng, nbits: int, after: np.ndarray, asm: int, as
 
 
 class _SyncModel:
-    """The receiver's marker synchroniser at CADU granularity (FrameSync's defaults)."""
+    """The receiver's marker synchroniser (``sync.FrameSync`` with the settings the channel
+    decoder gives it) replayed at CADU granularity from the positions of the real markers."""
 
-    def __init__(self, cadu_bits: int, asm_bits: int):
-        params = inspect.signature(sync.FrameSync).parameters
-        self.flywheel = int(params["flywheel"].default)
-        self.tol = int(params["spacing_tolerance"].default)
-        self.verify = bool(params["verify"].default)
-        self.strong = int(params["strong_match"].default)
-        self.cadu = cadu_bits
-        self.asm_bits = asm_bits
+    def __init__(self, cfg: ChannelConfig):
+        fs = sync.FrameSync(cfg.codeblock_length, asm=cfg.asm, asm_bits=cfg.asm_bits,
+                            max_bit_errors=cfg.asm_max_bit_errors)
+        self.flywheel = int(fs.flywheel)
+        self.tol = int(fs.spacing_tolerance)
+        self.verify = bool(fs.verify)
+        self.strong = int(fs.strong_match)
+        self.back = int(getattr(fs, "_back", self.tol))
+        self.asm_bits = int(cfg.asm_bits)
+        self.cadu = self.asm_bits + 8 * cfg.codeblock_length
 
-    def run(self, pos: np.ndarray, complete: np.ndarray, errs: np.ndarray, inv: np.ndarray,
-            nbits: int, max_err: int):
+    def run(self, pos: np.ndarray, errs: np.ndarray, inv: np.ndarray, nbits: int, max_err: int):
         """Codeblocks the receiver delivers, given the bit position of every real marker.
 
-        Returns (delivered list of (index of real CADU or -1 for flywheel, inverted),
-        truncated, lock_losses). Jumps straight from marker to marker while in lock."""
+        Returns (delivered: list of (index of the real CADU, or -1 for a flywheel
+        codeblock; inverted), truncated, lock_losses). In lock it jumps from marker to
+        marker, so the loop runs once per codeblock in plain Python: fine for the sizes
+        whose truth is asked for (the loop is skipped when nothing disturbs the stream)."""
         out = []
-        truncated = 0
-        lock_losses = 0
+        truncated = lock_losses = 0
         n = len(pos)
-        cadu, tol = self.cadu, self.tol
-        mode, p, misses, held = 0, 0, 0, False
-        i = 0                                  # next real marker not yet passed
+        cadu, tol, asm_bits = self.cadu, self.tol, self.asm_bits
+        pos = [int(x) for x in pos]
+
+        def verified(j):
+            if pos[j] + cadu + tol + asm_bits > nbits:
+                return False
+            return j + 1 < n and abs(pos[j + 1] - pos[j] - cadu) <= tol
+
+        mode, p, misses, held, i = 0, 0, 0, False, 0
         while True:
             if mode == 1:
-                while i < n and pos[i] < p - tol:
+                while i < n and pos[i] < p - tol - self.back:
                     i += 1
                 if i < n and abs(pos[i] - p) <= tol:
-                    if complete[i]:
+                    if pos[i] + cadu <= nbits:
                         out.append((i, bool(inv[i])))
-                        held = bool(inv[i])
-                        misses = 0
-                        p = int(pos[i]) + cadu
+                        held, misses, p = bool(inv[i]), 0, pos[i] + cadu
                         i += 1
                         continue
                     truncated += 1
                     break
                 if p + cadu > nbits:
                     break
+                j = i
+                while j < n and pos[j] < p - self.back:
+                    j += 1
+                found = -1
+                while j < n and pos[j] < p + cadu - tol:
+                    if verified(j):
+                        found = j
+                        break
+                    j += 1
+                if found >= 0:
+                    out.append((found, bool(inv[found])))
+                    lock_losses += 1
+                    held, misses, p = bool(inv[found]), 0, pos[found] + cadu
+                    i = found + 1
+                    continue
                 misses += 1
                 if misses > self.flywheel:
                     lock_losses += 1
-                    mode, misses = 0, 0
-                    p = max(p - tol, 0)
+                    mode, misses, p = 0, 0, max(p - tol, 0)
                     continue
                 out.append((-1, held))
                 p += cadu
@@ -755,14 +776,13 @@ class _SyncModel:
                     i += 1
                 if i >= n:
                     break
-                q = int(pos[i])
-                need = q + cadu + (tol + self.asm_bits if self.verify else 0)
+                q = pos[i]
+                need = q + cadu + (tol + asm_bits if self.verify else 0)
                 if need > nbits:
-                    if complete[i]:
+                    if q + cadu <= nbits:
                         if not self.verify or errs[i] <= self.strong:
                             out.append((i, bool(inv[i])))
-                            held = bool(inv[i])
-                            mode, misses, p = 1, 0, q + cadu
+                            held, mode, misses, p = bool(inv[i]), 1, 0, q + cadu
                             i += 1
                             continue
                     elif errs[i] <= (max_err if not self.verify else self.strong):
@@ -770,14 +790,11 @@ class _SyncModel:
                         break
                     p = q + 1
                     continue
-                if self.verify:
-                    ok = i + 1 < n and abs(int(pos[i + 1]) - (q + cadu)) <= tol
-                    if not ok:
-                        p = q + 1
-                        continue
+                if self.verify and not (i + 1 < n and abs(pos[i + 1] - q - cadu) <= tol):
+                    p = q + 1
+                    continue
                 out.append((i, bool(inv[i])))
-                held = bool(inv[i])
-                mode, misses, p = 1, 0, q + cadu
+                held, mode, misses, p = bool(inv[i]), 1, 0, q + cadu
                 i += 1
         return out, truncated, lock_losses
 
@@ -1140,12 +1157,8 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
         d = (seen != blocks_tx[r])
         diff[r] = d.reshape(cb // ilv, ilv).sum(axis=0) if parity else d.sum()
     # --- what the receiver does
-    model = _SyncModel(cadus.shape[1] * 8, asm_bits)
-    complete = row_bits == cadus.shape[1] * 8
-    complete |= np.isin(np.arange(m), list(deleted))     # short by a slip, read on into the next
-    if cut:
-        complete[-1] = False
-    got, truncated, lock_losses = model.run(starts, complete, asm_errs, inv, total_bits, max_err)
+    model = _SyncModel(cfg)
+    got, truncated, lock_losses = model.run(starts, asm_errs, inv, capture.size * 8, max_err)
     f = truth["frames"]
     rejects = truth["rejects"]
     t = parity // 2
