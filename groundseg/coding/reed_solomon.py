@@ -178,12 +178,13 @@ def _syndrome_table(parity: int, dual: bool) -> np.ndarray:
 
 
 def _chien_table() -> np.ndarray:
-    """(17, 8, 256) uint8: [m, bit, i] = alpha^bit (conventional) * beta^(-m i)."""
+    """(17, 2, 16, 256) uint8: [m, h, v, i] = (v << 4h) (conventional) * beta^(-m i)."""
     m = np.arange(17)[:, None]
     i = np.arange(256)[None, :]
     powers = _EXP[(-m * i) % NN]  # (17, 256)
-    bits = (1 << np.arange(8))
-    return _MUL[bits[None, :, None], powers[:, None, :]]
+    v = np.arange(16)
+    nibbles = np.stack([v, v << 4])  # (2, 16)
+    return _MUL[nibbles[None, :, :, None], powers[:, None, None, :]]
 
 
 _CHIEN = np.ascontiguousarray(_chien_table())
@@ -389,18 +390,18 @@ def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, chien, lam, bb,
     if deg > t or deg != ell or deg == 0:
         return -1
     # Chien search: Lambda(beta^-i) for the transmitted degrees i < n_short,
-    # all positions at once: multiplying by lam_m is GF(2)-linear, so the sum
-    # over m of lam_m beta^(-m i) is the XOR of precomputed 256-byte rows, one
-    # per set bit of each lam_m (lam_0 = 1 makes a root read 1).
+    # all positions at once. Multiplying by lam_m is GF(2)-linear, so
+    # lam_m beta^(-m i) over all i is the XOR of two precomputed 256-byte rows,
+    # one per nibble of lam_m (no data-dependent branch); lam_0 = 1 makes a
+    # root read 1.
     for i in range(256):
         acc[i] = 0
     for mm in range(1, deg + 1):
         v = lam[mm]
-        for bit in range(8):
-            if (v >> bit) & 1:
-                rowv = chien[mm, bit]
-                for i in range(256):
-                    acc[i] ^= rowv[i]
+        lo = chien[mm, 0, v & 15]
+        hi = chien[mm, 1, v >> 4]
+        for i in range(256):
+            acc[i] ^= lo[i] ^ hi[i]
     found = 0
     for i in range(n_short):
         if acc[i] == 1:

@@ -9,6 +9,8 @@ sequence over a whole codeblock is a valid dual-basis codeblock for I=1,2,4,8.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -44,6 +46,7 @@ ALPHA_POW = [gf_pow(2, i) for i in range(255)]
 BETA_POW = [ALPHA_POW[(11 * i) % 255] for i in range(255)]
 
 
+@lru_cache(maxsize=None)
 def gf_inv(a: int) -> int:
     assert a
     return gf_pow(a, 254)
@@ -114,7 +117,7 @@ def ref_decode_cw(cw: list[int], parity: int) -> tuple[list[int], int]:
     lam_high_first = C[:deg + 1][::-1]
     # brute-force Chien over every degree of the full code; a root at a degree
     # >= n lies in the virtual fill
-    roots = [i for i in range(255) if poly_eval(lam_high_first, gf_inv(BETA_POW[i])) == 0]
+    roots = [i for i in range(255) if poly_eval(lam_high_first, BETA_POW[-i % 255]) == 0]
     if len(roots) != deg or any(i >= n for i in roots):
         return list(cw), -1
     omega = [0] * deg
