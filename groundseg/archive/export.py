@@ -1,0 +1,206 @@
+"""Export, inspection and repair of a per-mission archive (CCSDS 133.0-B Space Packet streams).
+
+``export_packets`` writes an APID's packets as a concatenated Space Packet stream in
+reception order (passes in archive order, packets in order within a pass), which
+ccsdspy reads back, or its decoded fields as CSV or Parquet. ``describe_archive``
+is what ``groundseg inspect ARCHIVE`` shows; ``repair`` is ``groundseg archive repair``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from groundseg.archive.hdf5 import (
+    PASS_STATUS, REJECT_REASONS, ArchiveError, ArchiveWriter, read_superblock,
+)
+from groundseg.archive.reader import iso, open_archive
+
+__all__ = ["export_packets", "describe_archive", "repair", "FORMATS"]
+
+FORMATS = ("ccsds", "csv", "parquet")
+
+
+def _atomic_target(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.with_name(out.name + ".part")
+
+
+def export_packets(archive_path: str | os.PathLike, apid: int | str, out_path: str | os.PathLike,
+                   fmt: str = "ccsds", *, passes=None, start=None, stop=None,
+                   time: str = "onboard") -> dict:
+    """Write one APID (number or mission-file name) of the archive to ``out_path``.
+
+    ``fmt``: "ccsds" (raw packets back to back, reception order), "csv" or "parquet"
+    (one row per packet: header columns, times, decoded fields; parquet needs pyarrow).
+    Returns ``{"apid", "name", "packets", "bytes", "path", "format"}``.
+    Raises ValueError (unknown format), KeyError (unknown APID name or field),
+    ArchiveError (unreadable archive, missing pyarrow, write failure).
+    """
+    fmt = (fmt or "ccsds").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"export format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise ArchiveError("parquet export needs pyarrow (pip install pyarrow); "
+                               "use --format csv or ccsds") from None
+    out = Path(out_path)
+    with open_archive(archive_path) as arc:
+        number = arc.resolve_apid(apid)
+        name = arc.apids.get(number)
+        tmp = _atomic_target(out)
+        try:
+            if fmt == "ccsds":
+                n = nbytes = 0
+                with open(tmp, "wb") as fh:
+                    for batch in arc.iter_raw_packets(number, start, stop, time, passes):
+                        fh.write(batch.data.tobytes())
+                        n += len(batch)
+                        nbytes += len(batch.data)
+            else:
+                df = None
+                rows = arc.packets(number, start, stop, time, passes)
+                n = len(rows)
+                if fmt == "parquet":
+                    df = arc.dataframe(number, start, stop, time, passes)
+                    df.to_parquet(tmp, index=False)
+                else:
+                    _write_csv(rows, tmp)
+                nbytes = tmp.stat().st_size
+            os.replace(tmp, out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ArchiveError(f"{out}: cannot write the export: {exc.strerror or exc}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return {"apid": number, "name": name, "packets": int(n), "bytes": int(nbytes),
+            "path": str(out), "format": fmt}
+
+
+def _write_csv(rows: np.ndarray, path: Path, chunk: int = 65536) -> None:
+    cols = []
+    for name in rows.dtype.names:
+        shape = rows.dtype[name].shape
+        if shape:
+            cols += [(name, i) for i in range(int(np.prod(shape)))]
+        else:
+            cols.append((name, None))
+    header = [n if i is None else f"{n}[{i}]" for n, i in cols]
+    times = [c for c in ("onboard_time", "reception_time") if c in rows.dtype.names]
+    header += [t.replace("_time", "_utc") for t in times]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for s in range(0, len(rows), chunk):
+            part = rows[s:s + chunk]
+            columns = []
+            for name, i in cols:
+                v = part[name]
+                if i is not None:
+                    v = v.reshape(len(part), -1)[:, i]
+                if v.dtype.kind == "S":
+                    v = np.char.decode(v, "latin-1")
+                columns.append(v.tolist())
+            for t in times:
+                columns.append([iso(x) or "" for x in part[t].tolist()])
+            w.writerows(zip(*columns))
+
+
+def describe_archive(path: str | os.PathLike) -> dict:
+    """What an archive holds: mission, passes, APIDs with packet counts, time span."""
+    p = Path(path)
+    with open_archive(p) as arc:
+        passes = arc.passes
+        info: dict = {
+            "archive": str(p),
+            "mission": arc.mission_name,
+            "spacecraft_id": arc.spacecraft_id,
+            "schema_version": arc.schema_version,
+            "groundseg_version": arc.groundseg_version,
+            "file_bytes": p.stat().st_size,
+        }
+        try:
+            flags = read_superblock(p)["flags"]
+        except (OSError, ArchiveError):
+            flags = 0
+        if flags:
+            info["writer_flags"] = ("a writer has it open, or one died "
+                                    "(groundseg archive repair clears it)")
+        plist = []
+        for r in passes:
+            d = arc.pass_info(int(r["pass_id"]))
+            plist.append({
+                "pass": d["pass_id"],
+                "status": d["status_name"],
+                "source": d["source"],
+                "archived_at": iso(d["started_at"]),
+                "reception": [iso(d["reception_start"]), iso(d["reception_end"])],
+                "onboard": [iso(d["onboard_start"]), iso(d["onboard_end"])],
+                "packets": d["packets_archived"],
+                "duplicates_skipped": d["duplicates_skipped"],
+                "frames": d["frames_archived"],
+                "rejects": d["rejects_archived"],
+            })
+        info["passes"] = plist
+        apids = []
+        total = 0
+        for apid, name in arc.apids.items():
+            n = arc.packet_count(apid)
+            total += n
+            t = arc.packets(apid, fields=[])["onboard_time"] if n else np.zeros(0)
+            fin = t[np.isfinite(t)]
+            apids.append({"apid": apid, "name": name or "(undeclared)", "packets": n,
+                          "first_onboard": iso(fin.min()) if fin.size else None,
+                          "last_onboard": iso(fin.max()) if fin.size else None,
+                          "fields": len(arc.fields(apid))})
+        info["apids"] = apids
+        info["packets"] = total
+        info["frames"] = int(passes["frames_archived"].sum()) if len(passes) else 0
+        rej = arc.rejects()
+        if len(rej) and "reason" in rej.dtype.names:
+            codes, counts = np.unique(rej["reason"], return_counts=True)
+            info["rejects"] = {(REJECT_REASONS[c] if c < len(REJECT_REASONS) else str(c)): int(k)
+                               for c, k in zip(codes.tolist(), counts.tolist())}
+        else:
+            info["rejects"] = {}
+        on = arc.time_span("onboard")
+        rx = arc.time_span("reception")
+        info["time_span"] = {"onboard": [iso(on[0]), iso(on[1])],
+                             "reception": [iso(rx[0]), iso(rx[1])]}
+    return info
+
+
+def repair(path: str | os.PathLike) -> dict:
+    """Recover an archive whose writer died: clear the stale consistency flags, drop any
+    half-written flush, mark the interrupted pass. Safe to run on a healthy archive.
+    Raises ArchiveLockedError if a writer is running, ArchiveError if unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArchiveError(f"{p}: no such archive")
+    with open_archive(p) as arc:
+        mission = SimpleNamespace(name=arc.mission_name,
+                                  spacecraft_id=None if arc.spacecraft_id < 0 else arc.spacecraft_id,
+                                  apids={}, source_text="")
+    w = ArchiveWriter(p, mission)
+    try:
+        rec = dict(w.recovered)
+    finally:
+        w.close()
+    with open_archive(p) as arc:
+        passes = arc.passes
+        out = {"archive": str(p),
+               "cleared_flags": bool(rec.get("cleared_flags")),
+               "interrupted_passes": rec.get("interrupted_passes", []),
+               "truncated": rec.get("truncated", {}),
+               "passes": len(passes),
+               "packets": arc.packet_count(),
+               "status": {PASS_STATUS[s]: int(k) for s, k in
+                          zip(*np.unique(passes["status"], return_counts=True))} if len(passes) else {}}
+    return out

@@ -1,0 +1,106 @@
+"""Quicklook plots of archived telemetry fields against onboard time (CCSDS 133.0-B packets).
+
+matplotlib is an optional extra (``groundseg[plot]``), imported only here and only
+when a plot is asked for; the figure is drawn with the Agg canvas, never a window.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from groundseg.archive.reader import open_archive
+
+__all__ = ["plot_fields", "gap_breaks"]
+
+
+def gap_breaks(t: np.ndarray, seq_gap: np.ndarray | None = None, factor: float = 5.0) -> np.ndarray:
+    """Indices i where a line must break between sample i-1 and i: a time step over
+    ``factor`` times the median step, or a packet sequence discontinuity."""
+    t = np.asarray(t, np.float64)
+    if len(t) < 2:
+        return np.zeros(0, np.int64)
+    dt = np.diff(t)
+    pos = dt[dt > 0]
+    cadence = float(np.median(pos)) if pos.size else 0.0
+    brk = dt > factor * cadence if cadence > 0 else np.zeros(len(dt), bool)
+    if seq_gap is not None:
+        brk |= np.asarray(seq_gap, bool)[1:]
+    return np.flatnonzero(brk) + 1
+
+
+def _with_breaks(x: np.ndarray, y: np.ndarray, breaks: np.ndarray):
+    """NaN inserted at each break, so the plotted line stops there."""
+    if len(breaks) == 0:
+        return x, y
+    xb = np.insert(x.astype("datetime64[ns]"), breaks, np.datetime64("NaT"))
+    yb = np.insert(y.astype(np.float64), breaks, np.nan, axis=0)
+    return xb, yb
+
+
+def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterable[str] | str,
+                out_png: str | os.PathLike, *, start=None, stop=None, passes=None,
+                time: str = "onboard", gap_factor: float = 5.0, title: str | None = None,
+                dpi: int = 100) -> dict:
+    """One subplot per field against ``time`` (onboard by default), lines broken at gaps
+    (sequence discontinuities, steps over ``gap_factor`` x the median step), units in the
+    axis labels. Returns ``{"path", "points", "gaps", "fields"}``.
+
+    Raises ImportError without matplotlib, KeyError for an unknown APID or field,
+    ValueError when no packet of the APID has that time in the range.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plot needs matplotlib: pip install 'groundseg[plot]'") from None
+    fields = [fields] if isinstance(fields, str) else list(fields)
+    if not fields:
+        raise ValueError("name at least one field to plot")
+    with open_archive(archive_path) as arc:
+        number = arc.resolve_apid(apid)
+        name = arc.apids.get(number)
+        meta = arc.fields(number)
+        unknown = [f for f in fields if f not in meta]
+        if unknown:
+            known = ", ".join(meta) or "none (raw packets only)"
+            raise KeyError(f"APID {number} has no field {', '.join(unknown)} (fields: {known})")
+        rows = arc.packets(number, start, stop, time, passes, fields)
+        mission = arc.mission_name
+    tcol = f"{time}_time"
+    t = rows[tcol]
+    ok = np.isfinite(t)
+    if not ok.any():
+        raise ValueError(f"no packet of APID {number} has a{'n' if time == 'onboard' else ''} "
+                         f"{time} time in the selection")
+    rows = rows[ok]
+    order = np.argsort(rows[tcol], kind="stable")
+    rows = rows[order]
+    t = rows[tcol]
+    breaks = gap_breaks(t, rows["gap_before"], gap_factor)
+    x = (t * 1e9).astype("datetime64[ns]")
+    fig = Figure(figsize=(10, 2.2 * len(fields) + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(fields), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, field in zip(axes, fields):
+        y = rows[field]
+        y2 = y.reshape(len(y), -1).astype(np.float64)
+        xb, yb = _with_breaks(x, y2, breaks)
+        for i in range(yb.shape[1]):
+            label = field if yb.shape[1] == 1 else f"{field}[{i}]"
+            ax.plot(xb, yb[:, i], lw=1, marker=".", ms=2, label=label)
+        for b in breaks:
+            ax.axvspan(x[b - 1], x[b], color="0.9", lw=0)
+        units = meta[field].get("units") or ""
+        ax.set_ylabel(f"{field} [{units}]" if units else field)
+        if yb.shape[1] > 1:
+            ax.legend(fontsize="small", ncols=min(4, yb.shape[1]))
+        ax.grid(True, lw=0.3)
+    axes[-1].set_xlabel(f"{time} time (UTC)")
+    fig.suptitle(title or f"{mission}: APID {number}" + (f" ({name})" if name else ""))
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return {"path": str(out), "points": int(len(rows)), "gaps": int(len(breaks)), "fields": fields}
