@@ -1,0 +1,290 @@
+"""Telemetry decoding: mixed-APID batches equal ccsdspy on the same bytes; calibrations; time codes; rejects."""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from groundseg import telemetry
+from groundseg.link.records import PACKET_DTYPE, PacketBatch
+from groundseg.mission import import_ccsdspy, load_mission
+
+ccsdspy = import_ccsdspy()
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "fixtures" / "missions" / "demo.toml"
+EPOCH_1958 = -378691200.0
+TAI_UTC_NOW = 37          # TAI - UTC since 2017-01-01
+
+
+# -- slow, obviously-correct references ----------------------------------------------------
+
+def packet(apid: int, seq: int, body: bytes, sec_hdr: int = 1) -> bytes:
+    """A Space Packet (133.0-B): version 0, TM, the given secondary-header flag, unsegmented."""
+    assert len(body) >= 1
+    word0 = (sec_hdr << 11) | apid
+    return struct.pack(">HHH", word0, 0xC000 | (seq & 0x3FFF), len(body) - 1) + body
+
+
+def batch(packets: list[bytes], frame_time: float | list[float] = math.nan) -> PacketBatch:
+    """A PacketBatch built packet by packet in Python, header fields read bit by bit."""
+    data = np.frombuffer(b"".join(packets), np.uint8).copy()
+    offsets = np.zeros(len(packets) + 1, np.int64)
+    header = np.zeros(len(packets), PACKET_DTYPE)
+    for i, p in enumerate(packets):
+        offsets[i + 1] = offsets[i] + len(p)
+        word0, word1, _ = struct.unpack(">HHH", p[:6])
+        header[i]["apid"] = word0 & 0x7FF
+        header[i]["version"] = word0 >> 13
+        header[i]["type"] = (word0 >> 12) & 1
+        header[i]["sec_hdr"] = (word0 >> 11) & 1
+        header[i]["seq_flags"] = word1 >> 14
+        header[i]["seq_count"] = word1 & 0x3FFF
+        header[i]["length"] = len(p)
+        header[i]["frame_time"] = frame_time[i] if isinstance(frame_time, list) else frame_time
+        header[i]["reception_time"] = float(i)
+    return PacketBatch(data, offsets, header)
+
+
+def apid_of(p: bytes) -> int:
+    return ((p[0] & 7) << 8) | p[1]
+
+
+def ccsdspy_truth(csv_path: Path, packets: list[bytes], tmp_path: Path) -> dict:
+    """ccsdspy's own reading of the CSV, decoding a file of the packets."""
+    f = tmp_path / "truth.bin"
+    f.write_bytes(b"".join(packets))
+    return ccsdspy.FixedLength.from_file(str(csv_path)).load(str(f))
+
+
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_mission(DEMO)
+
+
+def random_packets(mission, rng, n: int, apids=(100, 101, 102, 103, 200)) -> list[bytes]:
+    out = []
+    seq = {a: 0 for a in apids}
+    for _ in range(n):
+        a = int(rng.choice(apids))
+        length = mission.apids[a].packet_length or int(rng.integers(7, 80))
+        out.append(packet(a, seq[a], rng.integers(0, 256, length - 6, dtype=np.uint8).tobytes()))
+        seq[a] += 1
+    return out
+
+
+# -- tests --------------------------------------------------------------------------------
+
+def test_mixed_batch_equals_ccsdspy_per_apid(demo, tmp_path):
+    rng = np.random.default_rng(7)
+    pk = random_packets(demo, rng, 300)
+    decoded, rejects = telemetry.decode(batch(pk), demo)
+    assert rejects == {}
+    assert sorted(decoded) == sorted({apid_of(p) for p in pk})
+    for apid, dec in decoded.items():
+        mine = [p for p in pk if apid_of(p) == apid]
+        assert [dec.packets.packet(i) for i in range(len(dec.packets))] == mine
+        assert dec.packets.header["reception_time"].tolist() == [float(i) for i, p in enumerate(pk)
+                                                                  if apid_of(p) == apid]
+        a = demo.apids[apid]
+        assert dec.name == a.name
+        if a.definition is None:
+            assert dec.fields == {}
+            continue
+        truth = ccsdspy_truth(a.definition, mine, tmp_path)
+        assert list(dec.fields) == list(truth)
+        for k, v in truth.items():
+            assert same(dec.raw_fields.get(k, dec.fields[k]), v), (apid, k)
+
+
+@settings(deadline=None, max_examples=25)
+@given(st.lists(st.tuples(st.sampled_from([100, 102, 200, 7]), st.integers(0, 2 ** 32 - 1)),
+                max_size=40))
+def test_grouping_matches_reference(plan):
+    mission = load_mission(DEMO)
+    pk = []
+    for i, (apid, seed) in enumerate(plan):
+        rng = np.random.default_rng(seed)
+        length = mission.apids[apid].packet_length if apid in mission.apids and \
+            mission.apids[apid].packet_length else int(rng.integers(7, 40))
+        pk.append(packet(apid, i, rng.integers(0, 256, length - 6, dtype=np.uint8).tobytes()))
+    decoded, rejects = telemetry.decode(batch(pk), mission)
+    reference: dict[int, list[bytes]] = {}
+    for p in pk:
+        reference.setdefault(apid_of(p), []).append(p)
+    assert rejects == {}
+    assert set(decoded) == set(reference)
+    for apid, mine in reference.items():
+        dec = decoded[apid]
+        assert [dec.packets.packet(i) for i in range(len(dec.packets))] == mine
+        assert dec.onboard_time.shape == (len(mine),)
+        if apid in (100, 102):
+            definition = mission.apids[apid].packet_definition
+            truth = definition.load(io.BytesIO(b"".join(mine)))
+            for k, v in truth.items():
+                assert same(dec.raw_fields.get(k, dec.fields[k]), v)
+
+
+def test_calibration_and_units(demo):
+    # hk: bus_voltage (poly 0 + 0.001 x) at body bytes 8..9, battery_temp int16 (0.01 x) at 14..15
+    raws = [(0, -1), (12000, 2500), (65535, -32768)]
+    pk = []
+    for i, (volts, temp) in enumerate(raws):
+        body = bytearray(20)
+        body[8:10] = volts.to_bytes(2, "big")
+        body[14:16] = temp.to_bytes(2, "big", signed=True)
+        pk.append(packet(100, i, bytes(body)))
+    dec = telemetry.decode(batch(pk), demo)[0][100]
+    for i, (volts, temp) in enumerate(raws):
+        assert dec.raw_fields["bus_voltage"][i] == volts
+        assert dec.fields["bus_voltage"][i] == pytest.approx(0.0 + 0.001 * volts)
+        assert dec.fields["battery_temp"][i] == pytest.approx(0.01 * temp)
+    assert dec.units["bus_voltage"] == "V" and dec.units["battery_temp"] == "degC"
+    assert dec.calibration["bus_voltage"] == "poly:0.0,0.001"
+    assert "mode" not in dec.raw_fields and dec.fields["mode"].dtype.kind == "u"
+
+
+def test_calibrated_arrays(demo):
+    body = bytearray(26)
+    for k in range(4):
+        body[6 + 2 * k:8 + 2 * k] = (1000 * (k + 1)).to_bytes(2, "big")
+    dec = telemetry.decode(batch([packet(101, 0, bytes(body))]), demo)[0][101]
+    assert dec.fields["sa_voltage"].shape == (1, 4)
+    assert dec.fields["sa_voltage"][0].tolist() == pytest.approx([2.0, 4.0, 6.0, 8.0])
+
+
+def cuc_bytes(seconds: float) -> bytes:
+    coarse = int(seconds)
+    fine = int((seconds - coarse) * 65536)
+    return coarse.to_bytes(4, "big") + fine.to_bytes(2, "big")
+
+
+def test_cuc_onboard_time(demo):
+    since_1958 = [2_155_000_000.5, 2_155_000_001.25, 2_155_003_600.0]
+    pk = [packet(100, i, cuc_bytes(s) + bytes(14)) for i, s in enumerate(since_1958)]
+    dec = telemetry.decode(batch(pk, frame_time=123.0), demo)[0][100]
+    expected = [EPOCH_1958 + s - TAI_UTC_NOW for s in since_1958]   # CUC since 1958 counts TAI
+    assert dec.onboard_time.tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def _mission(tmp_path: Path, apid_lines: str, csv: str) -> object:
+    (tmp_path / "p.csv").write_text(csv)
+    (tmp_path / "m.toml").write_text(
+        f'[mission]\nname = "t"\n[[apids]]\nid = 300\nname = "p"\ndefinition = "p.csv"\n{apid_lines}\n')
+    return load_mission(tmp_path / "m.toml")
+
+
+def test_cds_and_pfield_and_epoch(tmp_path):
+    csv = "name,data_type,bit_length\npf,uint,8\nday,uint,16\nms,uint,32\nus,uint,16\nx,uint,8\n"
+    m = _mission(tmp_path, 'time = "cds:16,2,pfield"\nepoch = "2000-01-01T00:00:00Z"', csv)
+    day, ms, us = 9000, 45_296_789, 321
+    body = bytes([0x41]) + day.to_bytes(2, "big") + ms.to_bytes(4, "big") + us.to_bytes(2, "big") + b"\x07"
+    dec = telemetry.decode(batch([packet(300, 0, body)]), m)[0][300]
+    expected = 946684800.0 + day * 86400 + ms / 1e3 + us / 1e6          # agency epoch: UTC, no leap
+    assert dec.onboard_time[0] == pytest.approx(expected, abs=1e-6)
+    assert dec.fields["day"][0] == day and dec.fields["x"][0] == 7
+
+
+def test_time_falls_back_to_frame_time(demo):
+    # no secondary header: no time code in the packet -> the frame's insert-zone time
+    with_code = packet(100, 0, cuc_bytes(2_155_000_000.0) + bytes(14))
+    without = packet(100, 1, cuc_bytes(2_155_000_000.0) + bytes(14), sec_hdr=0)
+    raw = packet(200, 0, b"abc")
+    dec = telemetry.decode(batch([with_code, without, raw], frame_time=[1.0, 2.0, 3.0]), demo)[0]
+    assert dec[100].onboard_time[1] == 2.0 and dec[100].onboard_time[0] != 1.0
+    assert dec[200].onboard_time.tolist() == [3.0]
+    assert math.isnan(telemetry.decode(batch([raw]), demo)[0][200].onboard_time[0])
+
+
+def test_undeclared_apid_is_raw(demo):
+    dec, rejects = telemetry.decode(batch([packet(1234, 0, b"xyz"), packet(1234, 1, b"uv")]), demo)
+    assert rejects == {} and dec[1234].fields == {} and dec[1234].name == "apid1234"
+    assert len(dec[1234].packets) == 2
+
+
+def test_wrong_length_is_counted_not_decoded(demo):
+    good = [packet(100, i, bytes(range(i, i + 20))) for i in range(3)]
+    short = packet(100, 3, bytes(10))
+    long = packet(100, 4, bytes(30))
+    dec, rejects = telemetry.decode(batch([good[0], short, good[1], long, good[2]]), demo)
+    assert rejects == {"packet_length": 2}
+    hk = dec[100]
+    assert hk.rejects == {"packet_length": 2}
+    assert [hk.rejected.packet(i) for i in range(2)] == [short, long]
+    assert [hk.packets.packet(i) for i in range(3)] == good
+    assert hk.fields["mode"].tolist() == [6, 7, 8]
+    only_bad = telemetry.decode(batch([short]), demo)
+    assert only_bad[1] == {"packet_length": 1} and len(only_bad[0][100].packets) == 0
+
+
+def test_variable_length_definition_equals_ccsdspy(tmp_path):
+    csv = "name,data_type,bit_length,units\ncount,uint,8,\nsamples,uint(expand),16,counts\n"
+    m = _mission(tmp_path, "", csv)
+    assert m.apids[300].variable
+    pk = [packet(300, i, bytes([i]) + bytes(range(2 * i))) for i in range(1, 6)]
+    dec, rejects = telemetry.decode(batch(pk), m)
+    truth = ccsdspy.VariableLength.from_file(str(tmp_path / "p.csv")).load(io.BytesIO(b"".join(pk)))
+    assert rejects == {}
+    assert dec[300].fields["count"].tolist() == truth["count"].tolist() == [1, 2, 3, 4, 5]
+    for got, want in zip(dec[300].fields["samples"], truth["samples"]):
+        assert same(got, want)
+
+
+def test_byte_order_column(tmp_path):
+    csv = ("name,data_type,bit_length,byte_order\nle16,uint,16,little\nle32,int,32,little\n"
+           "be16,uint,16,big\nmid,uint,32,3412\n")
+    m = _mission(tmp_path, "", csv)
+    body = bytes([0x34, 0x12, 0xFE, 0xFF, 0xFF, 0xFF, 0x12, 0x34, 1, 2, 3, 4])
+    f = telemetry.decode(batch([packet(300, 0, body)]), m)[0][300].fields
+    assert f["le16"][0] == int.from_bytes(body[0:2], "little") == 0x1234
+    assert f["le32"][0] == int.from_bytes(body[2:6], "little", signed=True) == -2
+    assert f["be16"][0] == 0x1234
+    assert f["mid"][0] == int.from_bytes(bytes([3, 4, 1, 2]), "big")
+
+
+def test_csv_without_byte_order_equals_ccsdspy_from_file(tmp_path):
+    csv = "name,data_type,bit_length,bit_offset\na,uint,3,48\nb,int,13,51\nc,float,32,64\nd,uint(3),8,96\n"
+    m = _mission(tmp_path, "", csv)
+    rng = np.random.default_rng(3)
+    pk = [packet(300, i, rng.integers(0, 256, 9, dtype=np.uint8).tobytes()) for i in range(10)]
+    assert m.apids[300].packet_length == 15
+    dec = telemetry.decode(batch(pk), m)[0][300]
+    truth = ccsdspy_truth(tmp_path / "p.csv", pk, tmp_path)
+    assert list(truth) == list(dec.fields)
+    for k in truth:
+        assert same(dec.fields[k], truth[k]), k
+
+
+def test_empty_batch(demo):
+    assert telemetry.decode(PacketBatch.empty(), demo) == ({}, {})
+
+
+def test_ccsdspy_stays_quiet(demo, capfd, caplog):
+    # sequence gaps and out-of-order counts make ccsdspy log warnings: the library must not print
+    pk = [packet(100, s, bytes(20)) for s in (5, 1, 9)]
+    with caplog.at_level(logging.DEBUG):
+        telemetry.decode(batch(pk), demo)
+    assert not [r for r in caplog.records if r.name.startswith("ccsdspy")]
+    out, err = capfd.readouterr()
+    assert out == "" and "ccsdspy" not in err
+
+
+def test_gather_kernel_against_reference():
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(1, 20, 50)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    data = rng.integers(0, 256, offsets[-1], dtype=np.uint8)
+    order = rng.permutation(50).astype(np.int64)
+    out, new_offsets = telemetry._gather_packets(data, offsets, order)
+    reference = b"".join(data[offsets[j]:offsets[j + 1]].tobytes() for j in order)
+    assert out.tobytes() == reference
+    assert new_offsets.tolist() == [0] + np.cumsum(lengths[order]).tolist()
