@@ -45,7 +45,7 @@ import numpy as np
 from groundseg._numba import kernel
 from groundseg.coding import crc, sync
 from groundseg.coding.channel import ChannelConfig, ChannelEncoder
-from groundseg.link import aos, clcw, packets as pk, tm
+from groundseg.link import aos, clcw, packets as pk, timecodes, tm
 
 LEVELS = ("bits", "frames", "packets")
 IDLE_APID = 0x7FF
@@ -206,54 +206,33 @@ def _load(mission):
     return mission
 
 
-def _time_code_bytes(tc, epoch_unix: float, t: np.ndarray) -> np.ndarray:
-    """(n, tc.length) uint8: CUC or CDS (301.0-B) time codes of UNIX times ``t``."""
-    try:
-        from groundseg.link import timecodes
-    except ImportError:  # pragma: no cover - the link engineer's encoders not landed yet
-        timecodes = None
-    if timecodes is not None and hasattr(timecodes, "encode"):
-        return np.asarray(timecodes.encode(tc, t, epoch_unix=epoch_unix), np.uint8).reshape(len(t), -1)
-    return _fallback_time_code_bytes(tc, epoch_unix, t)
+def _seconds_since_epoch(t: np.ndarray, epoch_iso: str, scale: str | None) -> np.ndarray:
+    """UNIX seconds -> the count a time code holds: the inverse of ``timecodes.to_unix``
+    (a TAI count from the CCSDS epoch includes the leap seconds)."""
+    t = np.asarray(t, np.float64)
+    epoch = timecodes.iso_to_unix(epoch_iso)
+    if scale is None:
+        scale = "tai" if epoch == timecodes.iso_to_unix(timecodes.CCSDS_EPOCH) else "utc"
+    if scale == "tai":
+        i = np.searchsorted(timecodes._LEAP_UTC, t, side="right") - 1
+        t = t + np.where(i >= 0, timecodes._LEAP_DAT[np.maximum(i, 0)], timecodes._LEAP_DAT[0])
+    return t - epoch
 
 
-def _fallback_time_code_bytes(tc, epoch_unix: float, t: np.ndarray) -> np.ndarray:
-    # private fallback while groundseg.link.timecodes has no encoder: seconds since the
-    # epoch, no leap seconds (the decoder's convention: unix = epoch + elapsed)
-    s = np.asarray(t, np.float64) - epoch_unix
-    n = s.shape[0]
-    parts = []
+def _time_code_bytes(tc, apid_def, t: np.ndarray) -> np.ndarray:
+    """(n, tc.length) uint8: the APID's CUC or CDS time code (301.0-B) of UNIX times ``t``."""
+    epoch = getattr(apid_def, "epoch", timecodes.CCSDS_EPOCH) if apid_def is not None else timecodes.CCSDS_EPOCH
+    s = _seconds_since_epoch(t, epoch, getattr(apid_def, "time_scale", None))
+    ccsds = timecodes.iso_to_unix(epoch) == timecodes.iso_to_unix(timecodes.CCSDS_EPOCH)
     if tc.kind == "cuc":
-        if tc.pfield:
-            code_id = 1 if abs(epoch_unix - (-378691200.0)) < 1 else 2
-            parts.append(np.full((n, 1), (code_id << 4) | ((tc.coarse - 1) << 2) | tc.fine, np.uint8))
-        whole = np.floor(s)
-        coarse = whole.astype(np.int64) % (1 << (8 * tc.coarse)) if tc.coarse < 8 else whole.astype(np.int64)
-        parts.append(_be_bytes(coarse.astype(np.uint64), tc.coarse))
-        if tc.fine:
-            frac = s - whole
-            fine = np.minimum(np.floor(frac * 2.0 ** (8 * tc.fine)), 2.0 ** (8 * tc.fine) - 1)
-            if tc.fine <= 6:
-                parts.append(_be_bytes(fine.astype(np.uint64), tc.fine))
-            else:
-                hi = _be_bytes(np.floor(frac * 2.0 ** 48).astype(np.uint64), 6)
-                parts.append(np.concatenate([hi, np.zeros((n, tc.fine - 6), np.uint8)], axis=1))
-    else:
-        if tc.pfield:
-            epoch_flag = 0 if abs(epoch_unix - (-378691200.0)) < 1 else 1
-            sub = {0: 0, 2: 1, 4: 2}[tc.subms_bytes]
-            parts.append(np.full((n, 1), (0b100 << 4) | (epoch_flag << 3) | ((tc.day_bytes == 3) << 2) | sub,
-                                 np.uint8))
-        day = np.floor(s / 86400.0)
-        rem = s - day * 86400.0
-        ms = np.floor(rem * 1000.0)
-        parts.append(_be_bytes(day.astype(np.uint64), tc.day_bytes))
-        parts.append(_be_bytes(ms.astype(np.uint64), 4))
-        if tc.subms_bytes == 2:
-            parts.append(_be_bytes(np.floor((rem * 1000.0 - ms) * 1000.0).astype(np.uint64), 2))
-        elif tc.subms_bytes == 4:
-            parts.append(_be_bytes(np.floor((rem * 1000.0 - ms) * 1e9).astype(np.uint64), 4))
-    return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.uint8)
+        s = np.mod(s, 256.0 ** tc.coarse)      # short coarse fields wrap, as on board
+        return timecodes.encode_cuc(s, tc.coarse, tc.fine, pfield=tc.pfield, code_id=1 if ccsds else 2)
+    code = timecodes.encode_cds(s, tc.day_bytes * 8, tc.subms_bytes)
+    if tc.pfield:
+        # P-field: CDS id 100, epoch (0: 1958, 1: agency), day segment, sub-ms resolution
+        p = (0b100 << 4) | ((0 if ccsds else 1) << 3) | ((tc.day_bytes == 3) << 2) | (tc.subms_bytes // 2)
+        code = np.concatenate([np.full((code.shape[0], 1), p, np.uint8), code], axis=1)
+    return code
 
 
 def _be_bytes(values: np.ndarray, nbytes: int) -> np.ndarray:
@@ -272,7 +251,7 @@ class _Apid:
     length: int | None            # fixed whole-packet length, or None (variable)
     mean_length: int
     time_code: object
-    epoch_unix: float
+    apid_def: object              # the mission's ApidDef (epoch, time scale), or None
     weight: float                 # relative packet rate
 
 
@@ -331,8 +310,7 @@ def _plan(mission, rng: np.random.Generator) -> _Plan:
             mean = int(length)
         apids.append(_Apid(apid=int(apid), vcid=packet_vcs[i % len(packet_vcs)], definition=definition,
                            length=None if length is None else int(length), mean_length=max(mean, min_len + 8),
-                           time_code=tc, epoch_unix=float(getattr(a, "epoch_unix", -378691200.0) or 0)
-                           if a is not None else -378691200.0,
+                           time_code=tc, apid_def=a,
                            weight=float(np.exp(rng.uniform(0.0, math.log(10.0))))))
     return _Plan(name=mission.name, scid=int(mission.spacecraft_id or 0), link=link, frame_type=ft,
                  frame_length=int(link.frame_length), vcs=vcs, packet_vcs=packet_vcs, idle_vcid=idle,
@@ -468,7 +446,7 @@ def _make_packets(rng, a: _Apid, n: int, times: np.ndarray, seq0: int):
     hdr = pk.pack_primary_headers(a.apid, (seq0 + np.arange(n)) % SEQ_MODULUS, lengths - 7, sec_hdr=sec_hdr)
     flat[(starts[:, None] + np.arange(6)).ravel()] = hdr.ravel()
     if tc is not None:
-        code = _time_code_bytes(tc, a.epoch_unix, times)
+        code = _time_code_bytes(tc, a.apid_def, times)
         flat[(starts[:, None] + tc.offset + np.arange(code.shape[1])).ravel()] = code.ravel()
     return flat, lengths
 
@@ -926,9 +904,6 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
         raise ValueError("idle_fraction and flush_fraction must be in 0..1")
     if mission.link is None:
         raise ValueError("the mission has no [link]: the simulator needs frames to cut packets into")
-    if mission.link.convolutional != "none":
-        raise ValueError(f"convolutional = {mission.link.convolutional!r} is not simulated yet: "
-                         "use a mission with convolutional = \"none\"")
     if level != "bits" and imp.channel_only():
         raise ValueError(f"impairments {', '.join(imp.channel_only())} exist only at level \"bits\", "
                          f"not {level!r}")
