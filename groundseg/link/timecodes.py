@@ -222,17 +222,19 @@ def encode_cds(seconds, day_bits: int = 16, submilli_bytes: int = 0) -> np.ndarr
     s = np.atleast_1d(np.asarray(seconds, np.float64))
     if day_bits not in (16, 24) or submilli_bytes not in (0, 2, 4):
         raise ValueError("CDS: day_bits 16 or 24, submilli_bytes 0, 2 or 4")
+    # round once at the finest resolution, then split (avoids 3723.004 s -> 3723003 ms)
+    per_ms = {0: 1, 2: 1000, 4: 1_000_000_000}[submilli_bytes]
+    per_day = 86_400_000 * per_ms
     days = np.floor(s / 86400.0).astype(np.int64)
+    units = np.round((s - days * 86400.0) * 1e3 * per_ms).astype(np.int64)
+    carry = units >= per_day
+    days = days + carry
+    units = units - carry * per_day
     if (days < 0).any() or (days >= (1 << day_bits)).any():
         raise ValueError(f"seconds outside what a {day_bits}-bit day segment holds")
-    rest = s - days * 86400.0
-    ms = np.floor(rest * 1e3).astype(np.int64)
-    parts = [_int_be(days, day_bits // 8), _int_be(ms, 4)]
-    sub = rest - ms / 1e3
-    if submilli_bytes == 2:
-        parts.append(_int_be(np.minimum(np.round(sub * 1e6), 999).astype(np.int64), 2))
-    elif submilli_bytes == 4:
-        parts.append(_int_be(np.minimum(np.round(sub * 1e12), 999_999_999).astype(np.int64), 4))
+    parts = [_int_be(days, day_bits // 8), _int_be(units // per_ms, 4)]
+    if submilli_bytes:
+        parts.append(_int_be(units % per_ms, submilli_bytes))
     return np.concatenate(parts, axis=1)
 
 
