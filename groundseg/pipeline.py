@@ -29,8 +29,8 @@ def channel_config(mission) -> ChannelConfig:
     link = mission.link
     return ChannelConfig(
         frame_length=link.frame_length,
-        asm=int(str(link.asm), 16) if isinstance(link.asm, str) else int(link.asm),
-        asm_bits=len(str(link.asm)) * 4 if isinstance(link.asm, str) else 32,
+        asm=link.asm_value,
+        asm_bits=link.asm_bits,
         asm_max_bit_errors=link.asm_max_bit_errors,
         randomized=link.randomized,
         derandomize=link.derandomize,
@@ -43,7 +43,26 @@ def channel_config(mission) -> ChannelConfig:
 
 
 def link_config(mission) -> LinkConfig:
-    return LinkConfig.from_mission(mission)
+    link = mission.link
+    vcs = mission.virtual_channels.values()
+    ocf = link.ocf
+    if link.frame_type.upper() == "AOS":
+        per_vc = {vc.id: vc.ocf for vc in vcs if vc.ocf is not None}
+        if per_vc:
+            ocf = frozenset(v for v in range(64) if per_vc.get(v, bool(link.ocf)))
+    return LinkConfig(
+        frame_type=link.frame_type,
+        frame_length=link.frame_length,
+        spacecraft_id=mission.spacecraft_id,
+        fecf=link.fecf,
+        ocf=ocf,
+        insert_zone=link.insert_zone,
+        fhec=link.fhec,
+        tm_secondary_header=link.tm_secondary_header,
+        idle_vcid=link.idle_vcid,
+        vc_data={vc.id: vc.data for vc in vcs},
+        insert_zone_time=link.insert_zone_time.as_link_config() if link.insert_zone_time else None,
+    )
 
 
 @dataclass
@@ -102,6 +121,7 @@ class Pipeline:
         self.packets_decoded = 0
         self.frames_seen = 0
         self.started = time.time()
+        self.time_origin = np.nan
         self.first_reception = np.nan
         self.last_reception = np.nan
 
@@ -112,20 +132,32 @@ class Pipeline:
         if self.link is not None:
             self.link.reset_stream()
         if self.splitter is not None:
-            self.splitter.reset(time_origin) if hasattr(self.splitter, "reset") else None
+            self._splitter_output(self.splitter.flush())
+            self.splitter.reset_stream()
+        self.time_origin = time_origin
 
     def push(self, chunk: np.ndarray, reception_time: float = np.nan) -> None:
         if self.channel is not None:
             self._frames(self.channel.push(chunk, reception_time))
         else:
-            self._packets(self.splitter.push(chunk, reception_time))
+            self._splitter_output(self.splitter.push(chunk), reception_time)
 
     def end_stream(self) -> None:
         if self.channel is not None:
             self._frames(self.channel.flush())
             self._link_output(self.link.flush())
         else:
-            self._packets(self.splitter.flush())
+            self._splitter_output(self.splitter.flush())
+
+    def _splitter_output(self, packets: PacketBatch, reception_time: float = np.nan) -> None:
+        if len(packets):
+            # a packet stream carries no reception time: the chunk's, else the capture's origin
+            packets.header["reception_time"] = (reception_time if np.isfinite(reception_time)
+                                                else self.time_origin)
+        rejects = self.splitter.last_rejects
+        if len(rejects) and self.archive is not None:
+            self.archive.append(rejects=rejects)
+        self._packets(packets)
 
     def _frames(self, batch: FrameBatch) -> None:
         if len(batch) == 0:
@@ -137,9 +169,8 @@ class Pipeline:
         if self.archive is not None and len(out.frames):
             self.archive.append(frames=out.frames)
         if len(out.rejects) and self.archive is not None:
-            self.archive.append(rejects=out.rejects, reject_data=out.reject_data,
-                                reject_offsets=out.reject_offsets)
-        if out.vca is not None and len(out.vca) and self.archive is not None and hasattr(self.archive, "append_vca"):
+            self.archive.append(rejects=out.rejects)
+        if len(out.vca) and self.archive is not None:
             self.archive.append_vca(out.vca)
         self._packets(out.packets)
 
@@ -148,7 +179,8 @@ class Pipeline:
             return
         rt = packets.header["reception_time"]
         if np.isfinite(rt).any():
-            self.first_reception = np.nanmin([self.first_reception, np.nanmin(rt)])
+            self.time_origin = np.nan
+        self.first_reception = np.nanmin([self.first_reception, np.nanmin(rt)])
             self.last_reception = np.nanmax([self.last_reception, np.nanmax(rt)])
         decoded, rejects = telemetry.decode(packets, self.mission)
         for k, v in rejects.items():
