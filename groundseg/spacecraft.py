@@ -841,8 +841,8 @@ def _packet_truth(truth: dict, packet_info: dict, delivered: np.ndarray, list_li
                 np.cumsum(lens[got][:-1], out=dst[1:])
             _scatter(info["stream"], starts[got], lens[got], out, dst)
             per_apid_bytes.setdefault(int(apid), []).append(out)
-        if list_limit:
-            order = np.flatnonzero(whole & real)
+        if list_limit and len(delivered_list) <= list_limit:
+            order = np.flatnonzero(whole & real)[:list_limit + 1]
             delivered_list.extend(zip(apids[order].tolist(), seqs[order].tolist()))
     truth["packets"] = {str(a): stats[a] for a in sorted(stats)}
     truth["idle_packets"] = idle_packets
@@ -1062,7 +1062,9 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
             e[r, idx[max_err:]] = False
         asm_err_bits = e
     # --- per codeword outcome
-    if parity:
+    if not (imp.byte_errors_per_codeword or imp.bit_error_rate):
+        diff = np.zeros((m, ilv if parity else 1), np.int64)
+    elif parity:
         diff = (blocks != blocks_tx).reshape(m, cb // ilv, ilv).sum(axis=1)
     else:
         diff = (blocks != blocks_tx).sum(axis=1, keepdims=True)
@@ -1132,8 +1134,16 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
         d = (seen != blocks_tx[r])
         diff[r] = d.reshape(cb // ilv, ilv).sum(axis=0) if parity else d.sum()
     # --- what the receiver does
-    model = _SyncModel(cfg)
-    got, truncated, lock_losses = model.run(starts, asm_errs, inv, capture.size * 8, max_err)
+    nbits = capture.size * 8
+    undisturbed = m > 2 and not deleted and not ins_bits[1:].any()
+    if undisturbed:
+        # search finds the first marker (nothing marker-like before it), its successor
+        # verifies it, and lock then holds to the end: every CADU, the last maybe cut short
+        last_ok = int(starts[-1]) + cadus.shape[1] * 8 <= nbits
+        got = [(i, bool(inv[i])) for i in range(m - (0 if last_ok else 1))]
+        truncated, lock_losses = (0 if last_ok else 1), 0
+    else:
+        got, truncated, lock_losses = _SyncModel(cfg).run(starts, asm_errs, inv, nbits, max_err)
     f = truth["frames"]
     rejects = truth["rejects"]
     t = parity // 2
