@@ -179,8 +179,7 @@ class Pipeline:
             return
         rt = packets.header["reception_time"]
         if np.isfinite(rt).any():
-            self.time_origin = np.nan
-        self.first_reception = np.nanmin([self.first_reception, np.nanmin(rt)])
+            self.first_reception = np.nanmin([self.first_reception, np.nanmin(rt)])
             self.last_reception = np.nanmax([self.last_reception, np.nanmax(rt)])
         decoded, rejects = telemetry.decode(packets, self.mission)
         for k, v in rejects.items():
