@@ -233,50 +233,39 @@ def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, ba
                 break
             p, d, inv = _best_near(buf, e, tol, nbits, asm, asm_bits)
             if d <= max_err:
-                if p + cadu <= nbits:
-                    _emit(buf, p, asm_bits, length, inv, d, 1, base, n, out, pos, inverted, errors, states, st)
-                    n += 1
-                    st[_MISSES] = 0
-                    st[_POS] = base + p + cadu
-                    continue
-                st[_TRUNCATED] += 1          # final: marker seen, codeblock cut off
-                st[_POS] = base + nbits
-                st[_ENDED] = 1
-                break
-            if e + cadu > nbits:             # final: too little left to be a codeblock
-                st[_POS] = base + nbits
-                st[_ENDED] = 1
-                break
-            # Before flywheeling: a verified marker before the next predicted
-            # one means garbage or a slip beyond tolerance; resynchronise there.
-            r = _verified_in(buf, e - back, e + cadu - tol, nbits, final, cadu, asm, asm_bits,
-                             max_err, tol)
-            if r == -2:
-                break
-            if r >= 0:
-                d, di = _errors(buf, r, asm, asm_bits)
-                inv = di < d
-                _emit(buf, r, asm_bits, length, inv, di if inv else d, 0, base, n, out, pos,
-                      inverted, errors, states, st)
-                n += 1
-                st[_LOCK_LOSSES] += 1
-                st[_LOCKS] += 1
-                st[_MISSES] = 0
-                st[_POS] = base + r + cadu
-                continue
-            st[_MISSES] += 1
-            if st[_MISSES] > flywheel:
-                st[_LOCK_LOSSES] += 1
-                st[_MODE] = 0
-                st[_MISSES] = 0
-                st[_POS] = base + max(e - tol, 0)
-                continue
-            held = st[_INV] == 1
-            d, di = _errors(buf, e, asm, asm_bits)
-            _emit(buf, e, asm_bits, length, held, di if held else d, 2, base, n, out, pos, inverted,
-                  errors, states, st)
-            n += 1
-            st[_POS] = base + e + cadu
+                if p + cadu > nbits:
+                    st[_TRUNCATED] += 1          # final: marker seen, codeblock cut off
+                    st[_POS] = base + nbits
+                    st[_ENDED] = 1
+                    break
+                ep, einv, eerr, estate = p, inv, d, 1
+            else:
+                if e + cadu > nbits:             # final: too little left to be a codeblock
+                    st[_POS] = base + nbits
+                    st[_ENDED] = 1
+                    break
+                # Before flywheeling: a verified marker before the next predicted
+                # one means garbage or a slip beyond tolerance; resynchronise there.
+                r = _verified_in(buf, e - back, e + cadu - tol, nbits, final, cadu, asm, asm_bits,
+                                 max_err, tol)
+                if r == -2:
+                    break
+                if r >= 0:
+                    d, di = _errors(buf, r, asm, asm_bits)
+                    ep, einv, eerr, estate = r, di < d, min(d, di), 0
+                    st[_LOCK_LOSSES] += 1
+                    st[_LOCKS] += 1
+                else:
+                    st[_MISSES] += 1
+                    if st[_MISSES] > flywheel:
+                        st[_LOCK_LOSSES] += 1
+                        st[_MODE] = 0
+                        st[_MISSES] = 0
+                        st[_POS] = base + max(e - tol, 0)
+                        continue
+                    held = st[_INV] == 1
+                    d, di = _errors(buf, e, asm, asm_bits)
+                    ep, einv, eerr, estate = e, held, di if held else d, 2
         else:
             p = st[_POS] - base
             q = _scan(buf, p, nbits, asm, asm_bits, max_err)
@@ -288,70 +277,54 @@ def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, ba
             d, di = _errors(buf, q, asm, asm_bits)
             inv = di < d
             dmin = di if inv else d
-            need = q + cadu + (tol + asm_bits if verify else 0)
-            if need > nbits:
+            accept = True
+            if q + cadu + (tol + asm_bits if verify else 0) > nbits:
                 if not final:
                     st[_POS] = base + q
                     break
                 if q + cadu <= nbits:
-                    if not verify or dmin <= strong:
-                        _emit(buf, q, asm_bits, length, inv, dmin, 0, base, n, out, pos, inverted,
-                              errors, states, st)
-                        n += 1
-                        st[_LOCKS] += 1
-                        st[_MODE] = 1
-                        st[_MISSES] = 0
-                        st[_POS] = base + q + cadu
-                        continue
+                    accept = (not verify) or dmin <= strong
                 elif dmin <= (max_err if not verify else strong):
                     st[_TRUNCATED] += 1
                     st[_POS] = base + nbits
                     st[_ENDED] = 1
                     break
+                else:
+                    accept = False
+            elif verify:
+                _, d2, _ = _best_near(buf, q + cadu, tol, nbits, asm, asm_bits)
+                accept = d2 <= max_err
+            if not accept:
                 st[_POS] = base + q + 1
                 continue
-            if verify:
-                _, d2, _ = _best_near(buf, q + cadu, tol, nbits, asm, asm_bits)
-                if d2 > max_err:
-                    st[_POS] = base + q + 1
-                    continue
-            _emit(buf, q, asm_bits, length, inv, dmin, 0, base, n, out, pos, inverted, errors, states, st)
-            n += 1
+            ep, einv, eerr, estate = q, inv, dmin, 0
             st[_LOCKS] += 1
             st[_MODE] = 1
+        # The one call site of _emit: every inlined copy of its loop costs seconds of compile.
+        _emit(buf, ep, asm_bits, length, einv, eerr, estate, base, n, out, pos, inverted, errors,
+              states, st)
+        n += 1
+        if estate != 2:
             st[_MISSES] = 0
-            st[_POS] = base + q + cadu
+        st[_POS] = base + ep + cadu
     return n
 
 
 @kernel
-def _find_all(buf, nbits, asm, asm_bits, max_err):
-    cap = 64
-    pos = np.empty(cap, np.int64)
-    inv = np.empty(cap, np.bool_)
-    err = np.empty(cap, np.int8)
+def _find_some(buf, p, nbits, asm, asm_bits, max_err, pos, inv, err):
+    """Markers from bit p on, at most pos.size of them; returns (count, where to go on)."""
     n = 0
-    p = 0
-    while True:
+    while n < pos.size:
         q = _scan(buf, p, nbits, asm, asm_bits, max_err)
         if q < 0:
-            break
-        if n == cap:
-            cap *= 2
-            pos2 = np.empty(cap, np.int64)
-            inv2 = np.empty(cap, np.bool_)
-            err2 = np.empty(cap, np.int8)
-            pos2[:n] = pos[:n]
-            inv2[:n] = inv[:n]
-            err2[:n] = err[:n]
-            pos, inv, err = pos2, inv2, err2
+            return n, nbits
         d, di = _errors(buf, q, asm, asm_bits)
         pos[n] = q
         inv[n] = di < d
         err[n] = min(d, di)
         n += 1
         p = q + 1
-    return pos[:n].copy(), inv[:n].copy(), err[:n].copy()
+    return n, p
 
 
 # ---------------------------------------------------------------- Python API
@@ -418,7 +391,20 @@ def find_asm(bits_bytes, asm: int = CCSDS_ASM, max_bit_errors: int = 4,
         raise ValueError(f"max_bit_errors must be in 0..{asm_bits // 2 - 1}, got {max_bit_errors}")
     data = _as_bytes(bits_bytes, "find_asm")
     buf, nbytes = _padded(data)
-    return _find_all(buf, nbytes * 8, np.uint64(asm), asm_bits, max_bit_errors)
+    nbits = nbytes * 8
+    parts = []
+    p = 0
+    cap = 1024
+    while p < nbits:
+        pos = np.empty(cap, np.int64)
+        inv = np.empty(cap, np.bool_)
+        err = np.empty(cap, np.int8)
+        n, p = _find_some(buf, p, nbits, np.uint64(asm), asm_bits, max_bit_errors, pos, inv, err)
+        parts.append((pos[:n], inv[:n], err[:n]))
+        cap = min(cap * 4, 1 << 22)
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.int8)
+    return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
 
 
 class FrameSync:
