@@ -159,6 +159,39 @@ def _onboard_time(batch: PacketBatch, apid_def) -> np.ndarray:
     return np.where(ok, t, frame_time)
 
 
+def _polynomial(raw: np.ndarray, coeffs: tuple) -> np.ndarray:
+    """a0 + a1*x + ... by Horner's rule, in place on one float64 array."""
+    x = raw.astype(np.float64)
+    if len(coeffs) == 1:
+        x[...] = coeffs[0]
+        return x
+    y = x * coeffs[-1]
+    y += coeffs[-2]
+    for c in coeffs[-3::-1]:
+        y *= x
+        y += c
+    return y
+
+
+def _load(definition, data: np.ndarray, variable: bool) -> dict:
+    """ccsdspy's decoding of packets back to back, primary header fields dropped.
+
+    Fixed length: ccsdspy's own ``_load`` (what ``FixedLength.load`` runs) without the
+    sequence-count inspection that ``load`` adds: gaps are the link layer's to count,
+    and that check costs more than the decoding on large batches.
+    """
+    if not variable:
+        try:
+            from ccsdspy import packet_types as pt
+            arrays = pt._load(_ArrayFile(data), definition._fields, definition._converters,
+                              "fixed_length", include_primary_header=True)
+            pt._delete_primary_header_fields(arrays)
+            return arrays
+        except (AttributeError, TypeError):      # another ccsdspy: its public API
+            pass
+    return definition.load(_ArrayFile(data))
+
+
 def _calibrate(fields: dict, apid_def, out: DecodedApid, cache: dict) -> None:
     for name, meta in apid_def.fields.items():
         if meta.units:
@@ -167,29 +200,29 @@ def _calibrate(fields: dict, apid_def, out: DecodedApid, cache: dict) -> None:
             continue
         coeffs = cache.get(meta.calibration)
         if coeffs is None:
-            coeffs = cache[meta.calibration] = np.asarray(parse_calibration(meta.calibration))[::-1]
+            coeffs = cache[meta.calibration] = parse_calibration(meta.calibration)
         raw = fields[name]
         out.raw_fields[name] = raw
-        fields[name] = np.polyval(coeffs, raw.astype(np.float64))
+        fields[name] = _polynomial(raw, coeffs)
         out.calibration[name] = meta.calibration
 
 
 def _load_variable(definition, batch: PacketBatch):
     """VariableLength over the whole group; on failure, packet by packet to find the bad ones."""
     try:
-        return definition.load(_ArrayFile(batch.data)), np.ones(len(batch), bool)
+        return _load(definition, batch.data, True), np.ones(len(batch), bool)
     except Exception:
         ok = np.zeros(len(batch), bool)
         for i in range(len(batch)):
             try:
-                definition.load(_ArrayFile(batch.data[batch.offsets[i]:batch.offsets[i + 1]]))
+                _load(definition, batch.data[batch.offsets[i]:batch.offsets[i + 1]], True)
                 ok[i] = True
             except Exception:
                 pass
         good = batch.select(ok)
         if not len(good):
             return {}, ok
-        return definition.load(_ArrayFile(good.data)), ok
+        return _load(definition, good.data, True), ok
 
 
 def _decode_group(batch: PacketBatch, apid: int, apid_def, name: str, cache: dict) -> DecodedApid:
@@ -207,7 +240,7 @@ def _decode_group(batch: PacketBatch, apid: int, apid_def, name: str, cache: dic
         rejected = batch.select(~ok)
         batch = batch.select(ok)
     if fields is None:
-        fields = definition.load(_ArrayFile(batch.data)) if len(batch) else {}
+        fields = _load(definition, batch.data, False) if len(batch) else {}
     out = DecodedApid(apid, name, batch, _onboard_time(batch, apid_def), rejected=rejected)
     if len(rejected):
         out.rejects["packet_length"] = len(rejected)
