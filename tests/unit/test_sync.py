@@ -274,6 +274,25 @@ def test_flywheel_keeps_polarity():
     assert meta["sync_state"][2] == SYNC_FLYWHEEL and meta["inverted"].all()
 
 
+def test_marker_errors_on_an_inverted_stream():
+    s = Stream(25).garbage(3).cadus_(2, inverted=True).cadu(inverted=True, marker_errors=(4, 17, 30))
+    s.cadus_(2, inverted=True)
+    cbs, meta, _ = run(s.bytes)
+    assert_all_found(s, cbs, meta)
+    assert meta["asm_bit_errors"].tolist() == [0, 0, 3, 0, 0]
+    assert meta["inverted"].all() and (meta["sync_state"][1:] == SYNC_LOCKED).all()
+
+
+def test_zero_spacing_tolerance():
+    s = Stream(26).garbage(2).cadus_(3).garbage(1).cadus_(3)
+    cbs, meta, stats = run(s.bytes, spacing_tolerance=0)
+    assert_all_found(s, cbs, meta)            # the 1-bit slip is recovered by resync
+    assert stats["lock_losses"] == 1
+    cbs, meta, stats = run(s.bytes, spacing_tolerance=1)
+    assert_all_found(s, cbs, meta)
+    assert stats["lock_losses"] == 0
+
+
 @pytest.mark.parametrize("nerr,found", [(0, True), (4, True), (5, False), (8, False)])
 def test_marker_errors_in_search(nerr, found):
     s = Stream(9).garbage(3).cadu(marker_errors=tuple(range(0, 2 * nerr, 2))).cadus_(3)
@@ -495,6 +514,17 @@ def test_positions_count_across_pushes():
     out = [fs.push(data[:30]), fs.push(data[30:130]), fs.push(data[130:]), fs.flush()]
     meta = np.concatenate([b.meta for b in out])
     assert meta["bit_position"].tolist() == [c[0] for c in s.cadus]
+
+
+def test_push_after_flush_continues_numbering():
+    s = Stream(27).cadus_(3)
+    fs = FrameSync(L)
+    first = [fs.push(s.bytes), fs.flush()]
+    second = [fs.push(s.bytes), fs.flush()]
+    m1 = np.concatenate([b.meta for b in first])
+    m2 = np.concatenate([b.meta for b in second])
+    assert m1["bit_position"].tolist() == [0, CADU_BITS, 2 * CADU_BITS]
+    assert m2["bit_position"].tolist() == [8 * len(s.bytes) + c[0] for c in s.cadus]
 
 
 def test_64_bit_marker():
