@@ -398,9 +398,12 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     return (v.astype(np.uint64) & np.uint64(mask)) if bits < 64 else v.astype(np.uint64)
 
 
-def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int], t, i) -> None:
-    """Write every field of a fixed-length definition into rows of ``body`` (the whole packet)."""
+def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int], t, i) -> dict:
+    """Write every field of a fixed-length definition into rows of ``body`` (the whole packet).
+
+    Returns {field name: raw unsigned words written} (str fields: their bytes)."""
     n = body.shape[0]
+    written = {}
     for (name, dtype, bits, _, order), off in zip(fields, offsets):
         if off < 48 or off + bits > body.shape[1] * 8 or dtype == "fill":
             continue                 # primary header fields, or beyond the packet: not ours
@@ -411,8 +414,10 @@ def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int],
             vals[:] = text
             if off % 8 == 0:
                 body[:, off // 8: off // 8 + nb] = vals
+                written[name] = vals
             continue
         v = _waveform(rng, dtype, bits, t, i)
+        written[name] = v
         if off % 8 == 0 and bits % 8 == 0:
             nb = bits // 8
             be = _be_bytes(v, nb)
@@ -423,6 +428,7 @@ def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int],
             body[:, off // 8: off // 8 + nb] = be
         else:
             _put_bits(body, np.ascontiguousarray(v, np.uint64), np.int64(off), np.int64(bits))
+    return written
 
 
 def _make_packets(rng, a: _Apid, n: int, times: np.ndarray, seq0: int):
@@ -844,10 +850,11 @@ def _packet_truth(truth: dict, packet_info: dict, delivered: np.ndarray, list_li
         if list_limit and len(delivered_list) <= list_limit:
             order = np.flatnonzero(whole & real)[:list_limit + 1]
             delivered_list.extend(zip(apids[order].tolist(), seqs[order].tolist()))
-    truth["packets"] = {str(a): stats[a] for a in sorted(stats)}
+    # an APID appears once anything was counted for it (as the decoder reports)
+    truth["packets"] = {str(a): stats[a] for a in sorted(stats) if any(stats[a].values())}
     truth["idle_packets"] = idle_packets
     truth["packet_md5"] = {str(a): hashlib.md5(b"".join(x.tobytes() for x in per_apid_bytes[a])).hexdigest()
-                           for a in sorted(per_apid_bytes)}
+                           for a in sorted(per_apid_bytes) if stats[a]["count"]}
     if list_limit and len(delivered_list) <= list_limit:
         truth["delivered_packets"] = [[int(a), int(s)] for a, s in delivered_list]
 
@@ -1113,7 +1120,7 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
                                                    asm, asm_bits, max_err, before)
     cut = 0
     if imp.truncate_last and m:
-        cut = int(rng.integers(8, (cb - 1) * 8))       # the marker and a byte survive
+        cut = 8 * int(rng.integers(1, cb - 1))         # whole bytes; the marker and a byte survive
         row_bits[-1] -= cut
     ins_off = np.zeros(m, np.int64)
     lens = np.array([p.size for p in ins_parts], np.int64)
