@@ -18,10 +18,9 @@ usual search / check / lock / flywheel one):
   On a miss, a verified marker (one whose successor also matches) from a
   few bits before the predicted position up to the next one resynchronises
   at once (garbage between CADUs, slips beyond tolerance; counted as a lock
-  loss). Otherwise
-  the codeblock at the predicted position is delivered anyway (flywheel) up
-  to ``flywheel`` consecutive misses; one more loses lock and search resumes
-  just before the missed marker.
+  loss). Otherwise the codeblock at the predicted position is delivered
+  anyway (flywheel) up to ``flywheel`` consecutive misses; one more loses
+  lock and search resumes just before the missed marker.
 
 All of this runs in one numba kernel per chunk; :class:`FrameSync` only keeps
 the unconsumed tail bytes and a few integers of state between chunks.
@@ -52,7 +51,7 @@ _PAD = 16
 # Indices into the int64 state array carried between chunks.
 _MODE, _POS, _MISSES, _PREV_END, _INV = 0, 1, 2, 3, 4
 _CODEBLOCKS, _LOCK_LOSSES, _INVERTED, _DISCARDED, _TRUNCATED = 5, 6, 7, 8, 9
-_FLYWHEELED, _LOCKS, _ENDED = 10, 11, 12
+_FLYWHEELED, _LOCKS = 10, 11
 _STATE_LEN = 16
 
 
@@ -236,13 +235,11 @@ def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, ba
                 if p + cadu > nbits:
                     st[_TRUNCATED] += 1          # final: marker seen, codeblock cut off
                     st[_POS] = base + nbits
-                    st[_ENDED] = 1
                     break
                 ep, einv, eerr, estate = p, inv, d, 1
             else:
                 if e + cadu > nbits:             # final: too little left to be a codeblock
                     st[_POS] = base + nbits
-                    st[_ENDED] = 1
                     break
                 # Before flywheeling: a verified marker before the next predicted
                 # one means garbage or a slip beyond tolerance; resynchronise there.
@@ -271,8 +268,6 @@ def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, ba
             q = _scan(buf, p, nbits, asm, asm_bits, max_err)
             if q < 0:
                 st[_POS] = base + max(p, nbits - asm_bits + 1)
-                if final:
-                    st[_ENDED] = 1
                 break
             d, di = _errors(buf, q, asm, asm_bits)
             inv = di < d
@@ -287,7 +282,6 @@ def _sync_chunk(buf, nbits, base, final, asm, asm_bits, length, max_err, tol, ba
                 elif dmin <= (max_err if not verify else strong):
                     st[_TRUNCATED] += 1
                     st[_POS] = base + nbits
-                    st[_ENDED] = 1
                     break
                 else:
                     accept = False
