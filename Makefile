@@ -16,7 +16,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m groundseg demo
+	$(PY) -m groundseg replay fixtures/demo/demo.cadu --mission fixtures/missions/demo.toml \
+		--archive archive --report archive/demo-report.json
+	$(PY) -m groundseg plot archive/demo.h5 --apid hk --field bus_voltage --field battery_temp \
+		--field cpu_load --out archive/demo-hk.png
+	$(PY) -m groundseg inspect archive/demo.h5
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests
