@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import numba
+
 from groundseg._numba import kernel
 from groundseg.link.records import (PACKET_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
                                     PacketBatch, RejectBatch)
@@ -53,14 +55,17 @@ _R_TRUNC = REJECT_CODE["truncated"]
 
 # --- kernel helpers (inlined by numba) ---------------------------------------------------
 
-@kernel
-def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count,
-          out_data, out_off, out_vcid, out_rt, out_ft, out_gap, nout):
-    apid = ((np.int64(src[a]) & 7) << 8) | np.int64(src[a + 1])
+_inline = numba.njit(inline="always", cache=True, nogil=True)
+
+@_inline
+def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data, out_off, out_hdr, nout):
+    b0 = np.int64(src[a])
+    apid = ((b0 & 7) << 8) | np.int64(src[a + 1])
     if apid == IDLE_APID:
         idle_count[0] += 1
         return
-    seq = ((np.int64(src[a + 2]) & 0x3F) << 8) | np.int64(src[a + 3])
+    b2 = np.int64(src[a + 2])
+    seq = ((b2 & 0x3F) << 8) | np.int64(src[a + 3])
     last = apid_last[apid]
     gap = False
     if last >= 0:
@@ -75,18 +80,25 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count,
     apid_stats[apid, ST_BYTES] += total
     p = nout[0]
     b = nout[1]
-    for k in range(total):
-        out_data[b + k] = src[a + k]
+    out_data[b:b + total] = src[a:a + total]
     out_off[p + 1] = b + total
-    out_vcid[p] = vc
-    out_rt[p] = rt
-    out_ft[p] = ft
-    out_gap[p] = gap
+    h = out_hdr[p]
+    h.apid = apid
+    h.version = b0 >> 5
+    h.type = (b0 >> 4) & 1
+    h.sec_hdr = (b0 >> 3) & 1
+    h.seq_flags = b2 >> 6
+    h.seq_count = seq
+    h.length = total
+    h.vcid = vc
+    h.reception_time = rt
+    h.frame_time = ft
+    h.gap_before = gap
     nout[0] = p + 1
     nout[1] = b + total
 
 
-@kernel
+@_inline
 def _rej_append(src, a, length, rej_data, nout):
     b = nout[3]
     for k in range(length):
@@ -94,7 +106,7 @@ def _rej_append(src, a, length, rej_data, nout):
     nout[3] = b + length
 
 
-@kernel
+@_inline
 def _rej_close(reason, row, apid, rej_off, rej_reason, rej_row, rej_apid, rej_counts, nout):
     r = nout[2]
     rej_reason[r] = reason
@@ -105,7 +117,7 @@ def _rej_close(reason, row, apid, rej_off, rej_reason, rej_row, rej_apid, rej_co
     rej_counts[reason] += 1
 
 
-@kernel
+@_inline
 def _drop(buf, n, apid_stats):
     # a packet in progress abandoned: counted only if its header was seen
     if n >= PRIMARY_HEADER_LENGTH:
@@ -114,7 +126,7 @@ def _drop(buf, n, apid_stats):
             apid_stats[apid, ST_DROPPED] += 1
 
 
-@kernel
+@_inline
 def _header_apid(buf, a):
     return ((np.int64(buf[a]) & 7) << 8) | np.int64(buf[a + 1])
 
@@ -123,7 +135,7 @@ def _header_apid(buf, a):
 def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, ftime,
                     pbuf, plen, p_rt, p_ft, in_sync, apid_last, apid_stats, rej_counts,
                     idle_count, max_len,
-                    out_data, out_off, out_vcid, out_rt, out_ft, out_gap,
+                    out_data, out_off, out_hdr,
                     rej_data, rej_off, rej_reason, rej_row, rej_apid, nout):
     for r in range(rows.shape[0]):
         i = rows[r]
@@ -197,7 +209,7 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
                     for j in range(need):
                         pbuf[s, n0 + j] = z[pos + j]
                     _emit(pbuf[s], 0, total, vc, p_rt[s], p_ft[s], apid_last, apid_stats, idle_count,
-                          out_data, out_off, out_vcid, out_rt, out_ft, out_gap, nout)
+                          out_data, out_off, out_hdr, nout)
                     plen[s] = 0
                     if f == FHP_NO_PACKET:
                         continue
@@ -240,7 +252,7 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
                 break
             if total <= rem:
                 _emit(z, pos, total, vc, rtime[i], ftime[i], apid_last, apid_stats, idle_count,
-                      out_data, out_off, out_vcid, out_rt, out_ft, out_gap, nout)
+                      out_data, out_off, out_hdr, nout)
                 pos += total
             else:
                 for j in range(rem):
@@ -253,7 +265,7 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
 
 @kernel
 def _split_kernel(buf, max_len, apid_last, apid_stats, rej_counts, idle_count,
-                  out_data, out_off, out_vcid, out_rt, out_ft, out_gap,
+                  out_data, out_off, out_hdr,
                   rej_data, rej_off, rej_reason, rej_row, rej_apid, nout):
     """Back-to-back packets; returns the position of the first byte not consumed."""
     pos = 0
@@ -268,7 +280,7 @@ def _split_kernel(buf, max_len, apid_last, apid_stats, rej_counts, idle_count,
         if total > n - pos:
             break
         _emit(buf, pos, total, 0, np.nan, np.nan, apid_last, apid_stats, idle_count,
-              out_data, out_off, out_vcid, out_rt, out_ft, out_gap, nout)
+              out_data, out_off, out_hdr, nout)
         pos += total
     return pos
 
@@ -296,10 +308,7 @@ class _Outputs:
         max_packets = capacity // 7 + 2
         self.data = np.empty(capacity, np.uint8)
         self.off = np.zeros(max_packets + 1, np.int64)
-        self.vcid = np.empty(max_packets, np.int64)
-        self.rt = np.empty(max_packets, np.float64)
-        self.ft = np.empty(max_packets, np.float64)
-        self.gap = np.empty(max_packets, np.bool_)
+        self.hdr = np.empty(max_packets, PACKET_DTYPE)
         self.rej_data = np.empty(capacity, np.uint8)
         self.rej_off = np.zeros(max_rejects + 1, np.int64)
         self.rej_reason = np.empty(max_rejects, np.int64)
@@ -308,25 +317,16 @@ class _Outputs:
         self.n = np.zeros(4, np.int64)  # packets, bytes, rejects, reject bytes
 
     def args(self):
-        return (self.data, self.off, self.vcid, self.rt, self.ft, self.gap)
+        return (self.data, self.off, self.hdr)
 
     def rej_args(self):
         return (self.rej_data, self.rej_off, self.rej_reason, self.rej_row, self.rej_apid, self.n)
 
     def packets(self) -> PacketBatch:
+        # views, not copies: the unused tail of a large np.empty buffer is never touched,
+        # so it costs address space but no memory
         n, nbytes = int(self.n[0]), int(self.n[1])
-        data = self.data[:nbytes].copy()
-        off = self.off[:n + 1].copy()
-        header = np.zeros(n, PACKET_DTYPE)
-        if n:
-            fields = decode_primary_headers(data, off[:-1])
-            for name, values in fields.items():
-                header[name] = values
-            header["vcid"] = self.vcid[:n]
-            header["reception_time"] = self.rt[:n]
-            header["frame_time"] = self.ft[:n]
-            header["gap_before"] = self.gap[:n]
-        return PacketBatch(data, off, header)
+        return PacketBatch(self.data[:nbytes], self.off[:n + 1], self.hdr[:n])
 
     def rejects(self, vcid: np.ndarray | None = None, rtime: np.ndarray | None = None) -> RejectBatch:
         n, nbytes = int(self.n[2]), int(self.n[3])
