@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,6 +116,137 @@ def _time_rows(data, offsets, first, width):
     return rows, ok
 
 
+@kernel
+def _extract_fields(data, starts, bit_off, bit_len, kind, nbytes, little, base, stride, out):
+    """Every field of every packet in one pass, laid out as ccsdspy's arrays lay them out.
+
+    Element e of packet p goes to ``out[base[e] + p * stride[e]:][:nbytes[e]]``: integers
+    as big-endian ``nbytes``-byte words (sign-extended), little-endian ones byte-reversed,
+    floats copied verbatim. ``kind``: 0 uint, 1 int, 2 float.
+    """
+    n = starts.shape[0]
+    m = bit_off.shape[0]
+    for p in range(n):
+        s = starts[p]
+        for e in range(m):
+            o = bit_off[e]
+            length = bit_len[e]
+            b0 = s + (o >> 3)
+            nfile = ((o + length - 1) >> 3) - (o >> 3) + 1
+            nb = nbytes[e]
+            pos = base[e] + p * stride[e]
+            if kind[e] == 2:
+                for k in range(nfile):
+                    out[pos + k] = data[b0 + k]
+                continue
+            v = np.uint64(0)
+            for k in range(nfile):
+                v = (v << np.uint64(8)) | np.uint64(data[b0 + k])
+            v >>= np.uint64(nfile * 8 - (o & 7) - length)
+            if length < 64:
+                v &= (np.uint64(1) << np.uint64(length)) - np.uint64(1)
+                if kind[e] == 1 and (v >> np.uint64(length - 1)) & np.uint64(1):
+                    v |= ~((np.uint64(1) << np.uint64(length)) - np.uint64(1))
+            if little[e]:
+                for k in range(nb):
+                    out[pos + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
+            else:
+                for k in range(nb):
+                    out[pos + k] = np.uint8((v >> np.uint64(8 * (nb - 1 - k))) & np.uint64(0xFF))
+
+
+class _Layout:
+    """A ccsdspy FixedLength definition compiled for :func:`_extract_fields`.
+
+    Offsets follow ccsdspy's placement (primary header first, fields without
+    ``bit_offset`` following the previous one) and dtypes are ccsdspy's, so the
+    arrays equal ``FixedLength.load``'s. Definitions outside what the kernel
+    reproduces exactly (str/fill fields, custom byte orders, little-endian fields
+    that are not whole aligned 1/2/4/8-byte words, unaligned floats, Fortran-order
+    arrays, converters) raise ``ValueError``: ccsdspy decodes those.
+    """
+
+    def __init__(self, definition):
+        if getattr(definition, "_converters", None):
+            raise ValueError("converters")
+        counter = 48
+        elements = []                    # (field index, element index, offset, length)
+        fields = []                      # (name, data_type, shape or None, byte_order)
+        for f in definition._fields:
+            shape = getattr(f, "_array_shape", None)
+            if isinstance(shape, str):
+                raise ValueError("variable array")
+            count = 1
+            if shape is not None:
+                if getattr(f, "_array_order", "C") != "C" and len(shape) > 1:
+                    raise ValueError("Fortran-order array")
+                count = int(np.prod(shape))
+            if f._data_type not in ("uint", "int", "float") or f._byte_order not in ("big", "little"):
+                raise ValueError("type or byte order")
+            fields.append((f._name, f._data_type, shape, f._byte_order))
+            for i in range(count):
+                off = None if f._bit_offset is None else f._bit_offset + i * f._bit_length
+                if off is None:
+                    off = counter
+                    counter += f._bit_length
+                else:
+                    counter = max(counter, off + f._bit_length)
+                elements.append((len(fields) - 1, i, off, f._bit_length))
+        self.end_bits = counter
+        n_el = len(elements)
+        self.bit_off = np.zeros(n_el, np.int64)
+        self.bit_len = np.zeros(n_el, np.int64)
+        self.kind = np.zeros(n_el, np.int64)
+        self.nbytes = np.zeros(n_el, np.int64)
+        self.little = np.zeros(n_el, np.bool_)
+        self.field_of = np.zeros(n_el, np.int64)
+        self.index_in = np.zeros(n_el, np.int64)
+        dtypes: list = [None] * len(fields)
+        for e, (fi, i, off, length) in enumerate(elements):
+            name, dtype, shape, order = fields[fi]
+            nfile = (off + length - 1) // 8 - off // 8 + 1
+            if nfile > 8:
+                raise ValueError("field spans more than 8 bytes")
+            nb = {3: 4, 5: 8, 6: 8, 7: 8}.get(nfile, nfile)
+            little = order == "little"
+            if dtype == "float" and (off % 8 or length not in (16, 32, 64)):
+                raise ValueError("unaligned float")
+            if little and dtype != "float" and (off % 8 or length != 8 * nfile or nfile not in (1, 2, 4, 8)):
+                raise ValueError("little-endian bit field")
+            kind = {"uint": 0, "int": 1, "float": 2}[dtype]
+            char = {"uint": "u", "int": "i", "float": "f"}[dtype]
+            end = "<" if (little and dtype == "float") else ">"
+            if dtypes[fi] is None:
+                # ccsdspy gives an array its first element's dtype; every element's value fits it
+                dtypes[fi] = np.dtype(f"{end}{char}{nb}")
+            nb = dtypes[fi].itemsize
+            self.bit_off[e], self.bit_len[e], self.kind[e], self.nbytes[e] = off, length, kind, nb
+            self.little[e] = little and dtype != "float"
+            self.field_of[e], self.index_in[e] = fi, i
+        self.fields = fields
+        self.dtypes = dtypes
+        self.counts = [1 if shape is None else int(np.prod(shape)) for _, _, shape, _ in fields]
+
+    def decode(self, data: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+        n = starts.shape[0]
+        sizes = np.array([self.dtypes[i].itemsize * self.counts[i] * n for i in range(len(self.fields))],
+                         np.int64)
+        seg = np.zeros(len(self.fields) + 1, np.int64)
+        np.cumsum(sizes, out=seg[1:])
+        itemsize = self.nbytes
+        counts = np.asarray(self.counts, np.int64)[self.field_of]
+        base = seg[:-1][self.field_of] + self.index_in * itemsize
+        stride = counts * itemsize
+        out = np.empty(seg[-1], np.uint8)
+        _extract_fields(data, starts.astype(np.int64), self.bit_off, self.bit_len, self.kind,
+                        self.nbytes, self.little, base, stride, out)
+        result = {}
+        for i, (name, _, shape, _) in enumerate(self.fields):
+            arr = out[seg[i]:seg[i + 1]].view(self.dtypes[i])
+            result[name] = arr if shape is None else arr.reshape((n,) + tuple(shape))
+        return result
+
+
 def time_code_seconds(rows: np.ndarray, code: TimeCode) -> np.ndarray:
     """Seconds since the time code's epoch for each row of code bytes (a P-field is skipped)."""
     rows = np.ascontiguousarray(rows[:, 1:] if code.pfield else rows, dtype=np.uint8)
@@ -173,14 +305,41 @@ def _polynomial(raw: np.ndarray, coeffs: tuple) -> np.ndarray:
     return y
 
 
+_LAYOUTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _layout(definition) -> _Layout | None:
+    """The compiled layout of a definition, None when ccsdspy must decode it."""
+    try:
+        return _LAYOUTS[definition]
+    except KeyError:
+        pass
+    try:
+        layout = _Layout(definition)
+    except ValueError:
+        layout = None
+    _LAYOUTS[definition] = layout
+    return layout
+
+
 def _load(definition, data: np.ndarray, variable: bool) -> dict:
     """ccsdspy's decoding of packets back to back, primary header fields dropped.
 
-    Fixed length: ccsdspy's own ``_load`` (what ``FixedLength.load`` runs) without the
-    sequence-count inspection that ``load`` adds: gaps are the link layer's to count,
-    and that check costs more than the decoding on large batches.
+    Fixed length: one pass of :func:`_extract_fields` over the packets when the
+    definition's layout allows (arrays equal to ccsdspy's, dtype included: the tests
+    compare them), else ccsdspy's own ``_load`` (what ``FixedLength.load`` runs)
+    without the sequence-count inspection that ``load`` adds: gaps are the link
+    layer's to count, and that check costs more than the decoding on large batches.
     """
     if not variable:
+        layout = _layout(definition)
+        if layout is not None:
+            length = (layout.end_bits + 7) // 8
+            if length and data.size:
+                packet_length = int(data[4]) * 256 + int(data[5]) + 7
+                if packet_length >= length and data.size % packet_length == 0:
+                    starts = np.arange(0, data.size, packet_length, dtype=np.int64)
+                    return layout.decode(data, starts)
         try:
             from ccsdspy import packet_types as pt
             arrays = pt._load(_ArrayFile(data), definition._fields, definition._converters,

@@ -288,3 +288,62 @@ def test_gather_kernel_against_reference():
     reference = b"".join(data[offsets[j]:offsets[j + 1]].tobytes() for j in order)
     assert out.tobytes() == reference
     assert new_offsets.tolist() == [0] + np.cumsum(lengths[order]).tolist()
+
+
+@st.composite
+def definitions(draw):
+    """Random fixed-length layouts within what the one-pass kernel claims to reproduce."""
+    explicit = draw(st.booleans())
+    cursor, fields = 48, []
+    for i in range(draw(st.integers(1, 7))):
+        dtype = draw(st.sampled_from(["uint", "int", "float"]))
+        if dtype == "float":
+            bits, order = draw(st.sampled_from([32, 64])), draw(st.sampled_from(["big", "little"]))
+        else:
+            order = draw(st.sampled_from(["big", "big", "little"]))
+            bits = draw(st.sampled_from([16, 32, 64])) if order == "little" else draw(st.integers(1, 57))
+        count = draw(st.sampled_from([None, None, 2, 3]))
+        aligned = dtype == "float" or order == "little"
+        if aligned and cursor % 8:
+            pad = 8 - cursor % 8
+            if explicit:
+                cursor += pad                         # a gap: explicit offsets skip it
+            else:
+                fields.append(ccsdspy.PacketField(name=f"pad{i}", data_type="uint", bit_length=pad))
+                cursor += pad
+        kw = dict(name=f"f{i}", data_type=dtype, bit_length=bits, byte_order=order)
+        if explicit:
+            kw["bit_offset"] = cursor
+        fields.append(ccsdspy.PacketArray(array_shape=count, **kw) if count else ccsdspy.PacketField(**kw))
+        cursor += bits * (count or 1)
+        if explicit:
+            cursor += draw(st.integers(0, 9))
+    return ccsdspy.FixedLength(fields), (cursor + 7) // 8
+
+
+@settings(deadline=None, max_examples=60)
+@given(definitions(), st.integers(0, 3), st.integers(1, 6), st.integers(0, 2 ** 32 - 1))
+def test_one_pass_kernel_equals_ccsdspy(defn_and_length, extra, n, seed):
+    definition, length = defn_and_length
+    layout = telemetry._layout(definition)
+    assert layout is not None
+    length += extra
+    rng = np.random.default_rng(seed)
+    pk = [packet(300, i, rng.integers(0, 256, length - 6, dtype=np.uint8).tobytes()) for i in range(n)]
+    data = np.frombuffer(b"".join(pk), np.uint8)
+    mine = layout.decode(data, np.arange(n, dtype=np.int64) * length)
+    truth = definition.load(io.BytesIO(data.tobytes()))
+    assert list(mine) == list(truth)
+    for k in truth:
+        assert same(mine[k], truth[k]), k
+
+
+def test_kernel_declines_what_it_cannot_reproduce():
+    mixed = ccsdspy.FixedLength([ccsdspy.PacketField(name="a", data_type="uint", bit_length=16,
+                                                     byte_order="3412")])
+    assert telemetry._layout(mixed) is None
+    odd_le = ccsdspy.FixedLength([ccsdspy.PacketField(name="a", data_type="uint", bit_length=24,
+                                                      byte_order="little")])
+    assert telemetry._layout(odd_le) is None
+    text = ccsdspy.FixedLength([ccsdspy.PacketField(name="a", data_type="str", bit_length=16)])
+    assert telemetry._layout(text) is None
