@@ -32,6 +32,7 @@ nonzero syndromes left after correction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,8 +80,6 @@ _EXP = _ALPHA_EXP[(PRIMITIVE_ELEMENT_POWER * np.arange(NN)) % NN].astype(np.int3
 _LOG = np.zeros(256, np.int32)
 _LOG[_EXP] = np.arange(NN, dtype=np.int32)
 _LOG[0] = 0  # never read for 0: callers test for zero first
-#: exp over 0..2*254 so sums of two logs need no reduction.
-_EXP2 = np.concatenate([_EXP, _EXP, _EXP[:2]]).astype(np.int32)
 
 
 def _gf_mul(a: int, b: int) -> int:
@@ -188,6 +187,41 @@ def _chien_table() -> np.ndarray:
 
 
 _CHIEN = np.ascontiguousarray(_chien_table())
+#: (255, 32) int32: (i * j) mod 255, the exponent steps of the syndrome re-check.
+_JMUL = ((np.arange(NN)[:, None] * np.arange(32)[None, :]) % NN).astype(np.int32)
+
+
+class _GF(NamedTuple):
+    logz: np.ndarray  # (256,) int32, log to base beta; 511 for 0
+    expz: np.ndarray  # (1024,) int32, antilog of k mod 255 below 510, 0 from 510
+
+
+def _gf_zero_aware() -> _GF:
+    logz = _LOG.copy()
+    logz[0] = 511
+    expz = np.zeros(1024, np.int32)
+    expz[:510] = np.concatenate([_EXP, _EXP])
+    return _GF(logz, expz)
+
+
+_GFZ = _gf_zero_aware()
+
+
+class _Work(NamedTuple):
+    """Scratch arrays of the error path, allocated once per batch."""
+    syn: np.ndarray
+    slog: np.ndarray
+    lam: np.ndarray
+    bb: np.ndarray
+    tmp: np.ndarray
+    roots: np.ndarray
+    values: np.ndarray
+    odd: np.ndarray
+    even: np.ndarray
+
+
+def _work() -> _Work:
+    return _Work(*(np.zeros(33, np.int32) for _ in range(7)), np.zeros(256, np.uint8), np.zeros(256, np.uint8))
 
 _TABLES: dict = {}
 
@@ -341,47 +375,57 @@ def _pack_received(row, start, stride, parity):
 
 
 @kernel
-def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, chien, lam, bb, tmp, acc, roots, values):
+def _correct_codeword(syn, parity, fcr, n_short, tabs, chien, jmul, w):
     """Berlekamp-Massey, Chien, Forney on syndromes ``syn`` (conventional, j = 0..parity-1).
 
-    Returns the number of errors (roots and ``values`` filled) or -1.
+    Returns the number of errors, with their degrees in ``w.roots`` and their
+    values (conventional) in ``w.values``, or -1 when uncorrectable.
+    ``tabs`` holds the zero-aware logs and antilogs: log 0 is 511, and every
+    antilog index from 510 up reads 0, so products need no zero test.
     """
+    logz = tabs.logz
+    expz = tabs.expz
+    lam = w.lam
+    bb = w.bb
+    tmp = w.tmp
+    slog = w.slog
     t = parity // 2
+    for i in range(parity):
+        slog[i] = logz[syn[i]]
     for i in range(parity + 1):
         lam[i] = 0
         bb[i] = 0
     lam[0] = 1
     bb[0] = 1
     ell = 0
+    bdeg = 0
     m = 1
     b_log = 0  # log of the last nonzero discrepancy (starts at 1)
     for nstep in range(parity):
-        d = np.int32(syn[nstep])
+        d = syn[nstep]
         for i in range(1, ell + 1):
-            if lam[i] != 0 and syn[nstep - i] != 0:
-                d ^= exp2[log[lam[i]] + log[syn[nstep - i]]]
+            d ^= expz[logz[lam[i]] + slog[nstep - i]]
         if d == 0:
             m += 1
             continue
-        # lam -= (d/b) x^m bb
-        scale = log[d] - b_log
+        scale = logz[d] - b_log  # lam -= (d/b) x^m bb
         if scale < 0:
             scale += 255
+        top = min(bdeg + 1, parity + 1 - m)
         if 2 * ell <= nstep:
-            for i in range(parity + 1):
+            for i in range(ell + 1):
                 tmp[i] = lam[i]
-            for i in range(parity + 1 - m):
-                if bb[i] != 0:
-                    lam[i + m] ^= exp2[log[bb[i]] + scale]
+            for i in range(top):
+                lam[i + m] ^= expz[logz[bb[i]] + scale]
+            for i in range(max(bdeg, ell) + 1):
+                bb[i] = tmp[i] if i <= ell else 0
+            bdeg = ell
             ell = nstep + 1 - ell
-            for i in range(parity + 1):
-                bb[i] = tmp[i]
-            b_log = log[d]
+            b_log = logz[d]
             m = 1
         else:
-            for i in range(parity + 1 - m):
-                if bb[i] != 0:
-                    lam[i + m] ^= exp2[log[bb[i]] + scale]
+            for i in range(top):
+                lam[i + m] ^= expz[logz[bb[i]] + scale]
             m += 1
     deg = 0
     for i in range(parity + 1):
@@ -389,94 +433,81 @@ def _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, chien, lam, bb,
             deg = i
     if deg > t or deg != ell or deg == 0:
         return -1
-    # Chien search: Lambda(beta^-i) for the transmitted degrees i < n_short,
-    # all positions at once. Multiplying by lam_m is GF(2)-linear, so
-    # lam_m beta^(-m i) over all i is the XOR of two precomputed 256-byte rows,
-    # one per nibble of lam_m (no data-dependent branch); lam_0 = 1 makes a
-    # root read 1.
+    # Chien search: Lambda(beta^-i) at every degree i at once. Multiplying by
+    # lam_m is GF(2)-linear, so lam_m beta^(-m i) over all i is the XOR of two
+    # precomputed 256-byte rows, one per nibble of lam_m (no data-dependent
+    # branch). Odd and even terms apart: the odd part at X^-1 is X^-1
+    # Lambda'(X^-1), Forney's denominator, for free.
+    odd = w.odd
+    even = w.even
     for i in range(256):
-        acc[i] = 0
-    for mm in range(1, deg + 1):
-        v = lam[mm]
-        lo = chien[mm, 0, v & 15]
-        hi = chien[mm, 1, v >> 4]
+        odd[i] = 0
+        even[i] = 0
+    for mm in range(1, deg + 1, 2):
+        lo = chien[mm, 0, lam[mm] & 15]
+        hi = chien[mm, 1, lam[mm] >> 4]
         for i in range(256):
-            acc[i] ^= lo[i] ^ hi[i]
+            odd[i] ^= lo[i] ^ hi[i]
+    for mm in range(2, deg + 1, 2):
+        lo = chien[mm, 0, lam[mm] & 15]
+        hi = chien[mm, 1, lam[mm] >> 4]
+        for i in range(256):
+            even[i] ^= lo[i] ^ hi[i]
+    roots = w.roots
     found = 0
-    for i in range(n_short):
-        if acc[i] == 1:
+    for i in range(n_short):  # transmitted degrees only: a root in the virtual fill is missed
+        if (odd[i] ^ even[i]) == 1:  # lam_0 = 1
             if found == deg:
                 return -1
             roots[found] = i
             found += 1
     if found != deg:
         return -1
-    # Forney: Y = X^(1-fcr) Omega(X^-1) / Lambda'(X^-1), Omega = S Lambda mod x^deg.
-    for i in range(deg):
-        o = np.int32(0)
-        for jj in range(i + 1):
-            if syn[i - jj] != 0 and lam[jj] != 0:
-                o ^= exp2[log[syn[i - jj]] + log[lam[jj]]]
-        tmp[i] = o
-    for jj in range(deg):
-        tmp[jj] = log[tmp[jj]] if tmp[jj] != 0 else -1  # Omega as logs
+    # Forney: Y = X^(1-fcr) Omega(X^-1) / Lambda'(X^-1) = X^-fcr Omega(X^-1) / odd(X^-1),
+    # Omega = S Lambda mod x^deg, evaluated at every degree like Lambda.
+    om = w.even
+    for i in range(256):
+        om[i] = 0
+    for k in range(deg):
+        o = syn[k]
+        for i in range(1, k + 1):
+            o ^= expz[slog[k - i] + logz[lam[i]]]
+        lo = chien[k, 0, o & 15]
+        hi = chien[k, 1, o >> 4]
+        for i in range(256):
+            om[i] ^= lo[i] ^ hi[i]
+    values = w.values
     for r in range(deg):
         i = roots[r]
-        xinv = 255 - i if i != 0 else 0  # log of X^-1
-        num = np.int32(0)
-        e = 0
-        for jj in range(deg):
-            if tmp[jj] >= 0:
-                num ^= exp2[tmp[jj] + e]
-            e += xinv
-            if e >= 255:
-                e -= 255
-        den = np.int32(0)
-        e = 0  # Lambda'(x) = sum over odd m of lam_m x^(m-1)
-        x2 = xinv + xinv
-        if x2 >= 255:
-            x2 -= 255
-        for jj in range(1, deg + 1, 2):
-            if lam[jj] != 0:
-                den ^= exp2[log[lam[jj]] + e]
-            e += x2
-            if e >= 255:
-                e -= 255
+        num = om[i]
+        den = odd[i]
         if num == 0 or den == 0:
             return -1
-        lv = (log[num] + 255 - log[den] + (i * (256 - fcr)) % 255) % 255
-        values[r] = exp[lv]
+        values[r] = expz[(logz[num] + 255 - logz[den] + 255 - (i * fcr) % 255) % 255]
     # The error pattern must reproduce every syndrome, else the corrected
-    # word is not a codeword (the syndromes are linear in the word).
+    # word is not a codeword (syndromes are linear in the word).
+    chk = w.odd
     for j in range(parity):
-        acc[j] = 0
+        chk[j] = 0
     for r in range(deg):
         i = roots[r]
-        e = (log[values[r]] + i * fcr) % 255
+        base = (logz[values[r]] + i * fcr) % 255
+        ji = jmul[i]
         for j in range(parity):
-            acc[j] ^= np.uint8(exp[e])
-            e += i
-            if e >= 255:
-                e -= 255
+            chk[j] ^= np.uint8(expz[base + ji[j]])
     for j in range(parity):
-        if acc[j] != syn[j]:
+        if chk[j] != syn[j]:
             return -1
     return deg
 
 
 @kernel
 def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
-                   lfsr_tab, syn_tab, to_out, exp, exp2, log, chien):
+                   lfsr_tab, syn_tab, to_out, tabs, chien, jmul, w):
     n_rows = cb.shape[0]
     k_short = n_short - parity
     d_len = interleave * k_short
-    syn = np.zeros(parity, np.int32)
-    lam = np.zeros(parity + 1, np.int32)
-    bb = np.zeros(parity + 1, np.int32)
-    tmp = np.zeros(parity + 1, np.int32)
-    roots = np.zeros(parity + 1, np.int32)
-    values = np.zeros(parity + 1, np.int32)
-    acc = np.zeros(256, np.uint8)
+    syn = w.syn
     for r in range(n_rows):
         row = cb[r]
         o = out[r]
@@ -492,27 +523,25 @@ def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
             if (d0 | d1 | d2 | d3) == 0:
                 corr[r, c] = 0
                 continue
+            # syndromes of the parity difference (the received word mod g)
             s0 = np.uint64(0)
             s1 = np.uint64(0)
             s2 = np.uint64(0)
             s3 = np.uint64(0)
             for b in range(parity):
                 v = _word_byte(d0, d1, d2, d3, b)
-                if v != 0:
-                    s0 ^= syn_tab[b, v, 0]
-                    s1 ^= syn_tab[b, v, 1]
-                    s2 ^= syn_tab[b, v, 2]
-                    s3 ^= syn_tab[b, v, 3]
+                s0 ^= syn_tab[b, v, 0]
+                s1 ^= syn_tab[b, v, 1]
+                s2 ^= syn_tab[b, v, 2]
+                s3 ^= syn_tab[b, v, 3]
             for j in range(parity):
                 syn[j] = np.int32(_word_byte(s0, s1, s2, s3, j))
-            nerr = _correct_codeword(syn, parity, fcr, n_short, exp, exp2, log, chien,
-                                     lam, bb, tmp, acc, roots, values)
+            nerr = _correct_codeword(syn, parity, fcr, n_short, tabs, chien, jmul, w)
             corr[r, c] = nerr
-            if nerr > 0:
-                for e in range(nerr):
-                    pos = n_short - 1 - roots[e]  # symbol index within the codeword
-                    if pos < k_short:
-                        o[pos * interleave + c] ^= to_out[values[e]]
+            for e in range(max(nerr, 0)):
+                pos = n_short - 1 - w.roots[e]  # symbol index within the codeword
+                if pos < k_short:
+                    o[pos * interleave + c] ^= to_out[w.values[e]]
 
 
 # --- Public API ------------------------------------------------------------------------------
@@ -550,7 +579,7 @@ def decode(codeblocks, interleave: int = 1, parity: int = 32,
     out = np.empty((rows.shape[0], layout.data_length), np.uint8)
     corr = np.zeros((rows.shape[0], interleave), np.int16)
     _decode_kernel(rows, out, corr, interleave, layout.codeword_length, parity,
-                   FIRST_CONSECUTIVE_ROOT[parity], lfsr_tab, syn_tab, to_out, _EXP, _EXP2, _LOG, _CHIEN)
+                   FIRST_CONSECUTIVE_ROOT[parity], lfsr_tab, syn_tab, to_out, _GFZ, _CHIEN, _JMUL, _work())
     if one:
         return out[0], corr[0]
     return out, corr
