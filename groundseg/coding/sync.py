@@ -483,6 +483,11 @@ class FrameSync:
         }
 
     @property
+    def resync_back(self) -> int:
+        """Bits before a missed marker's predicted position that the resync looks back."""
+        return self._back
+
+    @property
     def locked(self) -> bool:
         return bool(self._st[_MODE] == 1)
 
