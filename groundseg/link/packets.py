@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import numba
-
 from groundseg._numba import kernel
 from groundseg.link.records import (PACKET_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
                                     PacketBatch, RejectBatch)
@@ -53,11 +51,9 @@ _R_LEN = REJECT_CODE["packet_length"]
 _R_TRUNC = REJECT_CODE["truncated"]
 
 
-# --- kernel helpers (inlined by numba) ---------------------------------------------------
+# --- kernel helpers (LLVM inlines them) ---------------------------------------------------
 
-_inline = numba.njit(inline="always", cache=True, nogil=True)
-
-@_inline
+@kernel
 def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data, out_off, out_hdr, nout):
     b0 = np.int64(src[a])
     apid = ((b0 & 7) << 8) | np.int64(src[a + 1])
@@ -98,7 +94,7 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data
     nout[1] = b + total
 
 
-@_inline
+@kernel
 def _rej_append(src, a, length, rej_data, nout):
     b = nout[3]
     for k in range(length):
@@ -106,7 +102,7 @@ def _rej_append(src, a, length, rej_data, nout):
     nout[3] = b + length
 
 
-@_inline
+@kernel
 def _rej_close(reason, row, apid, rej_off, rej_reason, rej_row, rej_apid, rej_counts, nout):
     r = nout[2]
     rej_reason[r] = reason
@@ -117,7 +113,7 @@ def _rej_close(reason, row, apid, rej_off, rej_reason, rej_row, rej_apid, rej_co
     rej_counts[reason] += 1
 
 
-@_inline
+@kernel
 def _drop(buf, n, apid_stats):
     # a packet in progress abandoned: counted only if its header was seen
     if n >= PRIMARY_HEADER_LENGTH:
@@ -126,7 +122,7 @@ def _drop(buf, n, apid_stats):
             apid_stats[apid, ST_DROPPED] += 1
 
 
-@_inline
+@kernel
 def _header_apid(buf, a):
     return ((np.int64(buf[a]) & 7) << 8) | np.int64(buf[a + 1])
 
