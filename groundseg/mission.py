@@ -275,6 +275,20 @@ class Mission:
             raise ValueError(f"APID {number} out of range 0..2047")
         return number
 
+    def vc_data(self) -> dict[int, str]:
+        """{vcid: "packets" | "vca" | "none"} of the listed VCs (others carry packets)."""
+        return {v.id: v.data for v in self.virtual_channels.values()}
+
+    def ocf_vcids(self) -> bool | frozenset:
+        """Which VCs carry an OCF: ``[link] ocf`` as a bool when no AOS VC overrides it,
+        else the set of VCIDs that do (the form ``LinkConfig.ocf`` takes)."""
+        default = bool(self.link.ocf) if self.link is not None else False
+        overrides = {v.id: v.ocf for v in self.virtual_channels.values() if v.ocf is not None}
+        if not overrides or all(o == default for o in overrides.values()):
+            return default
+        n = 64 if self.link is None or self.link.frame_type == "AOS" else 8
+        return frozenset(vc for vc in range(n) if overrides.get(vc, default))
+
     def apid_name(self, apid: int) -> str:
         """The declared name, or ``apid<N>`` for an undeclared APID."""
         a = self.apids.get(int(apid))

@@ -273,3 +273,20 @@ def test_demo_mission_matches_its_brief():
     assert m.link.fecf and m.link.ocf and m.link.randomized and m.link.dual_basis
     assert m.apids[200].packet_definition is None
     assert all(a.time == "cuc:4,2" for a in m.apids.values() if a.packet_definition is not None)
+
+
+def test_vc_helpers(tmp_path):
+    text = _aos_izt(6, "little") + '[[virtual_channels]]\nid = 1\nocf = true\ndata = "vca"\n' \
+        '[[virtual_channels]]\nid = 2\n'
+    m = load_mission(write(tmp_path, text, csv=None))
+    assert m.vc_data() == {1: "vca", 2: "packets"}
+    assert m.ocf_vcids() == frozenset({1})
+    assert load_mission(MISSIONS / "demo.toml").ocf_vcids() is True
+
+
+def test_importing_prints_nothing():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", "import groundseg.telemetry, groundseg.dictionaries"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
