@@ -148,6 +148,16 @@ def _scatter(src, src_off, lengths, dst, dst_off):
 
 
 @kernel
+def _put_rows(flat, starts, rows):
+    """flat[starts[i]:starts[i] + k] = rows[i] for (n, k) ``rows``."""
+    k = rows.shape[1]
+    for i in range(rows.shape[0]):
+        s = starts[i]
+        for j in range(k):
+            flat[s + j] = rows[i, j]
+
+
+@kernel
 def _put_bits(body, values, bit_offset, bit_length):
     """OR ``bit_length``-bit big-endian values into each row of ``body`` at ``bit_offset``."""
     one = np.uint64(1)
@@ -364,6 +374,11 @@ def _field_offsets(fields: list[tuple], packet_length: int) -> list[int]:
     return offsets
 
 
+def _noise(rng, n: int, scale: float) -> np.ndarray:
+    """Cheap zero-mean noise (uniform, standard deviation ``scale``)."""
+    return (rng.random(n, dtype=np.float32) - np.float32(0.5)) * np.float32(scale * 3.4641)
+
+
 def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.ndarray:
     """Plausible housekeeping values for one field, as raw unsigned ``bits``-bit words."""
     n = t.shape[0]
@@ -371,10 +386,11 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     shape = rng.integers(4)
     period = rng.uniform(60.0, 5400.0)
     phase = rng.uniform(0, 2 * np.pi)
-    wave = np.sin(2 * np.pi * (t - CLOCK_START) / period + phase)
+    # float32 is plenty for a waveform and twice as fast as float64
+    wave = np.sin(((t - CLOCK_START) * (2 * np.pi / period) + phase).astype(np.float32))
     if kind == "float":
         level, amp = rng.uniform(-50, 50), rng.uniform(0.5, 20)
-        x = level + amp * wave + rng.normal(0, amp * 0.01, n)
+        x = (level + amp * wave + _noise(rng, n, amp * 0.01)).astype(np.float64)
         if bits == 16:
             return x.astype(">f2").view(">u2").astype(np.uint64)
         if bits == 32:
@@ -393,7 +409,7 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, mask)
     mid = (lo + hi) / 2 if not signed else rng.uniform(lo, hi) * 0.2
     amp = (hi - lo) * rng.uniform(0.05, 0.35)
-    x = mid + amp * wave + rng.normal(0, amp * 0.02 + 0.3, n)
+    x = mid + amp * wave.astype(np.float64) + _noise(rng, n, amp * 0.02 + 0.3)
     v = np.clip(np.rint(x), lo, hi).astype(np.int64)
     return (v.astype(np.uint64) & np.uint64(mask)) if bits < 64 else v.astype(np.uint64)
 
@@ -450,10 +466,10 @@ def _make_packets(rng, a: _Apid, n: int, times: np.ndarray, seq0: int):
     starts = np.zeros(n, np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     hdr = pk.pack_primary_headers(a.apid, (seq0 + np.arange(n)) % SEQ_MODULUS, lengths - 7, sec_hdr=sec_hdr)
-    flat[(starts[:, None] + np.arange(6)).ravel()] = hdr.ravel()
+    _put_rows(flat, starts, hdr)
     if tc is not None:
         code = _time_code_bytes(tc, a.apid_def, times)
-        flat[(starts[:, None] + tc.offset + np.arange(code.shape[1])).ravel()] = code.ravel()
+        _put_rows(flat, starts + tc.offset, np.ascontiguousarray(code))
     return flat, lengths
 
 
@@ -552,7 +568,7 @@ def _vc_stream(rng, plan: _Plan, vcid: int, n_frames: int, duration: float, t0: 
     stream = np.full(capacity, IDLE_FILL, np.uint8)
     if len(idle_pos):
         hdr = pk.pack_primary_headers(IDLE_APID, 0, idle_len - 7)
-        stream[(idle_pos[:, None] + np.arange(6)).ravel()] = hdr.ravel()
+        _put_rows(stream, idle_pos, hdr)
     _scatter(flat_all, src_off, lengths, stream, dst)
     starts = np.r_[dst, idle_pos].astype(np.int64)
     all_len = np.r_[lengths, idle_len].astype(np.int64)
@@ -1036,7 +1052,8 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
     link = plan.link
     enc = ChannelEncoder(cfg)
     blocks_tx = enc.codeblocks(tx[kept])
-    blocks = blocks_tx.copy()
+    errors = bool(imp.byte_errors_per_codeword or imp.bit_error_rate)
+    blocks = blocks_tx.copy() if errors or imp.bit_slips else blocks_tx   # slips re-read some
     m, cb = blocks.shape
     asm, asm_bits = _asm_bits(link)
     asm_bytes = asm_bits // 8
@@ -1122,15 +1139,19 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
     if imp.truncate_last and m:
         cut = 8 * int(rng.integers(1, cb - 1))         # whole bytes; the marker and a byte survive
         row_bits[-1] -= cut
-    ins_off = np.zeros(m, np.int64)
-    lens = np.array([p.size for p in ins_parts], np.int64)
-    if m:
-        np.cumsum(lens[:-1], out=ins_off[1:])
-    ins = np.concatenate(ins_parts + [np.zeros(8, np.uint8)])
     total_bits = int(row_bits.sum() + ins_bits.sum())
-    out = np.zeros((total_bits + 7) // 8 + 8, np.uint8)
-    starts = _concat_bits(cadus, row_bits, ins, ins_off, ins_bits, out)
-    capture = out[:(total_bits + 7) // 8]
+    if not ins_bits.any() and not deleted and not cut:
+        capture = cadus.reshape(-1)            # CADUs back to back: no bit-level assembly
+        starts = np.arange(m, dtype=np.int64) * cadus.shape[1] * 8
+    else:
+        ins_off = np.zeros(m, np.int64)
+        lens = np.array([p.size for p in ins_parts], np.int64)
+        if m:
+            np.cumsum(lens[:-1], out=ins_off[1:])
+        ins = np.concatenate(ins_parts + [np.zeros(8, np.uint8)])
+        out = np.zeros((total_bits + 7) // 8 + 8, np.uint8)
+        starts = _concat_bits(cadus, row_bits, ins, ins_off, ins_bits, out)
+        capture = out[:(total_bits + 7) // 8]
     # --- deletions change the tail of the CADU before them: read it back as a receiver would
     for r, k in deleted.items():
         p = int(starts[r]) + asm_bits
