@@ -367,21 +367,22 @@ def _calibrate(fields: dict, apid_def, out: DecodedApid, cache: dict) -> None:
 
 
 def _load_variable(definition, batch: PacketBatch):
-    """VariableLength over the whole group; on failure, packet by packet to find the bad ones."""
+    """VariableLength over the whole group; if ccsdspy fails, packet by packet, keeping the good ones."""
     try:
         return _load(definition, batch.data, True), np.ones(len(batch), bool)
     except Exception:
-        ok = np.zeros(len(batch), bool)
-        for i in range(len(batch)):
-            try:
-                _load(definition, batch.data[batch.offsets[i]:batch.offsets[i + 1]], True)
-                ok[i] = True
-            except Exception:
-                pass
-        good = batch.select(ok)
-        if not len(good):
-            return {}, ok
-        return _load(definition, good.data, True), ok
+        pass
+    ok = np.zeros(len(batch), bool)
+    parts = []
+    for i in range(len(batch)):
+        try:
+            parts.append(_load(definition, batch.data[batch.offsets[i]:batch.offsets[i + 1]], True))
+            ok[i] = True
+        except Exception:       # ccsdspy raises several types on a malformed packet
+            pass
+    if not parts:
+        return {}, ok
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, ok
 
 
 def _decode_group(batch: PacketBatch, apid: int, apid_def, name: str, cache: dict) -> DecodedApid:

@@ -347,3 +347,34 @@ def test_kernel_declines_what_it_cannot_reproduce():
     assert telemetry._layout(odd_le) is None
     text = ccsdspy.FixedLength([ccsdspy.PacketField(name="a", data_type="str", bit_length=16)])
     assert telemetry._layout(text) is None
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.lists(st.tuples(st.sampled_from([100, 101, 103, 200, 5]), st.integers(7, 70)), max_size=30))
+def test_any_lengths_are_decoded_or_counted(plan):
+    """Junk of any length never crashes: every packet is delivered or counted as rejected."""
+    mission = load_mission(DEMO)
+    pk = [packet(apid, i, bytes((i * 7 + k) & 0xFF for k in range(length - 6)))
+          for i, (apid, length) in enumerate(plan)]
+    decoded, rejects = telemetry.decode(batch(pk), mission)
+    delivered = sum(len(d.packets) for d in decoded.values())
+    assert delivered + rejects.get("packet_length", 0) == len(pk)
+    for apid, d in decoded.items():
+        expected = mission.apids[apid].packet_length if apid in mission.apids else None
+        if expected:
+            assert np.all(np.diff(d.packets.offsets) == expected)
+            assert all(len(v) == len(d.packets) for v in d.fields.values())
+        assert len(d.rejected) == d.rejects.get("packet_length", 0)
+
+
+def test_variable_length_bad_packets_are_counted(tmp_path):
+    csv = "name,data_type,bit_length\ncount,uint,8\nvalues,uint(count),16\n"
+    m = _mission(tmp_path, "", csv)
+    good = [packet(300, i, bytes([2]) + bytes(4)) for i in range(3)]
+    bad = packet(300, 3, bytes([200]) + bytes(2))        # says 200 values, carries 1
+    decoded, rejects = telemetry.decode(batch(good[:2] + [bad] + good[2:]), m)
+    d = decoded[300]
+    assert len(d.packets) + rejects.get("packet_length", 0) == 4
+    if rejects:
+        assert d.rejected.packet(0) == bad
+    assert d.fields["count"].tolist()[:2] == [2, 2]
