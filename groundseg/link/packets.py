@@ -54,12 +54,13 @@ _R_TRUNC = REJECT_CODE["truncated"]
 # --- kernel helpers (LLVM inlines them) ---------------------------------------------------
 
 @kernel
-def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data, out_off, out_hdr, nout):
+def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data, out_off, out_hdr, p, b):
+    # p, b: packets and bytes written so far (kept in registers by the caller); returns them updated
     b0 = np.int64(src[a])
     apid = ((b0 & 7) << 8) | np.int64(src[a + 1])
     if apid == IDLE_APID:
         idle_count[0] += 1
-        return
+        return p, b
     b2 = np.int64(src[a + 2])
     seq = ((b2 & 0x3F) << 8) | np.int64(src[a + 3])
     last = apid_last[apid]
@@ -74,8 +75,6 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data
     apid_last[apid] = seq
     apid_stats[apid, ST_COUNT] += 1
     apid_stats[apid, ST_BYTES] += total
-    p = nout[0]
-    b = nout[1]
     out_data[b:b + total] = src[a:a + total]
     out_off[p + 1] = b + total
     h = out_hdr[p]
@@ -90,8 +89,7 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data
     h.reception_time = rt
     h.frame_time = ft
     h.gap_before = gap
-    nout[0] = p + 1
-    nout[1] = b + total
+    return p + 1, b + total
 
 
 @kernel
@@ -133,6 +131,8 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
                     idle_count, max_len,
                     out_data, out_off, out_hdr,
                     rej_data, rej_off, rej_reason, rej_row, rej_apid, nout):
+    p = nout[0]
+    b = nout[1]
     for r in range(rows.shape[0]):
         i = rows[r]
         s = slot[i]
@@ -204,8 +204,8 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
                 if need == avail:
                     for j in range(need):
                         pbuf[s, n0 + j] = z[pos + j]
-                    _emit(pbuf[s], 0, total, vc, p_rt[s], p_ft[s], apid_last, apid_stats, idle_count,
-                          out_data, out_off, out_hdr, nout)
+                    p, b = _emit(pbuf[s], 0, total, vc, p_rt[s], p_ft[s], apid_last, apid_stats, idle_count,
+                                 out_data, out_off, out_hdr, p, b)
                     plen[s] = 0
                     if f == FHP_NO_PACKET:
                         continue
@@ -247,8 +247,8 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
                 in_sync[s] = False
                 break
             if total <= rem:
-                _emit(z, pos, total, vc, rtime[i], ftime[i], apid_last, apid_stats, idle_count,
-                      out_data, out_off, out_hdr, nout)
+                p, b = _emit(z, pos, total, vc, rtime[i], ftime[i], apid_last, apid_stats, idle_count,
+                             out_data, out_off, out_hdr, p, b)
                 pos += total
             else:
                 for j in range(rem):
@@ -257,6 +257,8 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
                 p_rt[s] = rtime[i]
                 p_ft[s] = ftime[i]
                 break
+    nout[0] = p
+    nout[1] = b
 
 
 @kernel
@@ -266,18 +268,23 @@ def _split_kernel(buf, max_len, apid_last, apid_stats, rej_counts, idle_count,
     """Back-to-back packets; returns the position of the first byte not consumed."""
     pos = 0
     n = buf.shape[0]
+    p = nout[0]
+    b = nout[1]
     while n - pos >= PRIMARY_HEADER_LENGTH:
         total = ((np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])) + 7
         if (buf[pos] >> 5) != 0 or total > max_len:
             # no framing to resync on: the rest of this buffer is refused
             _rej_append(buf, pos, n - pos, rej_data, nout)
             _rej_close(_R_LEN, -1, -1, rej_off, rej_reason, rej_row, rej_apid, rej_counts, nout)
-            return n
+            pos = n
+            break
         if total > n - pos:
             break
-        _emit(buf, pos, total, 0, np.nan, np.nan, apid_last, apid_stats, idle_count,
-              out_data, out_off, out_hdr, nout)
+        p, b = _emit(buf, pos, total, 0, np.nan, np.nan, apid_last, apid_stats, idle_count,
+                     out_data, out_off, out_hdr, p, b)
         pos += total
+    nout[0] = p
+    nout[1] = b
     return pos
 
 
