@@ -102,12 +102,16 @@ ALL_PASS_COLUMNS = PASS_COLUMNS + [(n, "<i8") for n, _ in REPORT_COLUMNS] + \
 PACKET_EXTRA_COLUMNS = [("pass_id", "<u4"), ("onboard_time", "<f8"), ("time_source", "u1"),
                         ("dedup_key", "<u8"), ("raw_offset", "<i8")]
 
-#: Compression per dataset category, chosen by benchmarks/bench_archive.py
-#: (gzip level 1 after a byte shuffle costs little on numeric columns and
-#: shrinks them several-fold; raw packet bytes are mostly incompressible science data).
+#: Compression per dataset category, chosen by measurement (benchmarks/bench_archive.py;
+#: docs/archive.md has the figures). Header columns are mostly constant or regular
+#: (pass, APID, lengths, counters, reception times): byte shuffle + gzip level 1 shrinks
+#: them 4 to 200x at 150-700 MB/s. Decoded fields and raw packet bytes are often noisy,
+#: where zlib runs at 15-50 MB/s for a ratio near 1: stored as they are by default
+#: (``compression={"fields": {"compression": "gzip", "compression_opts": 1, "shuffle": True}}``
+#: turns it on). Dedup keys are random and never compressed.
 DEFAULT_COMPRESSION = {
     "header": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
-    "fields": {"compression": "gzip", "compression_opts": 1, "shuffle": True},
+    "fields": {},
     "raw": {},
     "text": {"compression": "gzip", "compression_opts": 1},
 }
@@ -297,9 +301,20 @@ def _packet_keys_kernel(data, offsets, apid, seq, tkey, exact):
     out = np.empty(n, np.uint64)
     prime = np.uint64(0x100000001B3)
     for i in range(n):
-        # FNV-1a over the packet bytes: a content hash independent of batch layout
+        # FNV-1a style over 8-byte little-endian words, then the tail bytes: a content
+        # hash independent of batch layout, one multiply per word
         h = np.uint64(0xCBF29CE484222325)
-        for j in range(offsets[i], offsets[i + 1]):
+        start = offsets[i]
+        end = offsets[i + 1]
+        nw = (end - start) // 8
+        for w in range(nw):
+            p = start + 8 * w
+            v = (np.uint64(data[p]) | (np.uint64(data[p + 1]) << np.uint64(8)) |
+                 (np.uint64(data[p + 2]) << np.uint64(16)) | (np.uint64(data[p + 3]) << np.uint64(24)) |
+                 (np.uint64(data[p + 4]) << np.uint64(32)) | (np.uint64(data[p + 5]) << np.uint64(40)) |
+                 (np.uint64(data[p + 6]) << np.uint64(48)) | (np.uint64(data[p + 7]) << np.uint64(56)))
+            h = (h ^ v) * prime
+        for j in range(start + 8 * nw, end):
             h = (h ^ np.uint64(data[j])) * prime
         h ^= (np.uint64(apid[i]) << np.uint64(48)) | (np.uint64(seq[i]) << np.uint64(32))
         if exact[i]:
@@ -399,10 +414,17 @@ class _Runs:
                 self.runs.append((k[order], None, None))
 
     def contains(self, q: np.ndarray) -> np.ndarray:
-        found = np.zeros(len(q), bool)
+        if not self.runs or len(q) == 0:
+            return np.zeros(len(q), bool)
+        # sorted queries walk each run front to back: cache-friendly binary searches
+        order = np.argsort(q)
+        qs = q[order]
+        found_s = np.zeros(len(q), bool)
         for keys, _, _ in self.runs:
-            idx = np.searchsorted(keys, q)
-            found |= keys[np.minimum(idx, len(keys) - 1)] == q
+            idx = np.searchsorted(keys, qs)
+            found_s |= keys[np.minimum(idx, len(keys) - 1)] == qs
+        found = np.empty(len(q), bool)
+        found[order] = found_s
         return found
 
     def window_match(self, q: np.ndarray, qtimes: np.ndarray, qpass: np.ndarray, window: float):
@@ -495,6 +517,7 @@ class _Table:
     def __init__(self, path: str, heap: str | None = None):
         self.path = path
         self.heap = heap
+        self.datasets: dict[str, h5py.Dataset] | None = None  # handles, dropped on reopen
         self.pending: list[_Pending] = []
         self.pending_rows = 0
         self.pending_bytes = 0
@@ -518,6 +541,11 @@ class _Table:
             return rows, heap_len
         n = self.pending_rows
         names = self.column_names()
+        if self.datasets is None:
+            self.datasets = _columns(group)
+            if self.heap is not None:
+                self.datasets["\0heap"] = group[self.heap]
+        dsets = self.datasets
         if self.heap is not None:
             shift = heap_len
             offsets = []
@@ -526,7 +554,7 @@ class _Table:
                 shift += 0 if p.heap is None else len(p.heap)
             heap = np.concatenate([p.heap for p in self.pending if p.heap is not None] or
                                   [np.zeros(0, np.uint8)])
-            ds = group[self.heap]
+            ds = dsets["\0heap"]
             ds.resize((heap_len + len(heap),))
             if len(heap):
                 ds[heap_len:heap_len + len(heap)] = heap
@@ -534,7 +562,7 @@ class _Table:
             for p, off in zip(self.pending, offsets):
                 p.columns["raw_offset"] = off
         for name in names:
-            ds = group[name]
+            ds = dsets[name]
             parts = []
             for p in self.pending:
                 a = p.columns.get(name)
@@ -548,8 +576,8 @@ class _Table:
             ds.resize((rows + n,) + ds.shape[1:])
             ds[rows:rows + n] = arr
         # columns nobody wrote this time keep pace with fill values
-        for name, ds in _columns(group).items():
-            if name not in names and ds.shape[0] < rows + n:
+        for name, ds in dsets.items():
+            if name != "\0heap" and name not in names and ds.shape[0] < rows + n:
                 ds.resize((rows + n,) + ds.shape[1:])
         self.pending.clear()
         self.pending_rows = 0
@@ -676,6 +704,7 @@ class ArchiveWriter:
         self._pass: dict | None = None
         self._tables: dict[str, _Table] = {}
         self._known: set[str] = set()
+        self._dtypes: dict[tuple[str, str], np.dtype] = {}
         self.recovered: dict = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -718,6 +747,8 @@ class ArchiveWriter:
             raise ArchiveError(f"{self.path}: cannot open the archive: {str(exc).splitlines()[0]}") from None
 
     def _close_file(self) -> None:
+        for t in self._tables.values():
+            t.datasets = None
         if self._file is not None:
             try:
                 self._file.close()
@@ -895,6 +926,7 @@ class ArchiveWriter:
         self._layout_changed = True
 
     def _ds_kwargs(self, category: str, dtype: np.dtype, tail: tuple, rows: int) -> dict:
+        dtype = np.dtype(dtype)
         if category == "raw" or category == "text":
             chunks = (RAW_CHUNK if category == "raw" else 65536,)
         else:
@@ -903,6 +935,8 @@ class ArchiveWriter:
             chunks = (chunk_rows,) + tuple(tail)
         kw = dict(chunks=chunks, maxshape=(None,) + tuple(tail))
         opts = dict(self.compression.get(category, {}))
+        if category == "header" and dtype == np.dtype("<u8"):
+            opts = {}  # dedup keys are uniformly random: gzip would only cost time
         if opts.get("shuffle") and np.dtype(dtype).itemsize == 1:
             opts.pop("shuffle")
         kw.update(opts)
@@ -932,6 +966,9 @@ class ArchiveWriter:
         if fill is not None:
             kw["fillvalue"] = fill
         ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)
+        for t in self._tables.values():
+            if group_path == t.path or group_path.startswith(t.path + "/"):
+                t.datasets = None
         if heap:
             ds.attrs["heap"] = True
         for k, v in (attrs or {}).items():
@@ -1416,7 +1453,6 @@ class ArchiveWriter:
                      "calibration": str(calibration.get(fname, "") or "")}
             specs["fields/" + _hdf5_name(fname)] = (arr.dtype, arr.shape[1:], attrs)
         table = self._ensure_table_columns(path, specs, "header", heap="raw") if specs else self._tables[path]
-        g = self._file[path]
         cols = {nm: np.ascontiguousarray(h[nm]) for nm in h.dtype.names}
         cols["pass_id"] = np.full(m, p["pass_id"], np.uint32)
         cols["onboard_time"] = np.where(np.isfinite(onboard), onboard, ktime).astype(np.float64)
@@ -1425,15 +1461,18 @@ class ArchiveWriter:
         cols["raw_offset"] = batch.offsets[:-1] - batch.offsets[0]
         cols["length"] = (batch.offsets[1:] - batch.offsets[:-1]).astype(np.int32)
         for fname, arr in fields.items():
-            ds = g["fields/" + _hdf5_name(fname)]
+            col = "fields/" + _hdf5_name(fname)
+            dt = self._dtypes.get((path, col))
+            if dt is None:
+                dt = self._dtypes[(path, col)] = self._file[path][col].dtype
             arr = np.asarray(arr)
-            if arr.dtype != ds.dtype:
-                if not np.can_cast(arr.dtype, ds.dtype, "same_kind") and not (
-                        arr.dtype.kind in "iub" and ds.dtype.kind == "f"):
-                    raise ArchiveError(f"{self.path}: field {fname!r} of APID {apid} is {ds.dtype} in "
+            if arr.dtype != dt:
+                if not np.can_cast(arr.dtype, dt, "same_kind") and not (
+                        arr.dtype.kind in "iub" and dt.kind == "f"):
+                    raise ArchiveError(f"{self.path}: field {fname!r} of APID {apid} is {dt} in "
                                        f"this archive but {arr.dtype} now; rename the field")
-                arr = arr.astype(ds.dtype)
-            cols["fields/" + _hdf5_name(fname)] = arr
+                arr = arr.astype(dt)
+            cols[col] = arr
         data = batch.data[batch.offsets[0]:batch.offsets[-1]]
         table.add(cols, m, np.ascontiguousarray(data, np.uint8))
         p["packets"] += m

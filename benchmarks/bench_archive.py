@@ -1,0 +1,132 @@
+"""Archive write throughput per compression choice: Mbit/s of packet bytes, packets/s, peak RSS.
+
+Each configuration runs in its own process (peak RSS is per process) and appends
+the same traffic: housekeeping packets of 64 bytes with 8 decoded fields and an
+onboard time, and payload packets of 200..1800 random bytes (raw only), mixed
+10:1 by count, in batches as the pipeline hands them over, with the writer's
+default flush policy. Sequence counts and times advance every batch, so the
+deduplicator sees no duplicates but does all its work.
+
+``python -m benchmarks.bench_archive [--quick]`` prints the rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "none": None,
+    "default": "default",  # shuffle + gzip 1 on header columns; fields and raw bytes stored
+    "default+fields-gzip": {"fields": {"compression": "gzip", "compression_opts": 1, "shuffle": True}},
+    "gzip-all": "gzip",    # gzip 1 on every dataset, raw packet bytes too
+}
+
+
+def _traffic(n_hk: int, n_pl: int, seed: int = 1):
+    from groundseg.link.records import PACKET_DTYPE, PacketBatch
+    from groundseg.telemetry import DecodedApid
+    rng = np.random.default_rng(seed)
+
+    def batch(apid, lengths):
+        n = len(lengths)
+        off = np.zeros(n + 1, np.int64)
+        np.cumsum(lengths, out=off[1:])
+        data = rng.integers(0, 256, int(off[-1]), dtype=np.uint8)
+        if apid == 100:  # housekeeping: slowly varying values, like real telemetry
+            data = np.repeat(rng.integers(0, 256, int(off[-1]) // 16 + 1, dtype=np.uint8), 16)[:int(off[-1])]
+        h = np.zeros(n, PACKET_DTYPE)
+        h["apid"] = apid
+        h["sec_hdr"] = 1
+        h["seq_flags"] = 3
+        h["seq_count"] = np.arange(n) & 0x3FFF
+        h["length"] = lengths
+        h["reception_time"] = 1.8e9 + np.arange(n) * 1e-3
+        h["frame_time"] = np.nan
+        return PacketBatch(data, off, h)
+
+    hk = batch(100, np.full(n_hk, 64))
+    t = 1.7e9 + np.arange(n_hk) * 1e-3
+    fields = {f"f{i}": (np.sin(t * (i + 1)) * 100).astype(np.float64) for i in range(6)}
+    fields["mode"] = (np.arange(n_hk) // 1000 % 4).astype(np.uint8)
+    fields["counter"] = np.arange(n_hk, dtype=np.uint32)
+    pl = batch(200, rng.integers(200, 1800, n_pl))
+    return (DecodedApid(100, "hk", hk, t, fields, {k: "V" for k in fields}, {}),
+            DecodedApid(200, "payload", pl, np.full(n_pl, np.nan)))
+
+
+def worker(out_dir: str, compression, total_packets: int, batch_packets: int) -> dict:
+    """Write ``total_packets`` into a fresh archive; runs in its own process."""
+    from groundseg.archive.hdf5 import ArchiveWriter
+    mission = SimpleNamespace(name="bench", spacecraft_id=1, source_text="",
+                              apids={100: SimpleNamespace(id=100, name="hk"),
+                                     200: SimpleNamespace(id=200, name="payload")})
+    n_pl = max(1, batch_packets // 11)
+    hk, pl = _traffic(batch_packets - n_pl, n_pl)
+    rounds = max(1, total_packets // batch_packets)
+    # warm-up: compile kernels outside the clock
+    with ArchiveWriter(Path(out_dir) / "warm", mission, compression=compression) as w:
+        w.begin_pass("warm-up")
+        w.append(decoded={100: hk, 200: pl})
+        w.end_pass({})
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    packets = nbytes = 0
+    t0 = time.perf_counter()
+    with ArchiveWriter(Path(out_dir), mission, compression=compression) as w:
+        w.begin_pass("bench")
+        for r in range(rounds):
+            for d in (hk, pl):
+                d.packets.header["seq_count"] = (d.packets.header["seq_count"] + len(d.packets)) & 0x3FFF
+                d.packets.header["reception_time"] += 3600.0
+            hk.onboard_time += 3600.0
+            w.append(decoded={100: hk, 200: pl})
+            packets += len(hk.packets) + len(pl.packets)
+            nbytes += len(hk.packets.data) + len(pl.packets.data)
+        info = w.end_pass({})
+    seconds = time.perf_counter() - t0
+    size = (Path(out_dir) / "bench.h5").stat().st_size
+    assert info["packets"] == packets, info
+    return {"packets": packets, "bytes": nbytes, "seconds": seconds, "file_bytes": size,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_mb": rss0}
+
+
+def run(quick: bool) -> list[dict]:
+    total = 300_000 if quick else 2_000_000
+    batch = 50_000
+    rows = []
+    for name, comp in CONFIGS.items():
+        tmp = tempfile.mkdtemp(prefix="bench_archive_")
+        try:
+            code = ("import json,sys; sys.path.insert(0, %r); from benchmarks.bench_archive import worker; "
+                    "print(json.dumps(worker(%r, %r, %d, %d)))" % (str(ROOT), tmp, comp, total, batch))
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+            if r.returncode != 0:
+                rows.append({"stage": "archive_write", "params": name,
+                             "error": (r.stderr.strip().splitlines() or ["failed"])[-1]})
+                continue
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        rows.append({"stage": "archive_write", "params": f"compression={name}, {res['packets']:,} packets",
+                     "mbit_s": res["bytes"] * 8 / res["seconds"] / 1e6,
+                     "mpackets_s": res["packets"] / res["seconds"] / 1e6,
+                     "peak_rss_mb": res["peak_rss_mb"], "seconds": res["seconds"],
+                     "bytes": res["bytes"], "file_bytes": res["file_bytes"],
+                     "file_ratio": res["file_bytes"] / res["bytes"]})
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run("--quick" in sys.argv):
+        print(json.dumps(row))
