@@ -962,6 +962,13 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
     f = truth["frames"]
     f["idle"] = int(is_idle[rows].sum())
     truth["virtual_channels"] = _vc_truth(rows, sched, vcfc, is_idle, vc_mod)
+    if plan.frame_type == "TM":
+        # the master channel counter runs over every frame of the physical channel
+        mc = tm.decode_primary_header(tx[rows, :6])["mcfc"].astype(np.int64) if len(rows) else np.zeros(0, np.int64)
+        d = (mc[1:] - mc[:-1]) % tm.MC_MODULUS
+        gap = d != 1
+        truth["master_channel"] = {"gaps": int(gap.sum()),
+                                   "frames_lost": int(np.where(gap & (d < tm.MC_MODULUS // 2), d - 1, 0).sum())}
     _packet_truth(truth, packet_info, delivered, list_limit)
     truth["sync"]["bits_in"] = len(capture) * 8
     if not truth["notes"]:

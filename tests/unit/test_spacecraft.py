@@ -337,6 +337,8 @@ def test_lost_frames_make_counters_jump(demo, clean):
     lost_in_truth = sum(v["frames_lost"] for v in s.truth["virtual_channels"].values())
     assert jumps == lost_in_truth and 0 < lost_in_truth <= 4
     assert sum(v["gaps"] for v in s.truth["virtual_channels"].values()) > 0
+    mc = s.truth["master_channel"]
+    assert mc["frames_lost"] == int(((np.diff(h["mcfc"].astype(int)) - 1) % 256).sum()) and mc["gaps"] >= 1
     assert sum(v["frames"] for v in s.truth["virtual_channels"].values()) == N - 4
 
 
@@ -452,7 +454,8 @@ def test_replay_round_trip_equals_truth(demo, tmp_path):
     except (AttributeError, NotImplementedError, ImportError) as e:
         pytest.skip(f"pipeline not ready: {e}")
     report = pipe.replay([path])
-    for key in ("frames", "rs_symbols_corrected", "virtual_channels", "packets", "idle_packets", "rejects"):
+    for key in ("frames", "rs_symbols_corrected", "virtual_channels", "packets", "idle_packets", "rejects",
+                "master_channel"):
         assert report[key] == s.truth[key], key
     for k in ("bits_in", "lock_losses", "inverted_codeblocks"):
         assert report["sync"][k] == s.truth["sync"][k]
