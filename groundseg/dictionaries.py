@@ -26,6 +26,8 @@ the reason in :attr:`DictionaryImport.skipped`):
 - a packet whose name matches ``fill_packet`` (a fill packet: no telemetry)
   or that has no telemetry field left gets no definition;
 - an APID listed twice in the overview is ambiguous: both get no definition;
+- a packet whose fields end in the layout's ``time_fields`` suffixes (year and
+  day of year at least) gets ``[apids.time_fields]``: its onboard time;
 - conversion formulas that are polynomials in x (``0.5*x - 3``,
   ``(x/4096.0)*2.5``, ``x^2``) become ``poly:a0,a1,...`` calibrations; others
   (logarithms, conditionals) are left as raw counts and listed in
@@ -66,6 +68,9 @@ class SpreadsheetLayout:
     header_rows: int = 7                   # primary header rows at the top of every sheet
     fill_field: str = r"(^|_)FILL\d*$"     # spare-bit mnemonics (not decoded)
     fill_packet: str = r"(^|_)FILL($|_)"   # fill packets (no telemetry: archived raw)
+    #: mnemonic endings of UTC calendar time fields -> [apids.time_fields] (year and day needed)
+    time_fields: tuple = (("year", "_HDR_YEAR"), ("day", "_HDR_DAY"), ("hour", "_HDR_HOUR"),
+                          ("minute", "_HDR_MIN"), ("second", "_HDR_SEC"), ("microsecond", "_HDR_USEC"))
 
 
 #: CYGNSS's dictionary export (ccsdspy's tests/data/split/defs).
@@ -97,6 +102,7 @@ class ImportedPacket:
     length: int                    # whole packet bytes
     fields: list[ImportedField]
     definition: object             # ccsdspy.FixedLength
+    time_fields: dict[str, str] = field(default_factory=dict)   # {"year": mnemonic, ...}
 
     @property
     def units(self) -> dict[str, str]:
@@ -339,9 +345,17 @@ def import_dictionary(defs_dir: str | Path, layout: SpreadsheetLayout = CYGNSS_L
             result.skipped[apid] = (name, str(e))
             continue
         end = max(f.bit_offset + f.bit_length * (f.array_shape or 1) for f in fields)
+        times = {}
+        for key, suffix in layout.time_fields:
+            match = [f.name for f in fields if f.name.endswith(suffix) and not f.array_shape]
+            if len(match) == 1:
+                times[key] = match[0]
+        if not {"year", "day"} <= set(times):
+            times = {}
         result.packets[apid] = ImportedPacket(apid=apid, name=name,
                                               description=" ".join(rows[0].get(layout.overview_description, "").split()),
-                                              length=(end + 7) // 8, fields=fields, definition=definition)
+                                              length=(end + 7) // 8, fields=fields, definition=definition,
+                                              time_fields=times)
     return result
 
 
@@ -408,6 +422,9 @@ def write_definitions(result: DictionaryImport, out_dir: str | Path, *, mission_
             p = result.packets[apid]
             lines += ["[[apids]]", f"id = {apid}", f"name = {_toml_string(p.name.lower())}",
                       f"definition = {_toml_string(p.name.lower() + '.csv')}"]
+            if p.time_fields:
+                lines.append("[apids.time_fields]           # onboard time: UTC calendar fields")
+                lines += [f"{k} = {_toml_string(v)}" for k, v in p.time_fields.items()]
         else:
             name, reason = result.skipped[apid]
             lines += [f"# no definition, archived raw: {reason}", "[[apids]]", f"id = {apid}",

@@ -80,8 +80,9 @@ _LINK_KEYS = ("frame_type", "frame_length", "asm", "randomized", "reed_solomon",
               "tm_secondary_header", "idle_vcid", "derandomize", "asm_max_bit_errors", "bit_rate")
 _IZT_KEYS = ("offset", "length", "byteorder", "unit", "epoch", "code", "scale")
 _VC_KEYS = ("id", "name", "data", "ocf", "description")
-_APID_KEYS = ("id", "name", "definition", "time", "time_offset", "epoch", "time_scale",
+_APID_KEYS = ("id", "name", "definition", "time", "time_fields", "time_offset", "epoch", "time_scale",
               "packet_length", "description")
+TIME_FIELD_KEYS = ("year", "day", "hour", "minute", "second", "millisecond", "microsecond")
 _TOP_KEYS = ("mission", "link", "virtual_channels", "apids")
 _CSV_REQUIRED = ("name", "data_type", "bit_length")
 _CSV_OPTIONAL = ("bit_offset", "byte_order", "units", "calibration", "description")
@@ -225,6 +226,7 @@ class ApidDef:
     epoch: str = CCSDS_EPOCH
     epoch_unix: float = -378691200.0
     time_scale: str | None = None             # "tai" | "utc"; None: TAI for the 1958 epoch
+    time_fields: dict[str, str] | None = None  # UTC calendar fields: {"year": field name, ...}
     packet_length: int | None = None          # whole-packet bytes a fixed definition decodes
     variable: bool = False                    # ccsdspy VariableLength
     description: str = ""
@@ -688,7 +690,28 @@ class _Loader:
                               f"the {a.packet_length}-byte packet")
             elif "time_offset" in t:
                 self.fail(f"{w} time_offset = {offset}", "needs a time code: set time too")
+            if "time_fields" in t:
+                a.time_fields = self.time_fields(self.get(t, "time_fields", w, dict), a, apid)
             out[apid] = a
+        return out
+
+    def time_fields(self, t: dict, a: ApidDef, apid: int) -> dict[str, str]:
+        w = f"[apids.time_fields] (APID {apid})"
+        self.unknown_keys(t, TIME_FIELD_KEYS, w)
+        if a.time_code is not None:
+            self.fail(w, "give either time (a time code) or time_fields, not both")
+        if a.packet_definition is None:
+            self.fail(w, "time fields are fields of the packet: the APID needs a definition")
+        out = {}
+        for key in TIME_FIELD_KEYS:
+            name = self.get(t, key, w, str, None, required=key in ("year", "day"))
+            if name is None:
+                continue
+            if name not in a.fields:
+                hint = difflib.get_close_matches(name, list(a.fields), n=1)
+                self.fail(f"{w} {key} = {_fmt(name)}", "not a field of the definition"
+                          + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            out[key] = name
         return out
 
     def definition(self, a: ApidDef, rel: str, w: str) -> None:

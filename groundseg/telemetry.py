@@ -5,8 +5,8 @@ once (a stable argsort and one gather kernel), then each APID's packets are
 decoded by its ccsdspy definition in one call per batch, calibrated
 (polynomials from the mission's CSV) and timed: the APID's CUC or CDS time code
 (301.0-B, decoded by :mod:`groundseg.link.timecodes`, TAI-UTC removed for the
-CCSDS 1958 epoch) where the packet carries one, else the frame's insert-zone
-time, else NaN. APIDs without a definition come back with no fields (archived raw).
+CCSDS 1958 epoch) or its UTC calendar fields (year, day of year, ...) where the
+packet carries them, else the frame's insert-zone time, else NaN. APIDs without a definition come back with no fields (archived raw).
 Packets whose length differs from their fixed-length definition are refused
 and counted under ``packet_length``, never decoded at a wrong stride.
 """
@@ -351,6 +351,29 @@ def _load(definition, data: np.ndarray, variable: bool) -> dict:
     return definition.load(_ArrayFile(data))
 
 
+def calendar_seconds(year, day, hour=0, minute=0, second=0, millisecond=0, microsecond=0) -> np.ndarray:
+    """UNIX seconds (UTC) of calendar fields: year, day of year (1 = 1 January), time of day."""
+    year = np.asarray(year, np.int64)
+    jan1 = (year - 1970).astype("timedelta64[Y]") + np.datetime64("1970", "Y")
+    days = jan1.astype("datetime64[D]").astype(np.int64) + np.asarray(day, np.int64) - 1
+    return (days * 86400.0 + np.asarray(hour, np.float64) * 3600.0 + np.asarray(minute, np.float64) * 60.0
+            + np.asarray(second, np.float64) + np.asarray(millisecond, np.float64) * 1e-3
+            + np.asarray(microsecond, np.float64) * 1e-6)
+
+
+def _field_time(out: DecodedApid, apid_def) -> None:
+    spec = getattr(apid_def, "time_fields", None)
+    if not spec or not len(out.packets):
+        return
+    values = {k: out.raw_fields.get(name, out.fields.get(name)) for k, name in spec.items()}
+    if any(v is None for v in values.values()):
+        return
+    t = calendar_seconds(**values)
+    # a year of 0 or a day out of range is no time stamp: keep the frame's time there
+    ok = (values["year"] > 0) & (values["day"] >= 1) & (values["day"] <= 366)
+    out.onboard_time = np.where(ok, t, out.onboard_time)
+
+
 def _calibrate(fields: dict, apid_def, out: DecodedApid, cache: dict) -> None:
     for name, meta in apid_def.fields.items():
         if meta.units:
@@ -406,6 +429,7 @@ def _decode_group(batch: PacketBatch, apid: int, apid_def, name: str, cache: dic
         out.rejects["packet_length"] = len(rejected)
     _calibrate(fields, apid_def, out, cache)
     out.fields = fields
+    _field_time(out, apid_def)
     return out
 
 

@@ -92,3 +92,18 @@ def test_decoded_values_are_physical(cygnss):
     utc_seconds_of_week = weekday * 86400 + hour * 3600 + minute * 60
     gps = float(pd["DIAG_DDMI_PROCESSED_DATA_SEC_IN_WK"][0])
     assert 0 <= gps - utc_seconds_of_week < 60 + 18 + 2     # within the minute, GPS-UTC = 18 s
+
+
+def test_onboard_time_from_the_secondary_header_agrees_with_gps(cygnss):
+    """[apids.time_fields] (UTC year/day/h/m/s/us of the CYGNSS header) vs the GNSS receiver's own clock."""
+    _, mission, _, decoded, _ = cygnss
+    assert mission.apids[1313].time_fields["year"] == "DIAG_DDMI_PROCESSED_DATA_HDR_YEAR"
+    pd = decoded[1313]
+    week = pd.fields["DIAG_DDMI_PROCESSED_DATA_GPS_WK_NUM"].astype(np.float64)
+    gps_utc = 315964800.0 + week * 604800 + pd.fields["DIAG_DDMI_PROCESSED_DATA_SEC_IN_WK"] - 18
+    assert np.all(np.abs(pd.onboard_time - gps_utc) < 2.0)
+    for apid, dec in decoded.items():
+        if apid == 391:
+            assert np.isnan(dec.onboard_time).all()       # raw: no fields, no frame time
+        else:
+            assert np.all((dec.onboard_time > 1648230000) & (dec.onboard_time < 1648260000))  # 2022-03-25

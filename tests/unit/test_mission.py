@@ -290,3 +290,19 @@ def test_importing_prints_nothing():
     proc = subprocess.run([sys.executable, "-c", "import groundseg.telemetry, groundseg.dictionaries"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+
+
+@pytest.mark.parametrize("table,fragment", [
+    ('year = "coarse"\nday = "fine"\nhour = "volt"', '[apids.time_fields] (APID 100) hour = "volt": not a field'),
+    ('year = "coarse"', "[apids.time_fields] (APID 100) day: missing"),
+    ('year = "coarse"\nday = "fine"\nweek = "fine"', "unknown key"),
+])
+def test_time_fields_mistakes(tmp_path, table, fragment):
+    text = BASE.replace('time = "cuc:4,2"\n', "") + "[apids.time_fields]\n" + table + "\n"
+    e = error(tmp_path, text)
+    assert fragment in str(e), str(e)
+
+
+def test_time_fields_exclusive_with_time_code(tmp_path):
+    e = error(tmp_path, BASE + '[apids.time_fields]\nyear = "coarse"\nday = "fine"\n')
+    assert "either time" in str(e)

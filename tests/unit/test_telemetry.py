@@ -378,3 +378,19 @@ def test_variable_length_bad_packets_are_counted(tmp_path):
     if rejects:
         assert d.rejected.packet(0) == bad
     assert d.fields["count"].tolist()[:2] == [2, 2]
+
+
+def test_calendar_fields_time(tmp_path):
+    import datetime
+    csv = ("name,data_type,bit_length\nyear,uint,16\ndoy,uint,16\nh,uint,8\nmi,uint,8\ns,uint,8\n"
+           "us,uint,32\n")
+    m = _mission(tmp_path, '[apids.time_fields]\nyear = "year"\nday = "doy"\nhour = "h"\n'
+                           'minute = "mi"\nsecond = "s"\nmicrosecond = "us"', csv)
+    stamps = [(2022, 84, 21, 43, 38, 273986), (2024, 366, 23, 59, 59, 999999), (0, 0, 0, 0, 0, 0)]
+    pk = [packet(300, i, struct.pack(">HHBBBI", *st_)) for i, st_ in enumerate(stamps)]
+    t = telemetry.decode(batch(pk, frame_time=[1.0, 2.0, 3.0]), m)[0][300].onboard_time
+    for got, (y, d, h, mi, s, us) in zip(t[:2], stamps[:2]):
+        ref = (datetime.datetime(y, 1, 1, tzinfo=datetime.timezone.utc) +
+               datetime.timedelta(days=d - 1, hours=h, minutes=mi, seconds=s, microseconds=us)).timestamp()
+        assert got == pytest.approx(ref, abs=1e-6)
+    assert t[2] == 3.0               # year 0: no stamp, the frame time stays
