@@ -17,17 +17,20 @@ Batches are 2-D uint8 arrays, one codeblock (or data block) per row. A 1-D
 array is one row, and the results are then 1-D too (data row, ``(I,)``
 corrections).
 
-The decoder runs in one numba kernel per batch. Clean codewords are found by
-re-encoding the data bytes with a table-driven LFSR whose parity register is
-four uint64 words (the table works directly on dual-basis bytes), and
-comparing with the received parity. Only codewords whose parity differs go
-through syndromes (read from the parity difference, which is the received
-word modulo g(x)), Berlekamp-Massey, Chien search over the transmitted
-positions and Forney. A codeword is refused (corrections -1, data returned
-as received) whenever the failure is detectable: locator degree above E or
-different from the number of roots among the transmitted positions (a root in
-the virtual fill counts as missing), a repeated root or zero error value, or
-nonzero syndromes left after correction.
+The decoder runs in one numba kernel per batch (GIL released). Clean
+codewords are found by re-encoding the data bytes with a table-driven LFSR
+whose 32-byte parity register is four uint64 words (the table works directly
+on dual-basis bytes; two codewords run in step) and comparing with the
+received parity. Only codewords whose parity differs take the error path:
+syndromes from the parity difference (the received word modulo g(x)) through
+one table row per byte, Berlekamp-Massey with zero-aware log tables, a Chien
+search of all positions at once as XORs of precomputed 256-byte rows (the
+odd terms give Lambda' for Forney), and Forney. A codeword is refused
+(corrections -1, data returned as received) whenever the failure is
+detectable: locator degree above E or unequal to the LFSR length, fewer roots
+among the transmitted positions than the degree (a root in the virtual fill
+counts as missing), a zero error value, or a correction whose syndromes do
+not equal the received ones (the corrected word would not be a codeword).
 """
 from __future__ import annotations
 
@@ -72,14 +75,14 @@ def _alpha_tables() -> tuple[np.ndarray, np.ndarray]:
     return exp, log
 
 
-_ALPHA_EXP, _ALPHA_LOG = _alpha_tables()
+_ALPHA_EXP, _ = _alpha_tables()
 
-# Logarithms to base beta: with them the CCSDS code is a textbook RS code with
-# primitive element 1 step apart, so the decoder needs no "prim" bookkeeping.
+# Logarithms to base beta = alpha^11: in them the code's roots are consecutive
+# powers, so the decoder is the textbook one with no "prim" bookkeeping.
 _EXP = _ALPHA_EXP[(PRIMITIVE_ELEMENT_POWER * np.arange(NN)) % NN].astype(np.int32)
 _LOG = np.zeros(256, np.int32)
 _LOG[_EXP] = np.arange(NN, dtype=np.int32)
-_LOG[0] = 0  # never read for 0: callers test for zero first
+_LOG[0] = 0  # log 0 is undefined: table builders test for zero first
 
 
 def _gf_mul(a: int, b: int) -> int:
@@ -89,9 +92,9 @@ def _gf_mul(a: int, b: int) -> int:
 
 
 def _dual_tables() -> tuple[np.ndarray, np.ndarray]:
-    # CCSDS 131.0-B-4 Annex F: conventional -> Berlekamp (dual basis) is the
-    # GF(2)-linear map whose rows for the conventional bits alpha^7..alpha^0
-    # are these bytes.
+    # CCSDS 131.0-B (annex on the Berlekamp representation): conventional ->
+    # dual basis is the GF(2)-linear map whose rows for the conventional bits
+    # alpha^7..alpha^0 are these bytes (libfec's Tal table agrees).
     rows = (0x8D, 0xEF, 0xEC, 0x86, 0xFA, 0x99, 0xAF, 0x7B)
     to_dual = np.zeros(256, np.uint8)
     for v in range(256):
@@ -221,7 +224,9 @@ class _Work(NamedTuple):
 
 
 def _work() -> _Work:
-    return _Work(*(np.zeros(33, np.int32) for _ in range(7)), np.zeros(256, np.uint8), np.zeros(256, np.uint8))
+    small = (np.zeros(33, np.int32) for _ in range(7))
+    return _Work(*small, np.zeros(256, np.uint8), np.zeros(256, np.uint8))
+
 
 _TABLES: dict = {}
 
@@ -239,13 +244,17 @@ def _tables(parity: int, dual: bool):
 
 # --- Validation and layout ---------------------------------------------------------------
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_parity(parity) -> None:
-    if parity not in PARITY_LENGTHS:
+    if not _is_int(parity) or parity not in PARITY_LENGTHS:
         raise ValueError(f"parity must be 32 (RS(255,223), E=16) or 16 (RS(255,239), E=8), got {parity!r}")
 
 
 def _check_interleave(interleave) -> None:
-    if isinstance(interleave, bool) or interleave not in INTERLEAVE_DEPTHS:
+    if not _is_int(interleave) or interleave not in INTERLEAVE_DEPTHS:
         raise ValueError(f"interleave must be one of {INTERLEAVE_DEPTHS} (CCSDS 131.0-B-4), got {interleave!r}")
 
 
@@ -314,28 +323,12 @@ _M8 = np.uint64(0xFF)
 
 
 @kernel
-def _lfsr(row, start, stride, count, tab):
-    # Remainder of x^p d(x) mod g(x): the register is 32 bytes in four words,
-    # shifted one byte per input symbol, feedback from the top byte.
-    w0 = np.uint64(0)
-    w1 = np.uint64(0)
-    w2 = np.uint64(0)
-    w3 = np.uint64(0)
-    j = start
-    for _ in range(count):
-        f = (w0 >> _S56) ^ np.uint64(row[j])
-        w0 = ((w0 << _S8) | (w1 >> _S56)) ^ tab[f, 0]
-        w1 = ((w1 << _S8) | (w2 >> _S56)) ^ tab[f, 1]
-        w2 = ((w2 << _S8) | (w3 >> _S56)) ^ tab[f, 2]
-        w3 = (w3 << _S8) ^ tab[f, 3]
-        j += stride
-    return w0, w1, w2, w3
-
-
-@kernel
 def _lfsr2(ra, sa, rb, sb, stride, count, tab):
-    # Two independent codewords in step: each register's chain is bound by a
-    # table load per byte, so two chains overlap (1.8x measured over one).
+    # Remainder of x^p d(x) mod g(x) for two codewords (symbols ra[sa::stride]
+    # and rb[sb::stride]): each register is 32 bytes in four words, shifted one
+    # byte per input symbol, feedback from the top byte. A register's chain
+    # waits on a table load per byte, so two chains in step overlap (1.8x
+    # measured over one).
     a0 = np.uint64(0)
     a1 = np.uint64(0)
     a2 = np.uint64(0)
@@ -380,35 +373,36 @@ def _encode_kernel(data, out, interleave, k_short, parity, tab):
     for q in range(0, n_cw, 2):
         ra, ca = q // interleave, q % interleave
         if q + 1 < n_cw:
-            rb, cb = (q + 1) // interleave, (q + 1) % interleave
-        else:
-            rb, cb = ra, ca
-        a0, a1, a2, a3, b0, b1, b2, b3 = _lfsr2(data[ra], ca, data[rb], cb, interleave, k_short, tab)
+            rb, cwb = (q + 1) // interleave, (q + 1) % interleave
+        else:  # odd count: the last codeword runs twice
+            rb, cwb = ra, ca
+        a0, a1, a2, a3, b0, b1, b2, b3 = _lfsr2(data[ra], ca, data[rb], cwb, interleave, k_short, tab)
         oa = out[ra]
         ob = out[rb]
         for b in range(parity):
             oa[d_len + b * interleave + ca] = _word_byte(a0, a1, a2, a3, b)
-            ob[d_len + b * interleave + cb] = _word_byte(b0, b1, b2, b3, b)
+            ob[d_len + b * interleave + cwb] = _word_byte(b0, b1, b2, b3, b)
+
+
+@kernel
+def _pack8(row, j, stride):
+    v = np.uint64(0)
+    for _ in range(8):
+        v = (v << _S8) | np.uint64(row[j])
+        j += stride
+    return v
 
 
 @kernel
 def _pack_received(row, start, stride, parity):
-    w0 = np.uint64(0)
-    w1 = np.uint64(0)
+    """The received parity symbols as the LFSR's four words (parity 16 fills two)."""
+    w0 = _pack8(row, start, stride)
+    w1 = _pack8(row, start + 8 * stride, stride)
     w2 = np.uint64(0)
     w3 = np.uint64(0)
-    j = start
-    for b in range(parity):
-        v = np.uint64(row[j]) << np.uint64(56 - 8 * (b & 7))
-        if b < 8:
-            w0 |= v
-        elif b < 16:
-            w1 |= v
-        elif b < 24:
-            w2 |= v
-        else:
-            w3 |= v
-        j += stride
+    if parity == 32:
+        w2 = _pack8(row, start + 16 * stride, stride)
+        w3 = _pack8(row, start + 24 * stride, stride)
     return w0, w1, w2, w3
 
 
@@ -589,14 +583,14 @@ def _decode_kernel(cb, out, corr, interleave, n_short, parity, fcr,
         ra, ca = q // interleave, q % interleave
         pair = q + 1 < n_cw
         if pair:
-            rb, cbw = (q + 1) // interleave, (q + 1) % interleave
+            rb, cwb = (q + 1) // interleave, (q + 1) % interleave
         else:
-            rb, cbw = ra, ca
-        a0, a1, a2, a3, b0, b1, b2, b3 = _lfsr2(cb[ra], ca, cb[rb], cbw, interleave, k_short, lfsr_tab)
+            rb, cwb = ra, ca
+        a0, a1, a2, a3, b0, b1, b2, b3 = _lfsr2(cb[ra], ca, cb[rb], cwb, interleave, k_short, lfsr_tab)
         _check_codeword(cb[ra], out[ra], corr[ra], ca, a0, a1, a2, a3, interleave, n_short, parity,
                         fcr, syn_tab, to_out, tabs, chien, jmul, w)
         if pair:
-            _check_codeword(cb[rb], out[rb], corr[rb], cbw, b0, b1, b2, b3, interleave, n_short,
+            _check_codeword(cb[rb], out[rb], corr[rb], cwb, b0, b1, b2, b3, interleave, n_short,
                             parity, fcr, syn_tab, to_out, tabs, chien, jmul, w)
 
 

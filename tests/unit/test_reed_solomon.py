@@ -530,6 +530,7 @@ def test_codeword_layout():
     ({"interleave": 0}, "interleave"), ({"interleave": 6}, "interleave"),
     ({"interleave": 16}, "interleave"), ({"interleave": True}, "interleave"),
     ({"interleave": 2.0}, "interleave"), ({"parity": 30}, "parity"), ({"parity": "32"}, "parity"),
+    ({"parity": 32.0}, "parity"), ({"interleave": np.int64(3), "parity": 15}, "parity"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
