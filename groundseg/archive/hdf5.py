@@ -963,6 +963,8 @@ class ArchiveWriter:
                 h5type = _enum_reasons(dtype)
         fill = _fill_for(dtype)
         kw = self._ds_kwargs(category, dtype, tail, rows)
+        if group_path == "passes" and not heap:
+            kw["chunks"] = (256,)  # a few rows per pass, not millions
         if fill is not None:
             kw["fillvalue"] = fill
         ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)
