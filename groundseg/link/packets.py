@@ -78,17 +78,17 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data
     out_data[b:b + total] = src[a:a + total]
     out_off[p + 1] = b + total
     h = out_hdr[p]
-    h.apid = apid
-    h.version = b0 >> 5
-    h.type = (b0 >> 4) & 1
-    h.sec_hdr = (b0 >> 3) & 1
-    h.seq_flags = b2 >> 6
-    h.seq_count = seq
-    h.length = total
-    h.vcid = vc
-    h.reception_time = rt
-    h.frame_time = ft
-    h.gap_before = gap
+    h["apid"] = apid
+    h["version"] = b0 >> 5
+    h["type"] = (b0 >> 4) & 1
+    h["sec_hdr"] = (b0 >> 3) & 1
+    h["seq_flags"] = b2 >> 6
+    h["seq_count"] = seq
+    h["length"] = total
+    h["vcid"] = vc
+    h["reception_time"] = rt
+    h["frame_time"] = ft
+    h["gap_before"] = gap
     return p + 1, b + total
 
 
