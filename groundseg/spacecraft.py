@@ -51,6 +51,8 @@ LEVELS = ("bits", "frames", "packets")
 IDLE_APID = 0x7FF
 IDLE_FILL = 0x55
 SEQ_MODULUS = 1 << 14
+#: frames a packets-only mission (no [link]) is counted in
+NOMINAL_FRAME_LENGTH = 1024
 #: nominal link rate when the mission does not give one: times need a clock
 DEFAULT_BIT_RATE = 1_000_000.0
 #: onboard clock at the first frame: 2026-01-01T00:00:00Z, shifted by up to a day per seed
@@ -283,7 +285,10 @@ class _Plan:
 def _plan(mission, rng: np.random.Generator) -> _Plan:
     link = mission.link
     if link is None:
-        raise ValueError("the mission has no [link] table: only level \"packets\" can be simulated")
+        # a packets-only mission: packets are still cut into (never sent) nominal TM frames,
+        # which sets how many there are and where idle packets would go
+        from groundseg.mission import LinkSettings
+        link = LinkSettings(frame_length=NOMINAL_FRAME_LENGTH, reed_solomon="none", randomized=False)
     ft = link.frame_type
     vcs = {}
     for vcid, vc in sorted(mission.virtual_channels.items()):
@@ -295,7 +300,7 @@ def _plan(mission, rng: np.random.Generator) -> _Plan:
             idle = 7 if 7 not in vcs else None
     else:
         idle = link.idle_vcid if link.idle_vcid is not None else aos.IDLE_VCID
-    if not any(d == "packets" for vcid, (d, _) in vcs.items() if vcid != idle):
+    if not vcs or (mission.apids and not any(d == "packets" for v, (d, _) in vcs.items() if v != idle)):
         # a mission that lists no packet VC still downlinks its APIDs somewhere
         free = [v for v in range(8 if ft == "TM" else 63) if v not in vcs and v != idle]
         vcs[free[0]] = ("packets", link.ocf)
@@ -304,7 +309,7 @@ def _plan(mission, rng: np.random.Generator) -> _Plan:
     packet_vcs = [v for v, (d, _) in vcs.items() if d == "packets" and v != idle]
     apids = []
     defs = sorted(mission.apids.items())
-    if not defs:
+    if not defs and packet_vcs:
         defs = [(100 + i, None) for i in range(3)]
     for i, (apid, a) in enumerate(defs):
         definition = getattr(a, "packet_definition", None) if a is not None else None
@@ -318,6 +323,8 @@ def _plan(mission, rng: np.random.Generator) -> _Plan:
             mean = int(rng.integers(max(min_len, 24), 600))
         else:
             mean = int(length)
+        if not packet_vcs:
+            break
         apids.append(_Apid(apid=int(apid), vcid=packet_vcs[i % len(packet_vcs)], definition=definition,
                            length=None if length is None else int(length), mean_length=max(mean, min_len + 8),
                            time_code=tc, apid_def=a,
@@ -489,9 +496,11 @@ def _zone_layout(plan: _Plan, vcid: int) -> tuple[int, int]:
 
 def _vc_stream(rng, plan: _Plan, vcid: int, n_frames: int, duration: float, t0: float, flush: float):
     """A VC's packet stream cut to exactly n_frames packet zones, with idle packets where
-    the spacecraft had nothing to send (``flush`` of the frames end early) and at the end.
+    the spacecraft had nothing to send (after a ``flush`` fraction of the packets) and at
+    the end.
 
-    Returns (stream, starts, apids, seqs, lengths, is_idle, packets_by_apid)."""
+    Returns (stream, starts, apids, seqs, lengths, {apid: (flat, lengths) as generated});
+    idle packets have APID 0x7FF."""
     _, zone = _zone_layout(plan, vcid)
     mine = [a for a in plan.apids if a.vcid == vcid]
     capacity = n_frames * zone
@@ -919,14 +928,16 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
     if not isinstance(imp, Impairments):
         raise ValueError("impairments must be an Impairments instance")
     level = level or getattr(mission, "level", None) or "bits"
+    if mission.link is None:
+        level = level if level != "bits" or getattr(mission, "level", None) != "packets" else "packets"
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     if int(frames) < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     if not 0 <= idle_fraction < 1 or not 0 <= flush_fraction < 1:
         raise ValueError("idle_fraction and flush_fraction must be in 0..1")
-    if mission.link is None:
-        raise ValueError("the mission has no [link]: the simulator needs frames to cut packets into")
+    if mission.link is None and level != "packets":
+        raise ValueError(f"the mission has no [link]: only level \"packets\" can be simulated, not {level!r}")
     if level != "bits" and imp.channel_only():
         raise ValueError(f"impairments {', '.join(imp.channel_only())} exist only at level \"bits\", "
                          f"not {level!r}")

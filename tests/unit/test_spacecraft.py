@@ -572,3 +572,24 @@ def test_demo_fixture_is_up_to_date():
     r = subprocess.run([sys.executable, str(ROOT / "fixtures" / "make_fixtures.py"), "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_packets_only_mission(tmp_path):
+    m = loads_mission('[mission]\nname = "pk"\n[[apids]]\nid = 5\nname = "a"\ntime = "cds:16,16"\n'
+                      '[[apids]]\nid = 9\nname = "b"\n', tmp_path / "pk.toml")
+    s = sc.simulate(m, frames=20, seed=1)
+    assert s.level == "packets" and s.truth["frames"]["total"] == 0
+    data, p, seen = s.capture, 0, {}
+    while p < len(data):
+        apid = ((data[p] & 7) << 8) | data[p + 1]
+        seen.setdefault(apid, []).append(data[p:p + ((data[p + 4] << 8) | data[p + 5]) + 7])
+        p += len(seen[apid][-1])
+    assert p == len(data) and sorted(seen) == [5, 9]
+    for apid, pkts in seen.items():
+        assert hashlib.md5(b"".join(pkts)).hexdigest() == s.truth["packet_md5"][str(apid)]
+    # CDS time codes: days and milliseconds since 1958, TAI
+    t = timecodes.to_unix(timecodes.decode(np.frombuffer(b"".join(p[6:14] for p in seen[5]), np.uint8)
+                                           .reshape(-1, 8), "cds:16,2"), m.apids[5].epoch)
+    assert (np.diff(t) > 0).all() and abs(t[0] - sc.CLOCK_START) < 86400 + 60
+    with pytest.raises(ValueError, match="only level"):
+        sc.simulate(m, frames=20, seed=1, level="bits")
