@@ -928,8 +928,6 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
     if not isinstance(imp, Impairments):
         raise ValueError("impairments must be an Impairments instance")
     level = level or getattr(mission, "level", None) or "bits"
-    if mission.link is None:
-        level = level if level != "bits" or getattr(mission, "level", None) != "packets" else "packets"
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     if int(frames) < 1:
