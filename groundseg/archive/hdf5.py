@@ -116,7 +116,8 @@ DEFAULT_COMPRESSION = {
     "text": {"compression": "gzip", "compression_opts": 1},
 }
 CHUNK_ROWS = 32768
-RAW_CHUNK = 1 << 20
+CHUNK_BYTES = 1 << 18              # uncompressed chunks: 256 KiB (raw heaps, fields, keys)
+CHUNK_BYTES_COMPRESSED = 1 << 20   # compressed chunks hold up to 32768 rows
 
 
 class ArchiveError(Exception):
@@ -927,18 +928,21 @@ class ArchiveWriter:
 
     def _ds_kwargs(self, category: str, dtype: np.dtype, tail: tuple, rows: int) -> dict:
         dtype = np.dtype(dtype)
-        if category == "raw" or category == "text":
-            chunks = (RAW_CHUNK if category == "raw" else 65536,)
-        else:
-            per_row = max(1, int(np.prod(tail, dtype=np.int64)) * max(1, np.dtype(dtype).itemsize))
-            chunk_rows = max(256, min(CHUNK_ROWS, (1 << 20) // per_row))
-            chunks = (chunk_rows,) + tuple(tail)
-        kw = dict(chunks=chunks, maxshape=(None,) + tuple(tail))
         opts = dict(self.compression.get(category, {}))
         if category == "header" and dtype == np.dtype("<u8"):
             opts = {}  # dedup keys are uniformly random: gzip would only cost time
-        if opts.get("shuffle") and np.dtype(dtype).itemsize == 1:
+        if opts.get("shuffle") and dtype.itemsize == 1:
             opts.pop("shuffle")
+        # HDF5 allocates an uncompressed chunk whole: smaller chunks keep a small archive
+        # small; compressed chunks shrink to their content, so they can be larger
+        target = CHUNK_BYTES_COMPRESSED if opts.get("compression") else CHUNK_BYTES
+        if category in ("raw", "text"):
+            chunks = (target,)
+        else:
+            per_row = max(1, int(np.prod(tail, dtype=np.int64)) * max(1, dtype.itemsize))
+            chunk_rows = max(256, min(CHUNK_ROWS, target // per_row))
+            chunks = (chunk_rows,) + tuple(tail)
+        kw = dict(chunks=chunks, maxshape=(None,) + tuple(tail))
         kw.update(opts)
         return kw
 
@@ -1361,6 +1365,21 @@ class ArchiveWriter:
         self._pass["rejects"] += n
         self._enter_swmr()
 
+    def _append_packet_rejects(self, batch: PacketBatch, reason: str) -> None:
+        from groundseg.link import records
+        dtype = getattr(records, "REJECT_DTYPE", None)
+        if dtype is None or self._pass is None:
+            return
+        n = len(batch)
+        rec = np.zeros(n, dtype)
+        rec["reason"] = REJECT_REASONS.index(reason)
+        rec["vcid"] = batch.header["vcid"]
+        rec["apid"] = batch.header["apid"].astype(np.int64)
+        rec["reception_time"] = batch.header["reception_time"]
+        rec["offset"] = batch.offsets[:-1] - batch.offsets[0]
+        rec["length"] = batch.offsets[1:] - batch.offsets[:-1]
+        self._append_rejects(rec, batch.data[batch.offsets[0]:batch.offsets[-1]], None)
+
     def _append_vca_records(self, records: np.ndarray, data: np.ndarray) -> None:
         n = len(records)
         length = records["length"].astype(np.int64)
@@ -1399,6 +1418,10 @@ class ArchiveWriter:
                                   np.full(len(sel), np.nan), {}, {}, {})
 
     def _append_decoded(self, d) -> None:
+        refused = getattr(d, "rejected", None)
+        if refused is not None and len(refused):
+            # packets telemetry could not decode (length off its definition): /rejects
+            self._append_packet_rejects(refused, "packet_length")
         declared = _mission_apids(self.mission)
         apid = int(d.apid)
         onboard = np.asarray(d.onboard_time, np.float64) if d.onboard_time is not None else \

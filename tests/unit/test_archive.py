@@ -616,3 +616,20 @@ def test_h5dump_lists_archive(tmp_path, mission):
         assert name in r.stdout
     r = subprocess.run(["h5dump", str(tmp_path / "unit.h5")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_packets_telemetry_refused_go_to_rejects(tmp_path, mission):
+    good = mixed_batch(3, undeclared=False)
+    bad = make_batch([(10, hk_body(1.7e9, 1, 2) + b"xx", 7)], reception_time=5.0)  # 2 bytes too long
+    from groundseg.link.records import PacketBatch
+    decoded, rejects = telemetry.decode(PacketBatch.concatenate([good, bad]), mission)
+    assert rejects == {"packet_length": 1}
+    with ArchiveWriter(tmp_path, mission) as w:
+        w.begin_pass("t")
+        w.append(decoded=decoded)
+        w.end_pass({})
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert len(a.packets("hk")) == 3
+        r, blob, off = a.rejects(with_data=True)
+        assert r["reason_name"].tolist() == ["packet_length"] and r["apid"].tolist() == [10]
+        assert blob[off[0]:off[1]].tobytes() == bad.packet(0)
