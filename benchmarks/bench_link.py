@@ -4,9 +4,11 @@ One ``LinkDecoder.push`` over a batch of frames: primary header decode and check
 counters, then Space Packet extraction across frames, per-packet header arrays built.
 The frames carry small packets of mixed APIDs on two VCs and are built with the link
 layer's own encoders (build_packets, pack_mpdu, tm/aos.pack_primary_header).
+Rows carry the 1-minute load average: on a shared machine the figures scale with it.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -74,7 +76,7 @@ def run(quick: bool) -> list[dict]:
         rows.append({"stage": "packets_from_frames", "params": f"{label}, 64 APIDs on 2 VCs",
                      "mpackets_s": npk / seconds / 1e6, "frames_s": len(frames) / seconds,
                      "mbit_s": frames.size * 8 / seconds / 1e6, "seconds": seconds,
-                     "frames": len(frames), "packets": npk})
+                     "frames": len(frames), "packets": npk, "load_avg_1min": os.getloadavg()[0]})
     # level "packets": a raw Space Packet stream split by PacketStreamSplitter
     k = n_packets
     lengths = rng.integers(1, 41, k)
@@ -90,7 +92,8 @@ def run(quick: bool) -> list[dict]:
         best = min(best, time.perf_counter() - t0)
     rows.append({"stage": "packets_from_stream", "params": "raw packet stream, packets 7..46 B, 64 APIDs",
                  "mpackets_s": len(pb) / best / 1e6, "frames_s": 0.0,
-                 "mbit_s": stream.size * 8 / best / 1e6, "seconds": best, "packets": len(pb)})
+                 "mbit_s": stream.size * 8 / best / 1e6, "seconds": best, "packets": len(pb),
+                 "load_avg_1min": os.getloadavg()[0]})
     return rows
 
 
