@@ -266,7 +266,7 @@ class Mission:
                 if a.name.lower() == lowered:
                     return a.id
             try:
-                number = int(text, 0)
+                number = int(text) if text.isdigit() else int(text, 0)   # "0100", "0x180"
             except ValueError:
                 names = ", ".join(sorted(a.name for a in self.apids.values())) or "none declared"
                 hint = difflib.get_close_matches(text, [a.name for a in self.apids.values()], n=1)
@@ -392,7 +392,7 @@ def parse_time_spec(spec: str, offset: int = 6) -> TimeCode:
                     subms_bytes=subms_bytes)
 
 
-def parse_calibration(spec: str) -> np_poly:
+def parse_calibration(spec: str) -> tuple[float, ...]:
     """``"poly:a0,a1,..."`` -> coefficients (a0 first). Raises ValueError."""
     text = spec.strip()
     if not text.lower().startswith("poly:"):
@@ -406,8 +406,6 @@ def parse_calibration(spec: str) -> np_poly:
     return coeffs
 
 
-np_poly = tuple  # the calibration's coefficients, a0 first
-
 
 class _Loader:
     def __init__(self, path: Path, doc: dict, text: str):
@@ -417,7 +415,7 @@ class _Loader:
 
     # -- small checkers ---------------------------------------------------------------
     def fail(self, key: str, message: str):
-        raise MissionError(self.path, key, message)
+        raise MissionError(self.path, key.strip(), message)
 
     def unknown_keys(self, table: dict, allowed: tuple, where: str):
         for k in table:
