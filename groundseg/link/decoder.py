@@ -32,8 +32,8 @@ _KIND_CODE = {k: i for i, k in enumerate(VC_DATA_KINDS)}
 class LinkConfig:
     """One physical channel's data link layout.
 
-    ``ocf``: TM: whether frames should carry an OCF (the layout of each frame follows its
-    own OCF flag); AOS: True/False for every VC, or a set of the VCIDs that carry one.
+    ``ocf``: TM: whether frames carry an OCF (a frame whose OCF flag disagrees is refused
+    as ``frame_length``); AOS: True/False for every VC, or a set of the VCIDs that carry one.
     ``idle_vcid``: AOS default 63, -1 for none; TM default None (idle frames are those with
     FHP 0x7FE). ``vc_data``: {vcid: "packets" | "vca" | "none"}, "packets" for VCs not
     listed. ``insert_zone_time``: how to read a time stamp from the AOS insert zone, e.g.
@@ -229,7 +229,7 @@ class LinkDecoder:
         np.add.at(self._frame_rejects, status[status != 0], 1)
         delivered = status == 0
         packets, pk_rejects, vca = PacketBatch.empty(), RejectBatch.empty(), VcaBatch.empty()
-        if head is not None and delivered.any():
+        if head is not None:
             vcid = head["vcid"].astype(np.int64)
             trusted = delivered | (status == REJECT_CODE["crc"])
             rec["vcid"][trusted] = vcid[trusted]

@@ -27,8 +27,9 @@ def check_frames(frames: np.ndarray, config, status: np.ndarray) -> dict[str, np
     each frame's first failing check: version, scid, frame_length, fhec. Returns the header
     fields (AOS: after FHEC correction, which works on a copy, never on ``frames``).
 
-    ``frame_length`` also covers a TM secondary header whose presence or length disagrees
-    with ``config.tm_secondary_header``.
+    ``frame_length`` also covers a TM frame whose layout disagrees with the mission: a
+    secondary header whose presence or length differs from ``config.tm_secondary_header``,
+    or an OCF flag that differs from ``config.ocf``.
     """
     pending = status == 0
     if config.frame_type == "TM":
@@ -42,6 +43,7 @@ def check_frames(frames: np.ndarray, config, status: np.ndarray) -> dict[str, np
             length_ok = head["sec_hdr_flag"] & (sec_len == config.tm_secondary_header)
         else:
             length_ok = ~head["sec_hdr_flag"]
+        length_ok &= head["ocf_flag"] == bool(config.ocf)
     else:
         if config.fhec:
             h = frames[:, :aos.HEADER_LENGTH + aos.FHEC_LENGTH].copy()

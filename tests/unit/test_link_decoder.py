@@ -377,3 +377,15 @@ def test_counts_shape_and_string_keys():
 def test_config_errors(kw):
     with pytest.raises(ValueError):
         LinkDecoder(LinkConfig(**kw))
+
+
+def test_tm_ocf_flag_must_match_the_mission():
+    cfg = tm_cfg(ocf=False)
+    rng = np.random.default_rng(12)
+    frames, pk = vc_traffic(cfg, 0, rng, 10)
+    bad = frames.copy()
+    bad[2, 1] |= 1                     # OCF flag set on a link without OCF
+    bad = append_fecf(bad[:, :-2])
+    dec, outs = decode_all(cfg, bad)
+    assert outs[0].frames["status"][2] == REJECT_CODE["frame_length"]
+    assert dec.counts()["virtual_channels"]["0"]["gaps"] == 1   # the refused frame is missing
