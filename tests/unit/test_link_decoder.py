@@ -389,3 +389,33 @@ def test_tm_ocf_flag_must_match_the_mission():
     dec, outs = decode_all(cfg, bad)
     assert outs[0].frames["status"][2] == REJECT_CODE["frame_length"]
     assert dec.counts()["virtual_channels"]["0"]["gaps"] == 1   # the refused frame is missing
+
+
+@pytest.mark.parametrize("frame_type", ["TM", "AOS"])
+def test_garbage_frames_never_crash_and_every_frame_is_counted(frame_type):
+    rng = np.random.default_rng(13)
+    if frame_type == "TM":
+        cfg = tm_cfg(fecf=False, spacecraft_id=3)
+        frames, _ = vc_traffic(cfg, 1, rng, 60)
+    else:
+        cfg = LinkConfig(frame_type="AOS", frame_length=48, spacecraft_id=3, ocf={1}, insert_zone=2,
+                         vc_data={5: "vca"})
+        frames, _ = vc_traffic(cfg, 1, rng, 60)
+    frames = frames.copy()
+    # keep the version and SCID of most frames so the garbage reaches the packet kernel
+    noise = rng.integers(0, 256, frames.shape, dtype=np.uint8)
+    hit = rng.random(frames.shape) < 0.05
+    hit[:, :2] &= rng.random((len(frames), 1)) < 0.3
+    frames[hit] = noise[hit]
+    q = FrameBatch.from_frames(frames).quality
+    q["rs_uncorrectable"] = rng.random(len(frames)) < 0.05
+    dec, outs = decode_all(cfg, frames, q, cuts=[7, 20])
+    c = dec.counts()
+    delivered = sum(v["frames"] for v in c["virtual_channels"].values())
+    refused = sum(v for k, v in c["rejects"].items() if k not in ("fhp_out_of_range", "packet_length"))
+    assert delivered + refused == len(frames)
+    rec = np.concatenate([o.frames for o in outs])
+    assert (rec["status"] == 0).sum() == delivered
+    pb = PacketBatch.concatenate([o.packets for o in outs])
+    assert (np.diff(pb.offsets) == pb.header["length"]).all()
+    assert all(v["count"] >= 0 for v in c["packets"].values())
