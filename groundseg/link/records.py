@@ -132,6 +132,13 @@ class RejectBatch:
         r = self.records[i]
         return self.data[r["offset"]:r["offset"] + r["length"]].tobytes()
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """(n + 1,) int64 like ``PacketBatch.offsets`` (records are stored back to back)."""
+        out = np.zeros(len(self) + 1, np.int64)
+        np.cumsum(self.records["length"], out=out[1:])
+        return out
+
     @classmethod
     def concatenate(cls, batches: list["RejectBatch"]) -> "RejectBatch":
         batches = [b for b in batches if len(b)]

@@ -419,3 +419,15 @@ def test_garbage_frames_never_crash_and_every_frame_is_counted(frame_type):
     pb = PacketBatch.concatenate([o.packets for o in outs])
     assert (np.diff(pb.offsets) == pb.header["length"]).all()
     assert all(v["count"] >= 0 for v in c["packets"].values())
+
+
+def test_reject_batch_offsets_and_concatenate():
+    from groundseg.link.records import RejectBatch
+    cfg = tm_cfg()
+    frames, _ = vc_traffic(cfg, 0, np.random.default_rng(14), 5)
+    q = FrameBatch.from_frames(frames).quality
+    q["rs_uncorrectable"][[0, 2]] = True
+    _, outs = decode_all(cfg, frames, q, cuts=[1])
+    rj = RejectBatch.concatenate([o.rejects for o in outs])
+    assert len(rj) == 2 and rj.offsets.tolist() == [0, 64, 128]
+    assert rj.raw(1) == frames[2].tobytes() and (rj.records["vcid"] == -1).all()
