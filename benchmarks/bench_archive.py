@@ -12,7 +12,6 @@ deduplicator sees no duplicates but does all its work.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import subprocess

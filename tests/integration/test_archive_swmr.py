@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from groundseg.archive import hdf5
@@ -30,7 +29,6 @@ from groundseg import telemetry
 from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.mission import load_mission
 from tests.unit.test_archive_support import mixed_batch
-import numpy as np
 from groundseg.archive.hdf5 import Deduplicator, packet_keys
 mission = load_mission({mission!r})
 # load the compiled kernels before the clock starts
