@@ -44,6 +44,18 @@ def test_snpp_cadus_decode_clean_with_aos_headers(captures):
     assert np.array_equal(rs.encode(frames, 4), derandomised)
 
 
+def test_snpp_still_randomised_also_passes_rs_but_headers_are_wrong(captures):
+    # The PN sequence is itself a codeblock for I=4, so RS cannot tell whether
+    # de-randomisation happened; only the headers can (PROVENANCE.md).
+    blocks = _snpp_codeblocks(captures)
+    frames, corr = rs.decode(blocks, interleave=4)
+    assert (corr == 0).all()
+    version = frames[:, 0] >> 6
+    scid = ((frames[:, 0].astype(np.uint16) & 0x3F) << 2) | (frames[:, 1] >> 6)
+    vcid = frames[:, 1] & 0x3F
+    assert (version == 2).all() and (scid == 96).all() and (vcid == 24).all()
+
+
 def test_snpp_conventional_basis_does_not_fit(captures):
     blocks = _snpp_codeblocks(captures) ^ pn_sequence(1020)
     _, corr = rs.decode(blocks, interleave=4, dual_basis=False)
