@@ -471,8 +471,11 @@ class PacketStreamSplitter(_ApidCounters):
 
     def __init__(self, max_packet_length: int = DEFAULT_MAX_PACKET_LENGTH):
         super().__init__()
+        if not PRIMARY_HEADER_LENGTH + 1 <= max_packet_length <= DEFAULT_MAX_PACKET_LENGTH:
+            raise ValueError(f"max_packet_length must be in 7..{DEFAULT_MAX_PACKET_LENGTH}")
         self.max_packet_length = int(max_packet_length)
         self.tail = np.zeros(0, np.uint8)
+        self.last_rejects = RejectBatch.empty()   # what the last push/flush refused
 
     def push(self, chunk) -> PacketBatch:
         self.last_rejects = RejectBatch.empty()
@@ -501,6 +504,12 @@ class PacketStreamSplitter(_ApidCounters):
             self.rej_counts[_R_TRUNC] += 1
             self.tail = np.zeros(0, np.uint8)
         return PacketBatch.empty()
+
+    def reset_stream(self) -> None:
+        """A new file: a leftover tail is refused as by ``flush`` (see ``last_rejects``) and the
+        APID sequence counts are forgotten, so no gap is counted across the boundary."""
+        self.flush()
+        self.apid_last[:] = -1
 
     def reset_stream(self) -> None:
         """A new file: call after ``flush()``; APID sequence counts are forgotten, so no gap

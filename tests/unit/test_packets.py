@@ -520,3 +520,16 @@ def test_stream_splitter_bad_header_refuses_rest():
     pb = sp.push(bad)
     assert len(pb) == 1
     assert sp.counts()["rejects"] == {"packet_length": 1}
+
+
+def test_stream_splitter_reset_stream():
+    a, _ = P.build_packets([1, 1], [0, 1], [bytes(4), bytes(4)])
+    b, _ = P.build_packets([1], [100], [bytes(4)])
+    sp = P.PacketStreamSplitter()
+    assert len(sp.last_rejects) == 0
+    sp.push(np.concatenate([a, b[:3]]))
+    sp.reset_stream()
+    assert sp.counts()["rejects"] == {"truncated": 1} and len(sp.last_rejects) == 1
+    pb = sp.push(b)
+    assert len(pb) == 1 and not pb.header["gap_before"][0]
+    assert sp.counts()["packets"]["1"]["sequence_gaps"] == 0
