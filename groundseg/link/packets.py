@@ -511,12 +511,6 @@ class PacketStreamSplitter(_ApidCounters):
         self.flush()
         self.apid_last[:] = -1
 
-    def reset_stream(self) -> None:
-        """A new file: call after ``flush()``; APID sequence counts are forgotten, so no gap
-        is counted across the boundary."""
-        self.tail = np.zeros(0, np.uint8)
-        self.apid_last[:] = -1
-
 
 # --- encoders (for the simulator) --------------------------------------------------------
 
