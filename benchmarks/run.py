@@ -36,6 +36,8 @@ def cpu_model() -> str:
 
 
 def versions() -> dict:
+    from groundseg.mission import import_ccsdspy
+    import_ccsdspy()  # quietly: ccsdspy logs a line at import
     out = {"python": platform.python_version()}
     for name in ("numpy", "numba", "h5py", "ccsdspy", "groundseg"):
         try:
