@@ -45,7 +45,7 @@ import numpy as np
 
 from groundseg._numba import kernel
 from groundseg.coding import crc, sync
-from groundseg.coding.channel import ChannelConfig, ChannelEncoder
+from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncoder
 from groundseg.link import aos, clcw, packets as pk, timecodes, tm
 
 LEVELS = ("bits", "frames", "packets")
@@ -716,8 +716,7 @@ class _SyncModel:
     decoder gives it) replayed at CADU granularity from the positions of the real markers."""
 
     def __init__(self, cfg: ChannelConfig):
-        fs = sync.FrameSync(cfg.codeblock_length, asm=cfg.asm, asm_bits=cfg.asm_bits,
-                            max_bit_errors=cfg.asm_max_bit_errors)
+        fs = ChannelDecoder(cfg).sync        # whatever settings the channel decoder uses
         self.flywheel = int(fs.flywheel)
         self.tol = int(fs.spacing_tolerance)
         self.verify = bool(fs.verify)
@@ -730,10 +729,11 @@ class _SyncModel:
         """Codeblocks the receiver delivers, given the bit position of every real marker.
 
         Returns (delivered: list of (index of the real CADU, or -1 for a flywheel
-        codeblock; inverted), truncated, lock_losses). In lock it jumps from marker to
+        codeblock; inverted), truncated, lock_losses, bit positions of the flywheel
+        codeblocks' markers). In lock it jumps from marker to
         marker, so the loop runs once per codeblock in plain Python: fine for the sizes
         whose truth is asked for (the loop is skipped when nothing disturbs the stream)."""
-        out = []
+        out, fly = [], []
         truncated = lock_losses = 0
         n = len(pos)
         cadu, tol, asm_bits = self.cadu, self.tol, self.asm_bits
@@ -780,6 +780,7 @@ class _SyncModel:
                     mode, misses, p = 0, 0, max(p - tol, 0)
                     continue
                 out.append((-1, held))
+                fly.append(p)
                 p += cadu
             else:
                 while i < n and pos[i] < p:
@@ -806,7 +807,7 @@ class _SyncModel:
                 out.append((i, bool(inv[i])))
                 held, mode, misses, p = bool(inv[i]), 1, 0, q + cadu
                 i += 1
-        return out, truncated, lock_losses
+        return out, truncated, lock_losses, fly
 
 
 # ----------------------------------------------------------------------------- truth
@@ -1129,7 +1130,9 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
     row_bits = np.full(m, cadus.shape[1] * 8, np.int64)
     ins_bits = np.zeros(m, np.int64)
     ins_parts = [np.zeros(0, np.uint8)] * m
-    slots = np.arange(1, m)
+    # events go where the CADU after them can be verified (its successor exists), so the
+    # receiver resynchronises at once instead of flywheeling near the end of the stream
+    slots = np.arange(1, m - 1) if m > 2 + imp.bit_slips + imp.garbage_bytes else np.arange(1, m)
     n_events = int(imp.bit_slips) + int(imp.garbage_bytes)
     if n_events > len(slots):
         raise ValueError(f"{n_events} slips and garbage insertions need at least {n_events + 1} CADUs")
@@ -1186,9 +1189,9 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
         # verifies it, and lock then holds to the end: every CADU, the last maybe cut short
         last_ok = int(starts[-1]) + cadus.shape[1] * 8 <= nbits
         got = [(i, bool(inv[i])) for i in range(m - (0 if last_ok else 1))]
-        truncated, lock_losses = (0 if last_ok else 1), 0
+        truncated, lock_losses, fly = (0 if last_ok else 1), 0, []
     else:
-        got, truncated, lock_losses = _SyncModel(cfg).run(starts, asm_errs, inv, nbits, max_err)
+        got, truncated, lock_losses, fly = _SyncModel(cfg).run(starts, asm_errs, inv, nbits, max_err)
     f = truth["frames"]
     rejects = truth["rejects"]
     t = parity // 2
@@ -1202,11 +1205,10 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
     f["total"] = len(got) + truncated
     truth["sync"]["lock_losses"] = lock_losses
     if flywheel:
-        if not parity:
-            truth["exact"] = False
-            truth["notes"].append(f"{flywheel} flywheel codeblocks on a link without Reed-Solomon: "
-                                  "what their frames hold cannot be predicted")
-        f["uncorrectable"] += flywheel
+        held = [h for i, h in got if i < 0]
+        fly_blocks = np.stack([_read_bits(capture, int(p) + asm_bits, cb * 8) ^ (0xFF if h else 0)
+                               for p, h in zip(fly, held)])
+        _flywheel_truth(truth, cfg, plan, fly_blocks)
     status[kept[real]] = "delivered"
     if len(real):
         d = diff[real]
@@ -1216,7 +1218,7 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
             f["uncorrectable"] += int(bad.sum())
             f["corrected"] += int(((corr > 0) & ~bad).sum())
             f["clean"] += int(((corr == 0) & ~bad).sum())
-            truth["rs_symbols_corrected"] = int(corr[~bad].sum())
+            truth["rs_symbols_corrected"] += int(corr[~bad].sum())
             status[kept[real[bad]]] = "rs_uncorrectable"
             errs = np.zeros(len(real), bool)
         else:
@@ -1237,7 +1239,7 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
             if link.fecf:
                 status[kept[real[rest]]] = "crc"
                 if rest.any():
-                    rejects["crc"] = int(rest.sum())
+                    rejects["crc"] = rejects.get("crc", 0) + int(rest.sum())
             elif rest.any():
                 truth["exact"] = False
                 truth["notes"].append("bit errors in frames without Reed-Solomon or FECF: their "
@@ -1252,6 +1254,59 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
     f["crc_failed"] = int(rejects.get("crc", 0))
     f["rejected"] += int(rejects.get("version", 0) + rejects.get("scid", 0))
     return capture.tobytes()
+
+
+def _flywheel_truth(truth: dict, cfg: ChannelConfig, plan: _Plan, blocks: np.ndarray) -> None:
+    """Count codeblocks delivered blind at a predicted marker position (rows of ``blocks``,
+    polarity already undone). Usually RS-uncorrectable; but a codeblock shifted by whole
+    symbols of every codeword is a few symbols away from a cyclic shift of a codeword (and
+    the randomiser sequence is itself a codeword for I = 1, 2, 4, 8), so RS may "correct"
+    it. Bounded-distance decoding has one answer when one exists, so the project's RS
+    decoder decides these few codeblocks; the frame checks then refuse what comes out."""
+    from groundseg.coding import randomizer, reed_solomon
+    f, rejects = truth["frames"], truth["rejects"]
+    b = np.ascontiguousarray(blocks, np.uint8)
+    if cfg.randomized and cfg.derandomize == "before_rs":
+        b = randomizer.randomize(b)
+    n = b.shape[0]
+    if cfg.parity:
+        frames, corr = reed_solomon.decode(b, interleave=cfg.interleave, parity=cfg.parity,
+                                           dual_basis=cfg.dual_basis)
+        bad = (np.asarray(corr) < 0).any(axis=1)
+        sym = np.where(bad, 0, np.clip(corr, 0, None).sum(axis=1))
+    else:
+        frames, bad, sym = b, np.zeros(n, bool), np.zeros(n, np.int64)
+    if cfg.randomized and cfg.derandomize == "after_rs":
+        frames = randomizer.randomize(np.ascontiguousarray(frames))
+    f["uncorrectable"] += int(bad.sum())
+    f["corrected"] += int(((sym > 0) & ~bad).sum())
+    f["clean"] += int(((sym == 0) & ~bad).sum())
+    truth["rs_symbols_corrected"] += int(sym.sum())
+    ok = ~bad
+    if not ok.any():
+        return
+    fr = np.ascontiguousarray(frames[ok])
+    if plan.frame_type == "TM":
+        h = tm.decode_primary_header(fr)
+        version_bad, scid_bad = h["version"] != 0, h["scid"] != plan.scid
+    else:
+        h = aos.decode_primary_header(fr)
+        version_bad, scid_bad = h["version"] != 1, h["scid"] != plan.scid
+    reason = np.where(version_bad, "version", np.where(scid_bad, "scid", ""))
+    for r in ("version", "scid"):
+        k = int((reason == r).sum())
+        if k:
+            rejects[r] = rejects.get(r, 0) + k
+    rest = reason == ""
+    if rest.any() and plan.link.fecf and not (plan.frame_type == "AOS" and plan.link.fhec):
+        failed = rest & ~crc.fecf_ok(fr)
+        if failed.any():
+            rejects["crc"] = rejects.get("crc", 0) + int(failed.sum())
+        rest &= ~failed
+    if rest.any():
+        truth["exact"] = False
+        truth["notes"].append(f"{int(rest.sum())} flywheel codeblocks passed every frame check: "
+                              "what they do to virtual channels and packets is not predicted")
 
 
 def _read_bits(buf: np.ndarray, bit_pos: int, nbits: int) -> np.ndarray:

@@ -593,3 +593,19 @@ def test_packets_only_mission(tmp_path):
     assert (np.diff(t) > 0).all() and abs(t[0] - sc.CLOCK_START) < 86400 + 60
     with pytest.raises(ValueError, match="only level"):
         sc.simulate(m, frames=20, seed=1, level="bits")
+
+
+def test_flywheel_codeblock_that_rs_corrects():
+    """Garbage before the last CADU: the receiver cannot verify a resync, delivers the
+    codeblock at the predicted position, and (I = 4, full-length RS) that shifted block is
+    a few symbols from a codeword: RS 'corrects' it and the frame checks refuse it."""
+    m = load_mission(ROOT / "fixtures" / "missions" / "snpp.toml")
+    s = sc.simulate(m, frames=3, seed=2, impairments=sc.Impairments(garbage_bytes=1, garbage_length=12))
+    f = s.truth["frames"]
+    assert f["total"] == 3 and f["corrected"] == 1 and f["rejected"] == 1 and s.truth["rejects"] == {"version": 1}
+    dec = ChannelDecoder(sc.channel_config(m.link))
+    batch = dec.push(np.frombuffer(s.capture, np.uint8))
+    rest = dec.flush()
+    q = np.concatenate([batch.quality, rest.quality])
+    assert list(q["sync_state"]) == [0, 1, 2]          # search, lock, flywheel
+    assert dec.stats["frames"]["corrected"] == 1 and dec.stats["rs_symbols_corrected"] == s.truth["rs_symbols_corrected"]
