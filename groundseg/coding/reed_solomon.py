@@ -436,7 +436,8 @@ def _correct_codeword(syn, parity, fcr, n_short, tabs, chien, jmul, w):
     for nstep in range(parity):
         d = syn[nstep]
         for i in range(1, ell + 1):
-            d ^= expz[logz[lam[i]] + slog[nstep - i]]
+            # unsigned indices spare numba's negative-index wraparound
+            d ^= expz[np.uint32(logz[np.uint8(lam[i])] + slog[np.uint32(nstep - i)])]
         if d == 0:
             m += 1
             continue
@@ -448,7 +449,7 @@ def _correct_codeword(syn, parity, fcr, n_short, tabs, chien, jmul, w):
             for i in range(ell + 1):
                 tmp[i] = lam[i]
             for i in range(top):
-                lam[i + m] ^= expz[logz[bb[i]] + scale]
+                lam[i + m] ^= expz[np.uint32(logz[np.uint8(bb[i])] + scale)]
             for i in range(max(bdeg, ell) + 1):
                 bb[i] = tmp[i] if i <= ell else 0
             bdeg = ell
@@ -457,7 +458,7 @@ def _correct_codeword(syn, parity, fcr, n_short, tabs, chien, jmul, w):
             m = 1
         else:
             for i in range(top):
-                lam[i + m] ^= expz[logz[bb[i]] + scale]
+                lam[i + m] ^= expz[np.uint32(logz[np.uint8(bb[i])] + scale)]
             m += 1
     deg = 0
     for i in range(parity + 1):
