@@ -23,7 +23,8 @@ def build_frames(cfg: LinkConfig, vcid, counts, zones, fhp, ocf_words=None, iz=N
     counts = np.asarray(counts)
     parts = []
     if cfg.frame_type == "AOS":
-        h = aos.pack_primary_header(cfg.spacecraft_id, vcid, counts, vc_count_usage=bool((counts >= 2 ** 24).any()), n=m)
+        usage = bool((counts >= 2 ** 24).any())
+        h = aos.pack_primary_header(cfg.spacecraft_id, vcid, counts, vc_count_usage=usage, n=m)
         parts.append(h)
         if cfg.fhec:
             parts.append(aos.fhec_encode(h))
@@ -212,7 +213,6 @@ def test_refused_frames_do_not_touch_state(bad):
     frames, pk = vc_traffic(cfg, 2, rng, 30)
     # a refused copy of frame 4 inserted after frame 3 (the real frame 4 still follows)
     junk = frames[4].copy()
-    q0 = FrameBatch.from_frames(frames[:1]).quality[0].copy()
     if bad == "version":
         junk[0] |= 0x40
     elif bad == "scid":
@@ -226,7 +226,6 @@ def test_refused_frames_do_not_touch_state(bad):
     if bad == "rs_uncorrectable":
         q["rs_uncorrectable"][4] = True
         with_junk[4, 10] ^= 0x5A
-    del q0
     dec, outs = decode_all(cfg, with_junk, q)
     assert packets_of(outs)[0] == pk
     c = dec.counts()
@@ -317,7 +316,6 @@ def test_insert_zone_time():
     cfg = LinkConfig(frame_type="AOS", frame_length=60, spacecraft_id=1, insert_zone=8,
                      insert_zone_time={"offset": 0, "length": 6, "byteorder": "little", "unit": 2 ** -16,
                                        "epoch": "2019-12-31T16:00:00Z"})
-    rng = np.random.default_rng(9)
     ticks = np.array([0, 65536 * 100 + 32768], np.int64)
     iz = np.zeros((2, 8), np.uint8)
     for k in range(6):
@@ -329,7 +327,6 @@ def test_insert_zone_time():
     t0 = 1577808000.0
     assert outs[0].frames["insert_zone_time"].tolist() == [t0, t0 + 100.5]
     assert outs[0].packets.header["frame_time"][0] == t0
-    del rng
 
 
 def test_wrong_frame_width():

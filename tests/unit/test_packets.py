@@ -290,7 +290,6 @@ def test_gap_in_the_middle_of_a_spanning_packet():
     length = 20
     a = P.build_packets(1, 0, [bytes(60)])[0]        # 66 bytes: frames 0..3
     b = P.build_packets(1, 1, [bytes(range(7))])[0]  # 13 bytes
-    stream = np.concatenate([a, b, P.idle_packet(80 - 79 + 20)])
     zones, fhp = P.pack_mpdu(np.concatenate([a, b]), np.array([0, 66]), length)
     gaps = np.zeros(len(zones), bool)
     keep = np.ones(len(zones), bool)
@@ -303,7 +302,6 @@ def test_gap_in_the_middle_of_a_spanning_packet():
     assert counts["packets"]["1"]["dropped_incomplete"] == 1
     # the packet after the gap follows seq 0, which was never delivered: no sequence gap yet
     assert counts["packets"]["1"]["sequence_gaps"] == 0
-    del stream
 
 
 def test_fhp_mismatch_trusts_the_fhp():
