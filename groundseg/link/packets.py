@@ -21,6 +21,8 @@ Rules (DESIGN.md's counting rules):
 - A header with version != 0 or a length over ``max_packet_length``: reject
   ``packet_length``, resync at the next FHP.
 - Idle packets (APID 0x7FF) are counted (``idle_packets``) and dropped.
+- A packet's ``reception_time`` and ``frame_time`` are those of the frame its first byte
+  arrived in (the insert-zone time stamp nearest its generation).
 - Per APID the 14-bit sequence count is followed: a discontinuity is a sequence gap; the
   counts skipped, (new - old - 1) mod 2^14, are added to ``sequence_missing`` unless the
   jump is backward (a repeat, or a forward distance of 2^13 or more), which is a gap with
