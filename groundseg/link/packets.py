@@ -540,6 +540,20 @@ def pack_primary_headers(apid, seq_count, data_length, *, packet_type=0, sec_hdr
     return out.reshape(-1, 6)
 
 
+@kernel
+def _assemble_kernel(headers, flat, lengths, stream):
+    src = 0
+    dst = 0
+    for i in range(lengths.shape[0]):
+        for k in range(PRIMARY_HEADER_LENGTH):
+            stream[dst + k] = headers[i, k]
+        dst += PRIMARY_HEADER_LENGTH
+        n = lengths[i]
+        stream[dst:dst + n] = flat[src:src + n]
+        src += n
+        dst += n
+
+
 def build_packets(apid, seq_count, payloads, *, packet_type=0, sec_hdr=0, seq_flags=3
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Space Packets back to back: (stream uint8, starts int64 (n,)).
@@ -569,13 +583,7 @@ def build_packets(apid, seq_count, payloads, *, packet_type=0, sec_hdr=0, seq_fl
     starts = np.zeros(n, np.int64)
     np.cumsum(total[:-1], out=starts[1:])
     stream = np.empty(int(total.sum()), np.uint8)
-    hdr_pos = starts[:, None] + np.arange(PRIMARY_HEADER_LENGTH)
-    stream[hdr_pos.ravel()] = headers.ravel()
-    pay_starts = starts + PRIMARY_HEADER_LENGTH
-    pay_off = np.zeros(n, np.int64)
-    np.cumsum(lengths[:-1], out=pay_off[1:])
-    pos = np.repeat(pay_starts - pay_off, lengths) + np.arange(len(flat), dtype=np.int64)
-    stream[pos] = flat
+    _assemble_kernel(headers, np.ascontiguousarray(flat), lengths, stream)
     return stream, starts
 
 
