@@ -531,3 +531,17 @@ def test_stream_splitter_reset_stream():
     pb = sp.push(b)
     assert len(pb) == 1 and not pb.header["gap_before"][0]
     assert sp.counts()["packets"]["1"]["sequence_gaps"] == 0
+
+
+def test_build_packets_matches_a_struct_reference():
+    import struct
+    rng = np.random.default_rng(21)
+    n = 40
+    apid = rng.integers(0, 2048, n)
+    seq = rng.integers(0, 1 << 16, n)
+    payloads = [bytes(rng.integers(0, 256, int(k)).astype(np.uint8)) for k in rng.integers(1, 50, n)]
+    stream, starts = P.build_packets(apid, seq, payloads, sec_hdr=1, seq_flags=2)
+    ref = b"".join(struct.pack(">HHH", (1 << 11) | int(a), (2 << 14) | (int(s) % 16384), len(p) - 1) + p
+                   for a, s, p in zip(apid, seq, payloads))
+    assert stream.tobytes() == ref
+    assert starts.tolist() == list(np.cumsum([0] + [len(p) + 6 for p in payloads[:-1]]))
