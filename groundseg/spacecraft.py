@@ -633,10 +633,15 @@ def _build_frames(rng, plan: _Plan, n_frames: int, idle_fraction: float, flush: 
         if plan.frame_type == "TM":
             fhp[rows[vc_idle]] = tm.FHP_IDLE
     # headers, secondary header / insert zone, OCF, FECF
-    ocf_flag = np.array([plan.vcs[v][1] for v in sched], bool) if n_frames else np.zeros(0, bool)
+    # per-VC properties as lookup tables indexed by VCID (no loop over frames)
+    ocf_of = np.zeros(64, bool)
+    packets_of = np.zeros(64, bool)
+    for v, (d, o) in plan.vcs.items():
+        ocf_of[v], packets_of[v] = o, d == "packets" and v != plan.idle_vcid
+    ocf_flag = ocf_of[sched]
     if plan.frame_type == "TM":
         mc0 = int(rng.integers(256))
-        vca = np.array([plan.vcs[v][0] != "packets" and not i for v, i in zip(sched, idle_frame)], bool)
+        vca = ~packets_of[sched] & ~idle_frame
         frames[:, :6] = tm.pack_primary_header(plan.scid, sched, (mc0 + np.arange(n_frames)) % 256, vcfc,
                                                np.where(vca, 0x7FF, fhp), ocf_flag=ocf_flag,
                                                sec_hdr_flag=link.tm_secondary_header > 0,
@@ -663,7 +668,7 @@ def _build_frames(rng, plan: _Plan, n_frames: int, idle_fraction: float, flush: 
                     b = b[:, ::-1]
                 frames[:, at + izt.offset: at + izt.offset + izt.length] = b
             at += link.insert_zone
-        mp = np.array([plan.vcs[v][0] == "packets" and v != plan.idle_vcid for v in sched], bool)
+        mp = packets_of[sched]
         if mp.any():
             frames[mp, at:at + 2] = aos.pack_mpdu_header(fhp[mp])
     tail = fl - (2 if link.fecf else 0)
@@ -902,15 +907,64 @@ def _choose_lost(rng, n_lost: int, candidates: np.ndarray, sched, packet_info) -
     return np.sort(rng.choice(ok, n_lost, replace=False))
 
 
-def _header_reject(tx: np.ndarray, rx: np.ndarray, frame_type: str) -> np.ndarray:
-    """Per frame: '' or the first header check a corrupted frame fails (version, SCID)."""
-    if frame_type == "TM":
-        ver = (tx[:, 0] >> 6) != (rx[:, 0] >> 6)
-        scid = ((tx[:, 0] & 0x3F) != (rx[:, 0] & 0x3F)) | ((tx[:, 1] >> 4) != (rx[:, 1] >> 4))
+FRAME_CHECKS = ("version", "scid", "frame_length", "fhec")
+
+
+def _frame_checks(frames: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Per received frame: '' or the first transfer frame check it fails, in DESIGN.md's
+    order (version, SCID, frame length/layout, FHEC). TM layout: the secondary header
+    flag and length, and the OCF flag, must be what the mission says."""
+    link = plan.link
+    n = frames.shape[0]
+    fhec_ok = np.ones(n, bool)
+    length_ok = np.ones(n, bool)
+    if plan.frame_type == "TM":
+        h = tm.decode_primary_header(frames)
+        version_ok = h["version"] == tm.TM_VERSION
+        if link.tm_secondary_header:
+            length_ok = h["sec_hdr_flag"] & (tm.decode_secondary_header(frames)["length"] == link.tm_secondary_header)
+        else:
+            length_ok = ~h["sec_hdr_flag"]
+        length_ok = length_ok & (h["ocf_flag"] == bool(link.ocf))
     else:
-        ver = (tx[:, 0] >> 6) != (rx[:, 0] >> 6)
-        scid = ((tx[:, 0] & 0x3F) != (rx[:, 0] & 0x3F)) | ((tx[:, 1] >> 6) != (rx[:, 1] >> 6))
-    return np.where(ver, "version", np.where(scid, "scid", ""))
+        head = frames[:, :aos.HEADER_LENGTH + aos.FHEC_LENGTH].copy()
+        if link.fhec:
+            fhec_ok, _ = aos.fhec_decode(head, correct=True)
+        h = aos.decode_primary_header(head)
+        version_ok = h["version"] == aos.AOS_VERSION
+    scid_ok = h["scid"] == plan.scid
+    reason = np.full(n, "", dtype=object)
+    pending = np.ones(n, bool)
+    for ok, name in zip((version_ok, scid_ok, length_ok, fhec_ok), FRAME_CHECKS):
+        reason[pending & ~ok] = name
+        pending &= ok
+    return reason
+
+
+def _count_checked(truth: dict, frames: np.ndarray, plan: _Plan, what: str) -> np.ndarray:
+    """Frames known to hold errors after the channel: count each under its first failing
+    check (transfer frame checks, then FECF). Returns each frame's status ('crc',
+    a check name, or 'delivered' when nothing catches the errors: the truth is then
+    not exact)."""
+    rejects = truth["rejects"]
+    status = _frame_checks(frames, plan)
+    for name in FRAME_CHECKS:
+        k = int((status == name).sum())
+        if k:
+            rejects[name] = rejects.get(name, 0) + k
+    rest = status == ""
+    if rest.any() and plan.link.fecf:
+        failed = rest & ~crc.fecf_ok(frames)
+        if failed.any():
+            rejects["crc"] = rejects.get("crc", 0) + int(failed.sum())
+            status[failed] = "crc"
+        rest &= ~failed
+    if rest.any():
+        status[rest] = "delivered"
+        truth["exact"] = False
+        truth["notes"].append(f"{int(rest.sum())} {what} pass every frame check: what they do to "
+                              "virtual channels and packets is not predicted")
+    return status
 
 
 # ----------------------------------------------------------------------------- simulate
@@ -1024,21 +1078,12 @@ def _frames_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig,
     errs = np.zeros(len(kept), bool)
     if imp.bit_error_rate:
         errs = _apply_ber(rng, rx, imp.bit_error_rate)
-    hdr = _header_reject(tx[kept], rx, plan.frame_type)
     status[kept] = "delivered"
-    crc_bad = errs & (hdr == "")
-    for reason in ("version", "scid"):
-        m = errs & (hdr == reason)
-        if m.any():
-            rejects[reason] = rejects.get(reason, 0) + int(m.sum())
-            status[kept[m]] = reason
-    if link.fecf:
-        status[kept[crc_bad]] = "crc"
-        if crc_bad.any():
-            rejects["crc"] = int(crc_bad.sum())
-    elif crc_bad.any():
-        truth["exact"] = False
-        truth["notes"].append("bit errors in frames without FECF: their packets cannot be predicted")
+    check = errs.copy()
+    if imp.truncate_last and len(kept):
+        check[-1] = False                    # the cut record is refused as truncated, unread
+    if check.any():
+        status[kept[check]] = _count_checked(truth, rx[check], plan, "frames with bit errors")
     capture = rx.reshape(-1)
     f["total"] = len(kept)
     f["clean"] = len(kept)
@@ -1188,24 +1233,23 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
         # search finds the first marker (nothing marker-like before it), its successor
         # verifies it, and lock then holds to the end: every CADU, the last maybe cut short
         last_ok = int(starts[-1]) + cadus.shape[1] * 8 <= nbits
-        got = [(i, bool(inv[i])) for i in range(m - (0 if last_ok else 1))]
+        got_idx = np.arange(m - (0 if last_ok else 1), dtype=np.int64)
+        got_inv = inv[got_idx]
         truncated, lock_losses, fly = (0 if last_ok else 1), 0, []
     else:
         got, truncated, lock_losses, fly = _SyncModel(cfg).run(starts, asm_errs, inv, nbits, max_err)
+        got_idx = np.array([i for i, _ in got], np.int64)
+        got_inv = np.array([h for _, h in got], bool)
     f = truth["frames"]
     rejects = truth["rejects"]
     t = parity // 2
-    flywheel = 0
-    for idx, inverted in got:
-        if inverted:
-            truth["sync"]["inverted_codeblocks"] += 1
-        if idx < 0:
-            flywheel += 1
-    real = np.array([i for i, _ in got if i >= 0], np.int64)
-    f["total"] = len(got) + truncated
+    truth["sync"]["inverted_codeblocks"] = int(got_inv.sum())
+    flywheel = int((got_idx < 0).sum())
+    real = got_idx[got_idx >= 0]
+    f["total"] = len(got_idx) + truncated
     truth["sync"]["lock_losses"] = lock_losses
     if flywheel:
-        held = [h for i, h in got if i < 0]
+        held = got_inv[got_idx < 0]
         fly_blocks = np.stack([_read_bits(capture, int(p) + asm_bits, cb * 8) ^ (0xFF if h else 0)
                                for p, h in zip(fly, held)])
         _flywheel_truth(truth, cfg, plan, fly_blocks)
@@ -1229,21 +1273,8 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
             if cfg.randomized:
                 from groundseg.coding import randomizer
                 rx_frames = randomizer.randomize(rx_frames)
-            hdr = _header_reject(tx[kept[real]], rx_frames, plan.frame_type)
-            for reason in ("version", "scid"):
-                sel = errs & (hdr == reason)
-                if sel.any():
-                    rejects[reason] = rejects.get(reason, 0) + int(sel.sum())
-                    status[kept[real[sel]]] = reason
-            rest = errs & (hdr == "")
-            if link.fecf:
-                status[kept[real[rest]]] = "crc"
-                if rest.any():
-                    rejects["crc"] = rejects.get("crc", 0) + int(rest.sum())
-            elif rest.any():
-                truth["exact"] = False
-                truth["notes"].append("bit errors in frames without Reed-Solomon or FECF: their "
-                                      "packets cannot be predicted")
+            status[kept[real[errs]]] = _count_checked(truth, np.ascontiguousarray(rx_frames[errs]), plan,
+                                                      "frames with bit errors")
     if truncated:
         f["clean"] += truncated
         f["rejected"] += truncated
@@ -1252,7 +1283,7 @@ def _bits_level(truth, rng, imp: Impairments, plan: _Plan, cfg: ChannelConfig, t
     if uncorr:
         rejects["rs_uncorrectable"] = uncorr
     f["crc_failed"] = int(rejects.get("crc", 0))
-    f["rejected"] += int(rejects.get("version", 0) + rejects.get("scid", 0))
+    f["rejected"] += int(sum(rejects.get(k, 0) for k in FRAME_CHECKS))
     return capture.tobytes()
 
 
@@ -1285,28 +1316,8 @@ def _flywheel_truth(truth: dict, cfg: ChannelConfig, plan: _Plan, blocks: np.nda
     ok = ~bad
     if not ok.any():
         return
-    fr = np.ascontiguousarray(frames[ok])
-    if plan.frame_type == "TM":
-        h = tm.decode_primary_header(fr)
-        version_bad, scid_bad = h["version"] != 0, h["scid"] != plan.scid
-    else:
-        h = aos.decode_primary_header(fr)
-        version_bad, scid_bad = h["version"] != 1, h["scid"] != plan.scid
-    reason = np.where(version_bad, "version", np.where(scid_bad, "scid", ""))
-    for r in ("version", "scid"):
-        k = int((reason == r).sum())
-        if k:
-            rejects[r] = rejects.get(r, 0) + k
-    rest = reason == ""
-    if rest.any() and plan.link.fecf and not (plan.frame_type == "AOS" and plan.link.fhec):
-        failed = rest & ~crc.fecf_ok(fr)
-        if failed.any():
-            rejects["crc"] = rejects.get("crc", 0) + int(failed.sum())
-        rest &= ~failed
-    if rest.any():
-        truth["exact"] = False
-        truth["notes"].append(f"{int(rest.sum())} flywheel codeblocks passed every frame check: "
-                              "what they do to virtual channels and packets is not predicted")
+    _count_checked(truth, np.ascontiguousarray(frames[ok]), plan,
+                   "flywheel codeblocks that RS passed")
 
 
 def _read_bits(buf: np.ndarray, bit_pos: int, nbits: int) -> np.ndarray:
