@@ -385,58 +385,133 @@ def _window_dups_in_batch_kernel(order, keys, times, window):
     return dup
 
 
-class _Runs:
-    """A growing set of sorted uint64 keys (with optional time and pass payload), kept as a
-    few sorted runs merged geometrically: appending n keys costs O(n log n) amortised."""
+@dataclass
+class _Run:
+    """Sorted dedup keys of some archived (or about to be archived) packet rows.
 
-    def __init__(self, payload: bool):
-        self.payload = payload
-        self.runs: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+    ``sources``: the (table, first row, end row) they come from, so an evicted run can be
+    read back from the archive. ``lo``/``hi``: span of the times its keys are matched on
+    (key time for exact keys, reception time otherwise); NaN while unknown (an earlier pass
+    not yet read: its pass-level span stands in). ``untimed``: holds packets with no time."""
+    keys: np.ndarray | None
+    times: np.ndarray | None
+    passes: np.ndarray | None
+    sources: list
+    lo: float
+    hi: float
+    untimed: bool = False
+    used: int = 0
+    exact_span: bool = False  # lo/hi measured from the keys, not estimated
+
+    @property
+    def loaded(self) -> bool:
+        return self.keys is not None
+
+    @property
+    def nbytes(self) -> int:
+        if self.keys is None:
+            return 0
+        return self.keys.nbytes + (0 if self.times is None else self.times.nbytes + self.passes.nbytes)
+
+
+class _KeyIndex:
+    """Dedup keys as time-partitioned sorted runs, within a memory budget.
+
+    A query searches only the runs whose time span overlaps the packets asked about, so a
+    pass whose time runs forward touches only its most recent run. Past the budget, the
+    least recently used runs whose rows are committed are dropped and read back from the
+    archive if a later query overlaps them: memory stays bounded however long the pass."""
+
+    def __init__(self, timed: bool, budget: int, piece: int):
+        self.timed = timed          # window keys: carry reception time and pass
+        self.budget = budget
+        self.piece = piece
+        self.runs: list[_Run] = []
+        self.clock = 0
+        self.loader = None           # run -> (keys, times, passes, lo, hi, untimed)
 
     def __len__(self) -> int:
-        return sum(len(r[0]) for r in self.runs)
+        return sum(len(r.keys) for r in self.runs if r.loaded)
 
-    def add(self, keys: np.ndarray, times: np.ndarray | None = None, passes: np.ndarray | None = None):
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.runs)
+
+    def add(self, keys, times, passes, sources, lo, hi, untimed=False) -> None:
         if len(keys) == 0:
             return
         order = np.argsort(keys, kind="stable")
-        run = (keys[order], times[order] if self.payload else None,
-               passes[order] if self.payload else None)
+        run = _Run(keys[order], times[order] if self.timed else None,
+                   passes[order] if self.timed else None, list(sources), lo, hi, untimed,
+                   self.clock, exact_span=True)
         self.runs.append(run)
-        while len(self.runs) >= 2 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
-            b = self.runs.pop()
-            a = self.runs.pop()
-            k = np.concatenate([a[0], b[0]])
-            order = np.argsort(k, kind="stable")
-            if self.payload:
-                self.runs.append((k[order], np.concatenate([a[1], b[1]])[order],
-                                  np.concatenate([a[2], b[2]])[order]))
-            else:
-                self.runs.append((k[order], None, None))
+        # merge the newest runs while they stay small: fewer runs to search
+        while len(self.runs) >= 2:
+            a, b = self.runs[-2], self.runs[-1]
+            if not (a.loaded and b.loaded and a.exact_span) or len(a.keys) + len(b.keys) > self.piece \
+                    or len(a.keys) > 2 * len(b.keys):
+                break
+            self.runs.pop()
+            self.runs[-1] = self._merge(a, b)
 
-    def contains(self, q: np.ndarray) -> np.ndarray:
-        if not self.runs or len(q) == 0:
-            return np.zeros(len(q), bool)
-        # sorted queries walk each run front to back: cache-friendly binary searches
-        order = np.argsort(q)
-        qs = q[order]
-        found_s = np.zeros(len(q), bool)
-        for keys, _, _ in self.runs:
-            idx = np.searchsorted(keys, qs)
-            found_s |= keys[np.minimum(idx, len(keys) - 1)] == qs
-        found = np.empty(len(q), bool)
-        found[order] = found_s
-        return found
+    def add_unloaded(self, sources, lo, hi, untimed) -> None:
+        self.runs.append(_Run(None, None, None, list(sources), lo, hi, untimed, 0))
 
-    def window_match(self, q: np.ndarray, qtimes: np.ndarray, qpass: np.ndarray, window: float):
+    def _merge(self, a: _Run, b: _Run) -> _Run:
+        k = np.concatenate([a.keys, b.keys])
+        order = np.argsort(k, kind="stable")
+        t = p = None
+        if self.timed:
+            t = np.concatenate([a.times, b.times])[order]
+            p = np.concatenate([a.passes, b.passes])[order]
+        lo = np.nan if np.isnan([a.lo, b.lo]).all() else float(np.nanmin([a.lo, b.lo]))
+        hi = np.nan if np.isnan([a.hi, b.hi]).all() else float(np.nanmax([a.hi, b.hi]))
+        return _Run(k[order], t, p, a.sources + b.sources, lo, hi, a.untimed or b.untimed,
+                    max(a.used, b.used), exact_span=True)
+
+    def _overlaps(self, r: _Run, lo: float, hi: float, untimed: bool) -> bool:
+        if untimed and r.untimed:
+            return True
+        if np.isnan(lo):
+            return False
+        if np.isnan(r.lo):
+            return not r.exact_span  # unknown span: look (an empty-span run never matches)
+        return r.lo <= hi and lo <= r.hi
+
+    def _ensure_loaded(self, r: _Run) -> None:
+        if r.loaded:
+            return
+        r.keys, r.times, r.passes, lo, hi, r.untimed = self.loader(r, self.timed)
+        r.lo, r.hi, r.exact_span = lo, hi, True
+
+    def query(self, q, lo, hi, untimed, check, committed) -> np.ndarray:
+        """OR of ``check(run)`` over the runs overlapping [lo, hi] (or holding untimed
+        packets when ``untimed``), loading evicted ones as needed."""
         found = np.zeros(len(q), bool)
-        for keys, times, passes in self.runs:
-            lo = np.searchsorted(keys, q, "left")
-            hi = np.searchsorted(keys, q, "right")
-            if np.any(hi > lo):
-                found |= _window_dups_kernel(lo.astype(np.int64), hi.astype(np.int64), times,
-                                             passes, qtimes, qpass, float(window))
+        self.clock += 1
+        for r in list(self.runs):
+            if not self._overlaps(r, lo, hi, untimed):
+                continue
+            if not r.loaded:
+                self._ensure_loaded(r)
+                if not self._overlaps(r, lo, hi, untimed):  # its true span is known now
+                    self.evict(committed, True)
+                    continue
+            r.used = self.clock
+            if len(r.keys):
+                found |= check(r)
+            self.evict(committed, True)
         return found
+
+    def evict(self, committed: dict[str, int], in_query: bool = False) -> None:
+        total = self.nbytes()
+        if total <= self.budget:
+            return
+        for r in sorted((r for r in self.runs if r.loaded), key=lambda r: r.used):
+            if total <= self.budget:
+                break
+            if all(src[2] <= committed.get(src[0], 0) for src in r.sources):
+                total -= r.nbytes
+                r.keys = r.times = r.passes = None
 
 
 class Deduplicator:
@@ -446,32 +521,46 @@ class Deduplicator:
     packet's secondary-header time, else its frame's insert-zone time: such keys
     match exactly (to the microsecond). Packets with neither match on reception
     time within ``window`` seconds; packets with no time at all match only a
-    packet of another pass. Keys of earlier passes are loaded only for passes
-    whose time span overlaps the packets being checked (``loader``).
+    packet of another pass. Keys are kept in time-partitioned runs; only runs
+    whose span overlaps the packets checked are searched, and past ``budget``
+    bytes the least recently used runs are dropped and read back from the archive
+    when needed (``loader``), so memory stays bounded.
     """
 
-    def __init__(self, window: float = 10.0):
+    def __init__(self, window: float = 10.0, budget: int = 64 << 20, piece: int = 1 << 19, loader=None):
         self.window = float(window)
-        self.exact = _Runs(payload=False)
-        self.timed = _Runs(payload=True)
+        self.exact = _KeyIndex(False, budget // 2, piece)
+        self.timed = _KeyIndex(True, budget // 2, piece)
+        self.exact.loader = self.timed.loader = loader
+        self.committed: dict[str, int] = {}
 
-    def add_archived(self, keys, time_source, reception_time, pass_id):
-        exact = time_source <= TIME_FRAME
-        self.exact.add(keys[exact])
-        w = ~exact
-        if w.any():
-            t = np.where(time_source[w] == TIME_NONE, np.nan, reception_time[w])
-            self.timed.add(keys[w], t.astype(np.float64), np.asarray(pass_id[w], np.int64))
+    def add_unloaded(self, sources, onboard_span, reception_span, untimed: bool, has_exact=True,
+                     has_timed=True) -> None:
+        """An earlier pass's rows, read from the archive only if a query overlaps them."""
+        if has_exact and np.isfinite(onboard_span[0]):
+            self.exact.add_unloaded(sources, *onboard_span, False)
+        if has_timed and (np.isfinite(reception_span[0]) or untimed):
+            self.timed.add_unloaded(sources, *reception_span, untimed)
 
-    def check(self, keys, time_source, reception_time, pass_id: int) -> np.ndarray:
-        """Duplicate mask; the non-duplicates are then remembered as archived."""
+    def check(self, keys, time_source, reception_time, pass_id: int, key_time=None,
+              rows: tuple[str, int] | None = None) -> np.ndarray:
+        """Duplicate mask; the non-duplicates are then remembered as archived, as the rows
+        of table ``rows[0]`` from ``rows[1]`` on, in order (so they can be read back)."""
         n = len(keys)
         dup = np.zeros(n, bool)
         exact = time_source <= TIME_FRAME
+        kt = np.full(n, np.nan) if key_time is None else np.asarray(key_time, np.float64)
+        committed = self.committed
         if exact.any():
             idx = np.flatnonzero(exact)
             k = keys[idx]
-            d = self.exact.contains(k)
+            lo, hi = _span(kt[idx])
+            if not np.isfinite(lo):
+                lo, hi = -np.inf, np.inf
+
+            def in_run(r, k=k):
+                return _sorted_contains(r.keys, k)
+            d = self.exact.query(k, lo, hi, False, in_run, committed)
             _, first = np.unique(k, return_index=True)
             repeat = np.ones(len(k), bool)
             repeat[first] = False
@@ -482,14 +571,51 @@ class Deduplicator:
             k = keys[idx]
             t = np.where(time_source[idx] == TIME_NONE, np.nan, reception_time[idx]).astype(np.float64)
             p = np.full(len(idx), pass_id, np.int64)
-            d = self.timed.window_match(k, t, p, self.window)
+            lo, hi = _span(t)
+            untimed = bool(np.isnan(t).any())
+
+            def near(r, k=k, t=t, p=p):
+                lo_i = np.searchsorted(r.keys, k, "left")
+                hi_i = np.searchsorted(r.keys, k, "right")
+                if not np.any(hi_i > lo_i):
+                    return np.zeros(len(k), bool)
+                return _window_dups_kernel(lo_i.astype(np.int64), hi_i.astype(np.int64), r.times,
+                                           r.passes, t, p, self.window)
+            d = self.timed.query(k, lo - self.window, hi + self.window, untimed, near, committed)
             order = np.argsort(k, kind="stable").astype(np.int64)
             d |= _window_dups_in_batch_kernel(order, k, t, self.window)
             dup[idx] = d
         keep = ~dup
-        self.add_archived(keys[keep], time_source[keep], reception_time[keep],
-                          np.full(int(keep.sum()), pass_id, np.int64))
+        src = [(rows[0], rows[1], rows[1] + int(keep.sum()))] if rows is not None else []
+        ex_keep = keep & exact
+        span = _span(kt[ex_keep]) if key_time is not None else (-np.inf, np.inf)
+        self.exact.add(keys[ex_keep], None, None, src, *span)
+        tk = keep & ~exact
+        if tk.any():
+            t = np.where(time_source[tk] == TIME_NONE, np.nan, reception_time[tk]).astype(np.float64)
+            self.timed.add(keys[tk], t, np.full(int(tk.sum()), pass_id, np.int64), src, *_span(t),
+                           untimed=bool(np.isnan(t).any()))
         return dup
+
+    def evict(self, committed: dict[str, int]) -> None:
+        self.committed = dict(committed)
+        self.exact.evict(self.committed)
+        self.timed.evict(self.committed)
+
+    def nbytes(self) -> int:
+        return self.exact.nbytes() + self.timed.nbytes()
+
+
+def _sorted_contains(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
+    if len(keys) == 0 or len(q) == 0:
+        return np.zeros(len(q), bool)
+    # sorted queries walk the run front to back: cache-friendly binary searches
+    order = np.argsort(q)
+    qs = q[order]
+    idx = np.searchsorted(keys, qs)
+    found = np.empty(len(q), bool)
+    found[order] = keys[np.minimum(idx, len(keys) - 1)] == qs
+    return found
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -687,7 +813,8 @@ class ArchiveWriter:
 
     def __init__(self, archive: str | os.PathLike, mission, *, flush_seconds: float = 2.0,
                  flush_packets: int = 100_000, flush_bytes: int = 64 << 20,
-                 dedup_window: float = 10.0, compression: dict | str | None = "default",
+                 dedup_window: float = 10.0, dedup_memory: int = 64 << 20, dedup_piece: int = 1 << 19,
+                 compression: dict | str | None = "default",
                  clock=time.time):
         self.mission = mission
         self.mission_name = str(mission.name)
@@ -697,6 +824,8 @@ class ArchiveWriter:
         self.flush_packets = int(flush_packets)
         self.flush_bytes = int(flush_bytes)
         self.dedup_window = float(dedup_window)
+        self.dedup_budget = int(dedup_memory)
+        self.dedup_piece = int(dedup_piece)
         self.compression = self._compression_settings(compression)
         self._clock = clock
         self._file: h5py.File | None = None
@@ -743,7 +872,7 @@ class ArchiveWriter:
     def _h5open(self, mode: str) -> h5py.File:
         try:
             return h5py.File(self.path, mode, libver=LIBVER, locking=False,
-                             rdcc_nbytes=8 << 20, rdcc_nslots=10007)
+                             rdcc_nbytes=2 << 20, rdcc_nslots=1009)
         except OSError as exc:
             raise ArchiveError(f"{self.path}: cannot open the archive: {str(exc).splitlines()[0]}") from None
 
@@ -1155,55 +1284,74 @@ class ArchiveWriter:
                           "reject_dtype": reject_dtype}
             self._flush(commit=True)
             self._enter_swmr()
-            self._dedup = Deduplicator(self.dedup_window)
-            self._prior = self._prior_passes(exclude=pass_id)
+            self._dedup = Deduplicator(self.dedup_window, self.dedup_budget, self.dedup_piece,
+                                       loader=self._load_run)
+            self._dedup.committed = dict(self._rows)
             self._loaded: set[int] = set()
+            self._register_prior_passes(exclude=pass_id)
         except OSError as exc:
             raise _os_error(self.path, exc, "cannot start a pass") from None
         return pass_id
 
-    def _prior_passes(self, exclude: int) -> list[dict]:
+    def _register_prior_passes(self, exclude: int) -> None:
+        """Earlier passes' rows become unloaded dedup runs (pieces of ``piece`` rows) with the
+        pass's time spans: read only when a batch overlaps them."""
         g = self._file["passes"]
         rows = self._rows["passes"]
+        if rows == 0:
+            return
         cols = {n: g[n][:rows] for n in ("pass_id", "reception_start", "reception_end",
                                           "onboard_start", "onboard_end", "untimed_packets",
                                           "packets_archived")}
-        out = []
-        for i in range(rows):
-            if int(cols["pass_id"][i]) == exclude:
-                continue
-            out.append({k: v[i].item() for k, v in cols.items()})
-        return out
-
-    def _load_overlapping(self, rt: tuple, kt: tuple, untimed: bool) -> None:
-        """Load dedup keys of earlier passes whose time span overlaps these packets'."""
-        w = self.dedup_window
-        todo = []
-        for p in self._prior:
-            pid = int(p["pass_id"])
-            if pid in self._loaded or p["packets_archived"] == 0:
-                continue
-            hit = False
-            if np.isfinite(rt[0]) and np.isfinite(p["reception_start"]):
-                hit |= p["reception_start"] - w <= rt[1] and rt[0] <= p["reception_end"] + w
-            if np.isfinite(kt[0]) and np.isfinite(p["onboard_start"]):
-                hit |= p["onboard_start"] <= kt[1] and kt[0] <= p["onboard_end"]
-            if untimed and p["untimed_packets"] > 0:
-                hit = True
-            if hit:
-                todo.append(pid)
-        if not todo:
-            return
         ranges = self._pass_ranges()
-        f = self._file
-        for pid in todo:
-            self._loaded.add(pid)
+        piece = self._dedup.exact.piece
+        for i in range(rows):
+            pid = int(cols["pass_id"][i])
+            if pid == exclude or cols["packets_archived"][i] == 0:
+                continue
+            on = (float(cols["onboard_start"][i]), float(cols["onboard_end"][i]))
+            rx = (float(cols["reception_start"][i]) - 0.0, float(cols["reception_end"][i]))
+            untimed = bool(cols["untimed_packets"][i] > 0)
             for t, (a, b) in ranges.get(pid, {}).items():
                 if not t.startswith(PACKETS_GROUP + "/") or b <= a:
                     continue
-                g = f[t]
-                self._dedup.add_archived(g["dedup_key"][a:b], g["time_source"][a:b],
-                                         g["reception_time"][a:b], np.full(b - a, pid, np.int64))
+                for s0 in range(a, b, piece):
+                    self._dedup.add_unloaded([(t, s0, min(b, s0 + piece), pid)], on, rx, untimed)
+
+    def _load_run(self, run, timed: bool):
+        """Read an evicted or never-loaded dedup run back from the archive."""
+        keys, times, passes = [], [], []
+        lo, hi = np.nan, np.nan
+        untimed = False
+        f = self._file
+        for src in run.sources:
+            t, a, b = src[0], src[1], src[2]
+            if len(src) > 3:
+                self._loaded.add(int(src[3]))
+            g = f[t]
+            k = g["dedup_key"][a:b]
+            ts = g["time_source"][a:b]
+            sel = ts > TIME_FRAME if timed else ts <= TIME_FRAME
+            if not sel.any():
+                continue
+            keys.append(k[sel])
+            if timed:
+                rt = np.where(ts[sel] == TIME_NONE, np.nan, g["reception_time"][a:b][sel])
+                times.append(rt)
+                passes.append(g["pass_id"][a:b][sel].astype(np.int64))
+                span = _span(rt)
+                untimed |= bool(np.isnan(rt).any())
+            else:
+                span = _span(g["onboard_time"][a:b][sel])
+            if np.isfinite(span[0]):
+                lo = span[0] if not np.isfinite(lo) else min(lo, span[0])
+                hi = span[1] if not np.isfinite(hi) else max(hi, span[1])
+        k = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+        order = np.argsort(k, kind="stable")
+        if timed:
+            return (k[order], np.concatenate(times)[order] if times else np.zeros(0),
+                    np.concatenate(passes)[order] if passes else np.zeros(0, np.int64), lo, hi, untimed)
+        return k[order], None, None, lo, hi, False
 
     def end_pass(self, report: dict | None = None, complete: bool = True) -> dict:
         """Flush, then close the pass row: status, end time, the report's counts and JSON."""
@@ -1453,8 +1601,10 @@ class ArchiveWriter:
         ktime = np.where(np.isfinite(onboard), onboard, frame_time)
         exact = src <= TIME_FRAME
         keys = packet_keys(batch.data, batch.offsets, h["apid"], h["seq_count"], ktime, exact)
-        self._load_overlapping(_span(rt), _span(ktime[exact]), bool(np.any(src == TIME_NONE)))
-        dup = self._dedup.check(keys, src, rt, p["pass_id"])
+        path = self._ensure_packet_table(apid if name is not None else None, name)
+        table = self._tables[path]
+        first = self._rows[path] + table.pending_rows  # where these rows will land
+        dup = self._dedup.check(keys, src, rt, p["pass_id"], key_time=ktime, rows=(path, first))
         nd = int(dup.sum())
         p["duplicates"] += nd
         if nd == n:
@@ -1548,6 +1698,8 @@ class ArchiveWriter:
         fl.resize((n + 1, fl.shape[1]))
         fl[n, :len(row)] = row
         f.flush()
+        if self._pass is not None and getattr(self, "_dedup", None) is not None:
+            self._dedup.evict(self._rows)  # committed rows can be read back: their keys may go
 
 
 def _span(t: np.ndarray) -> tuple[float, float]:

@@ -29,6 +29,7 @@ from groundseg import telemetry
 from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.mission import load_mission
 from tests.unit.test_archive_support import mixed_batch
+import numpy as np
 from groundseg.archive.hdf5 import Deduplicator, packet_keys
 mission = load_mission({mission!r})
 # load the compiled kernels before the clock starts

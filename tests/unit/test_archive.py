@@ -151,8 +151,8 @@ item = st.tuples(st.sampled_from([1, 2]), st.sampled_from([0, 1]), st.sampled_fr
 
 @settings(deadline=None, max_examples=100)
 @given(st.lists(st.lists(item, min_size=1, max_size=6), min_size=1, max_size=4),
-       st.lists(st.integers(0, 1), min_size=4, max_size=4))
-def test_deduplicator_matches_reference(batches, pass_steps):
+       st.lists(st.integers(0, 1), min_size=4, max_size=4), st.booleans())
+def test_deduplicator_matches_reference(batches, pass_steps, use_key_time):
     window = 5.0
     dd = Deduplicator(window)
     items, got = [], []
@@ -169,7 +169,7 @@ def test_deduplicator_matches_reference(batches, pass_steps):
         keys = packet_keys(np.frombuffer(content, np.uint8), offsets, np.array([x[0] for x in b]),
                            np.array([x[1] for x in b]), t, kinds == "exact")
         rt = np.where(kinds == "rx", t, np.nan)
-        got += dd.check(keys, src, rt, pass_id).tolist()
+        got += dd.check(keys, src, rt, pass_id, key_time=t if use_key_time else None).tolist()
         items += [(pass_id, a, s, c, k, tt) for a, s, c, k, tt in b]
     assert got == ref_dedup(items, window)
 
@@ -633,3 +633,30 @@ def test_packets_telemetry_refused_go_to_rejects(tmp_path, mission):
         r, blob, off = a.rejects(with_data=True)
         assert r["reason_name"].tolist() == ["packet_length"] and r["apid"].tolist() == [10]
         assert blob[off[0]:off[1]].tobytes() == bad.packet(0)
+
+
+def test_dedup_memory_bounded_and_evicted_keys_read_back(tmp_path, mission):
+    batches = [mixed_batch(10, t0=1.7e9 + 10 * i, seq0=10 * i, seed=i, rx0=1.8e9 + 10 * i) for i in range(12)]
+    decoded = [telemetry.decode(b, mission)[0] for b in batches]
+    one_batch = 24 * len(batches[0])  # bytes of keys (+ time and pass) one batch may hold
+    peaks = []
+    with ArchiveWriter(tmp_path, mission, dedup_memory=2 * one_batch, dedup_piece=20,
+                       flush_packets=1) as w:
+        w.begin_pass("two stations in one pass")
+        for d in decoded + decoded[:4]:  # the second station's file restarts at the start
+            w.append(decoded=d)
+            peaks.append(w._dedup.nbytes())
+        info = w.end_pass({})
+    assert info["duplicates"] == sum(len(b) for b in batches[:4])
+    assert max(peaks) <= 4 * one_batch  # budget (2 batches) + one batch arriving + one read back
+    with ArchiveWriter(tmp_path, mission, dedup_memory=2 * one_batch, dedup_piece=20,
+                       flush_packets=1) as w:
+        w.begin_pass("replayed")
+        for d in decoded[6:]:
+            w.append(decoded=d)
+            peaks.append(w._dedup.nbytes())
+        info = w.end_pass({})
+    assert info["packets"] == 0 and info["duplicates"] == sum(len(b) for b in batches[6:])
+    assert max(peaks) <= 4 * one_batch  # budget (2 batches) + one batch arriving + one read back
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert a.packet_count() == sum(len(b) for b in batches)
