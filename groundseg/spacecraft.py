@@ -387,8 +387,20 @@ def _noise(rng, n: int, scale: float) -> np.ndarray:
     return (rng.random(n, dtype=np.float32) - np.float32(0.5)) * np.float32(scale * 3.4641)
 
 
-def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.ndarray:
-    """Plausible housekeeping values for one field, as raw unsigned ``bits``-bit words."""
+#: engineering ranges by unit, so calibrated housekeeping looks like housekeeping
+UNIT_RANGES = {"v": (0.0, 40.0), "mv": (0.0, 5000.0), "a": (0.0, 5.0), "ma": (0.0, 2000.0),
+               "degc": (-20.0, 45.0), "c": (-20.0, 45.0), "k": (250.0, 320.0), "%": (0.0, 100.0),
+               "rpm": (-3000.0, 3000.0), "rad/s": (-0.05, 0.05), "deg/s": (-3.0, 3.0),
+               "deg": (-180.0, 180.0), "w": (0.0, 60.0), "pa": (0.0, 2.0e6), "bar": (0.0, 20.0)}
+
+
+def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray, meta=None) -> np.ndarray:
+    """Plausible housekeeping values for one field, as raw unsigned ``bits``-bit words.
+
+    ``meta`` (the mission's FieldMeta: units, calibration "poly:a0,a1"): a field with a
+    known unit gets a sine within that unit's usual range, mapped back through a linear
+    calibration to raw counts; other fields get sines, ramps, counters, modes or flags
+    spanning their bit width."""
     n = t.shape[0]
     mask = (1 << bits) - 1 if bits < 64 else (1 << 64) - 1
     shape = rng.integers(4)
@@ -396,8 +408,11 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     phase = rng.uniform(0, 2 * np.pi)
     # float32 is plenty for a waveform and twice as fast as float64
     wave = np.sin(((t - CLOCK_START) * (2 * np.pi / period) + phase).astype(np.float32))
+    units = (getattr(meta, "units", "") or "").strip().lower()
+    eng = UNIT_RANGES.get(units)
     if kind == "float":
-        level, amp = rng.uniform(-50, 50), rng.uniform(0.5, 20)
+        lo, hi = eng if eng else (-1.0, 1.0)
+        level, amp = lo + (hi - lo) * rng.uniform(0.3, 0.7), (hi - lo) * rng.uniform(0.05, 0.25)
         x = (level + amp * wave + _noise(rng, n, amp * 0.01)).astype(np.float64)
         if bits == 16:
             return x.astype(">f2").view(">u2").astype(np.uint64)
@@ -407,6 +422,16 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     if bits == 1:
         return ((i // int(rng.integers(5, 200))) & 1).astype(np.uint64)
     signed = kind == "int"
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, mask)
+    poly = _linear_calibration(meta)
+    if eng and poly and bits <= 52:
+        # a sine in engineering units, turned into counts through the calibration
+        a0, a1 = poly
+        e_lo, e_hi = eng
+        level, amp = e_lo + (e_hi - e_lo) * rng.uniform(0.3, 0.7), (e_hi - e_lo) * rng.uniform(0.05, 0.25)
+        x = (level + amp * wave.astype(np.float64) + _noise(rng, n, amp * 0.02) - a0) / a1
+        v = np.clip(np.rint(x), lo, hi).astype(np.int64)
+        return (v.astype(np.uint64) & np.uint64(mask))
     if bits > 52 or shape == 1:      # counters and ramps wrap within the field
         step = int(rng.integers(1, 4))
         start = int(rng.integers(0, 1 << min(bits, 62)))
@@ -414,7 +439,6 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     if shape == 2 and bits <= 8:     # a mode / enum: slowly changing small values
         v = (i // int(rng.integers(20, 500))) % int(rng.integers(2, min(8, 1 << bits) + 1))
         return v.astype(np.uint64)
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, mask)
     mid = (lo + hi) / 2 if not signed else rng.uniform(lo, hi) * 0.2
     amp = (hi - lo) * rng.uniform(0.05, 0.35)
     x = mid + amp * wave.astype(np.float64) + _noise(rng, n, amp * 0.02 + 0.3)
@@ -422,7 +446,24 @@ def _waveform(rng, kind: str, bits: int, t: np.ndarray, i: np.ndarray) -> np.nda
     return (v.astype(np.uint64) & np.uint64(mask)) if bits < 64 else v.astype(np.uint64)
 
 
-def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int], t, i) -> dict:
+def _linear_calibration(meta) -> tuple[float, float] | None:
+    """(a0, a1) of a "poly:a0,a1" calibration with a1 != 0, else None."""
+    cal = getattr(meta, "calibration", None)
+    if not cal or not str(cal).lower().startswith("poly:"):
+        return None
+    try:
+        c = [float(x) for x in str(cal)[5:].split(",")]
+    except ValueError:
+        return None
+    if len(c) == 1:
+        return None
+    if len(c) > 2 and any(c[2:]):
+        return None
+    return (c[0], c[1]) if c[1] else None
+
+
+def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int], t, i,
+                 meta: dict | None = None) -> dict:
     """Write every field of a fixed-length definition into rows of ``body`` (the whole packet).
 
     Returns {field name: raw unsigned words written} (str fields: their bytes)."""
@@ -440,7 +481,7 @@ def _fill_fields(rng, body: np.ndarray, fields: list[tuple], offsets: list[int],
                 body[:, off // 8: off // 8 + nb] = vals
                 written[name] = vals
             continue
-        v = _waveform(rng, dtype, bits, t, i)
+        v = _waveform(rng, dtype, bits, t, i, (meta or {}).get(name.split("[")[0]))
         written[name] = v
         if off % 8 == 0 and bits % 8 == 0:
             nb = bits // 8
@@ -464,7 +505,8 @@ def _make_packets(rng, a: _Apid, n: int, times: np.ndarray, seq0: int):
         body = np.zeros((n, a.length), np.uint8)
         if a.definition is not None:
             fields = _expanded_fields(a.definition)
-            _fill_fields(rng, body, fields, _field_offsets(fields, a.length), times, np.arange(n))
+            _fill_fields(rng, body, fields, _field_offsets(fields, a.length), times, np.arange(n),
+                         getattr(a.apid_def, "fields", None))
         flat = body.reshape(-1)
     else:
         lo = max(7 if tc is None else tc.offset + tc.length + 1, a.mean_length // 2)
