@@ -668,3 +668,22 @@ def test_unpredictable_truth_says_so(tmp_path):
     m = loads_mission(NO_RS_TOML.format(fecf="false"), tmp_path / "p.toml")
     s = sc.simulate(m, frames=80, seed=3, level="frames", impairments=sc.Impairments(bit_error_rate=2e-3))
     assert s.truth["exact"] is False and "not predicted" in " ".join(s.truth["notes"])
+
+
+def test_calibrated_fields_sit_in_their_units_range(demo):
+    s = sc.simulate(demo, frames=200, seed=4, level="packets")
+    ranges = {"V": (0, 40), "A": (0, 5), "degC": (-20, 45), "%": (0, 100), "rpm": (-3000, 3000)}
+    checked = 0
+    for apid in (100, 101, 102, 103):
+        a = demo.apids[apid]
+        flat, _ = s.packets[apid]
+        d = a.packet_definition.load(io.BytesIO(flat.tobytes()))
+        for name, meta in a.fields.items():
+            if meta.units in ranges and meta.calibration:
+                a0, a1 = (float(x) for x in meta.calibration[5:].split(","))
+                eng = a0 + a1 * np.asarray(d[name], np.float64)
+                lo, hi = ranges[meta.units]
+                slack = 0.05 * (hi - lo) + abs(a1)
+                assert lo - slack <= eng.min() and eng.max() <= hi + slack, (name, eng.min(), eng.max())
+                checked += 1
+    assert checked >= 8
