@@ -254,7 +254,11 @@ class WriterLock:
 
     def __init__(self, path: Path, timeout: float = 2.0):
         self.path = lock_path(path)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot create the writer lock {self.path}: "
+                               f"{exc.strerror or exc}") from None
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -194,3 +194,54 @@ def test_kill9_at_random_instants(tmp_path, mission_path):
         assert int(a.passes["packets_archived"].sum()) == committed_total
     assert repair(arc_path)["interrupted_passes"] == []
     check_prefix(arc_path, committed_total)
+
+
+def test_reader_follows_a_layout_change_mid_pass(tmp_path):
+    """A field first seen mid-pass makes the writer leave SWMR to create its dataset;
+    a reader kept open meanwhile sees the new field and every packet."""
+    from groundseg import telemetry
+    from tests.unit.test_archive_support import HK2_CSV
+    m1 = load_mission(write_mission(tmp_path / "m1"))
+    with ArchiveWriter(tmp_path, m1) as w:
+        w.begin_pass("a")
+        w.append(decoded=telemetry.decode(mixed_batch(5), m1)[0])
+        w.end_pass({})
+    m2 = write_mission(tmp_path / "m2", hk_csv=HK2_CSV)
+    code = f"""
+import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from groundseg import telemetry
+from groundseg.archive.hdf5 import ArchiveWriter
+from groundseg.mission import load_mission
+from tests.unit.test_archive_support import mixed_batch
+m = load_mission({str(m2)!r})
+w = ArchiveWriter({str(tmp_path)!r}, m, flush_seconds=0)
+w.begin_pass("b")
+d = telemetry.decode(mixed_batch(5, t0=2e9, seq0=100, rx0=2.1e9, hk2=True), m)[0]
+w.append(decoded={{11: d[11]}})
+print("swmr", flush=True)
+sys.stdin.readline()
+w.append(decoded={{10: d[10]}})
+print("new field", flush=True)
+sys.stdin.readline()
+w.end_pass({{}})
+w.close()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout.readline().strip() == "swmr", proc.stderr.read()
+        with open_archive(tmp_path / "unit.h5") as a:
+            assert a.packet_count() == len(mixed_batch(5)) + 5
+            assert "current" not in a.fields("hk")
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "new field", proc.stderr.read()
+            assert "current" in a.fields("hk")
+            hk = a.packets("hk")
+            assert hk["current"][5:].tolist() == list(range(5))
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read()
