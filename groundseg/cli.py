@@ -147,8 +147,10 @@ def cmd_simulate(args, con: Console) -> int:
     mission = _load_mission(args.mission)
     imp = spacecraft.Impairments(
         bit_error_rate=args.ber, byte_errors_per_codeword=args.byte_errors,
-        lost_frames=args.lost_frames, bit_slips=args.bit_slips, garbage_bytes=args.garbage,
-        inverted=args.invert, bit_offset=args.bit_offset)
+        byte_error_fraction=args.byte_error_fraction, lost_frames=args.lost_frames,
+        bit_slips=args.bit_slips, slip_bits=args.slip_bits, garbage_bytes=args.garbage,
+        garbage_length=args.garbage_length, inverted=args.invert, polarity_flips=args.polarity_flips,
+        bit_offset=args.bit_offset, truncate_last=args.truncate_last)
     truth = spacecraft.simulate_to_file(mission, args.out, frames=args.frames, seed=args.seed,
                                         impairments=imp, level=args.level)
     f = truth.get("frames", {})
@@ -246,11 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--level", choices=["bits", "frames", "packets"])
     s.add_argument("--ber", type=float, default=0.0, help="random bit error rate")
-    s.add_argument("--byte-errors", type=int, default=0, help="byte errors in every RS codeword")
+    s.add_argument("--byte-errors", type=int, default=0, help="byte errors per impaired RS codeword")
+    s.add_argument("--byte-error-fraction", type=float, default=1.0,
+                   help="fraction of codewords that get --byte-errors (default all)")
     s.add_argument("--lost-frames", type=int, default=0)
-    s.add_argument("--bit-slips", type=int, default=0)
-    s.add_argument("--garbage", type=int, default=0, help="garbage bytes between CADUs (count of insertions)")
+    s.add_argument("--bit-slips", type=int, default=0, help="bit slips between CADUs")
+    s.add_argument("--slip-bits", type=int, default=1, help="bits inserted or deleted per slip")
+    s.add_argument("--garbage", type=int, default=0, help="insertions of garbage between CADUs")
+    s.add_argument("--garbage-length", type=int, default=64, help="bytes per garbage insertion")
     s.add_argument("--invert", action="store_true", help="invert every bit (BPSK phase ambiguity)")
+    s.add_argument("--polarity-flips", type=int, default=0, help="polarity flips mid-stream")
+    s.add_argument("--truncate-last", action="store_true", help="cut the last CADU short")
     s.add_argument("--bit-offset", type=int, default=0, help="start the stream this many bits in")
     s.set_defaults(func=cmd_simulate)
 

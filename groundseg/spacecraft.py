@@ -768,7 +768,7 @@ class _SyncModel:
         self.tol = int(fs.spacing_tolerance)
         self.verify = bool(fs.verify)
         self.strong = int(fs.strong_match)
-        self.back = int(getattr(fs, "_back", self.tol))
+        self.back = int(fs.resync_back)
         self.asm_bits = int(cfg.asm_bits)
         self.cadu = self.asm_bits + 8 * cfg.codeblock_length
 
