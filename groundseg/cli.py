@@ -318,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("groundseg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except Exception as exc:  # one clear line; the traceback only with -v
         if con.verbose:
             import traceback
