@@ -788,20 +788,29 @@ def last_commit(fl: np.ndarray) -> int:
 
 
 def pass_ranges(fl: np.ndarray, tables: list[str]) -> dict[int, dict[str, tuple[int, int]]]:
-    """Rows of each table written by each pass: from its opening commit to its last one."""
+    """Rows of each table written by each pass: from the counts before its first commit
+    to those of its last one. Linear in the commits (a pass's commits are contiguous)."""
     out: dict[int, dict[str, tuple[int, int]]] = {}
     if len(fl) == 0:
         return out
     pids = fl[:, 1]
     width = fl.shape[1]
-    for p in np.unique(pids):
-        rows = np.flatnonzero(pids == p)
-        # the row before the pass's first commit holds the counts it started from
-        before = fl[rows[0] - 1] if rows[0] > 0 else np.zeros(width, np.int64)
-        last = fl[rows[-1]]
-        out[int(p)] = {t: (int(before[len(FLUSH_HEAD) + i]) if len(FLUSH_HEAD) + i < width else 0,
-                           int(last[len(FLUSH_HEAD) + i]) if len(FLUSH_HEAD) + i < width else 0)
-                       for i, t in enumerate(tables)}
+    k = min(width - len(FLUSH_HEAD), len(tables))
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(pids)) + 1])
+    ends = np.concatenate([starts[1:], [len(pids)]]) - 1
+    firsts: dict[int, int] = {}
+    lasts: dict[int, int] = {}
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        p = int(pids[a])
+        firsts.setdefault(p, a)
+        lasts[p] = b
+    zero = np.zeros(width, np.int64)
+    for p, a in firsts.items():
+        before = fl[a - 1] if a > 0 else zero
+        last = fl[lasts[p]]
+        out[p] = {t: (int(before[len(FLUSH_HEAD) + i]) if i < k else 0,
+                      int(last[len(FLUSH_HEAD) + i]) if i < k else 0)
+                  for i, t in enumerate(tables)}
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from groundseg.archive.hdf5 import (
     ALL_PASS_COLUMNS, FLUSH_HEAD, HDF5_SIGNATURE, PACKETS_GROUP, PASS_STATUS, REJECT_REASONS, TIME_SOURCES, UNDECLARED,
-    ArchiveError, ArchiveLockedError, last_commit, pass_ranges, patched_superblock, writer_alive,
+    ArchiveError, ArchiveLockedError, pass_ranges, patched_superblock, writer_alive,
 )
 from groundseg.link.records import PACKET_DTYPE, PacketBatch
 
@@ -163,6 +163,9 @@ class Archive:
         self.groundseg_version = str(f.attrs.get("groundseg_version", ""))
         self._tables = json.loads(f["flushes"].attrs["tables"])
         self._gen = int(f.attrs.get("layout_gen", 0))
+        self._fl = np.zeros((0, len(FLUSH_HEAD)), np.int64)
+        self._fl_valid = 0
+        self._ranges = {}
         self._sync()
 
     def _reopen(self) -> None:
@@ -193,11 +196,14 @@ class Archive:
         return ds
 
     def _sync(self) -> None:
-        """Re-read the commit log: committed row counts and pass row ranges."""
+        """Re-read the commit log: committed row counts and pass row ranges. Only rows
+        after the last valid commit already seen are read again."""
         for attempt in range(3):
             try:
                 fl_ds = self._ds("flushes")
-                fl = fl_ds[:]
+                n_all = fl_ds.shape[0]
+                known = self._fl_valid
+                tail = fl_ds[known:n_all] if n_all > known else np.zeros((0, fl_ds.shape[1]), np.int64)
                 break
             except (OSError, KeyError, RuntimeError):
                 if attempt == 2:
@@ -205,18 +211,29 @@ class Archive:
                 time.sleep(0.05)
                 self.close()
                 self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
-        n = last_commit(fl) + 1
-        fl = fl[:n]
-        if n and int(fl[-1, 2]) > self._gen:
+        # valid rows continue the sequence: flush_id == index + 1
+        ids = tail[:, 0] if len(tail) else np.zeros(0, np.int64)
+        ok = ids == np.arange(known + 1, known + 1 + len(tail))
+        m = int(np.argmin(ok)) if not ok.all() else len(tail)
+        tail = tail[:m]
+        if len(tail) and int(tail[:, 2].max()) > self._gen:
             # the writer created datasets since we opened: see them
             self.close()
             self._open()
             return
-        self._fl = fl
+        if len(tail):
+            width = max(self._fl.shape[1], tail.shape[1])
+            fl = np.zeros((known + len(tail), width), np.int64)
+            fl[:known, :self._fl.shape[1]] = self._fl
+            fl[known:, :tail.shape[1]] = tail
+            self._fl = fl
+            self._fl_valid = len(fl)
+            self._ranges = pass_ranges(fl, self._tables)
+        fl = self._fl
+        n = len(fl)
         width = fl.shape[1] if n else len(FLUSH_HEAD)
         self._rows = {t: (int(fl[-1, len(FLUSH_HEAD) + i]) if n and len(FLUSH_HEAD) + i < width else 0)
                       for i, t in enumerate(self._tables)}
-        self._ranges = pass_ranges(fl, self._tables)
 
     def refresh(self) -> None:
         """See what the writer committed since the last query (queries do this themselves)."""
