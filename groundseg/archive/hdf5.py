@@ -27,7 +27,9 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +118,8 @@ DEFAULT_COMPRESSION = {
     "text": {"compression": "gzip", "compression_opts": 1},
 }
 CHUNK_ROWS = 32768
+#: Free space a flush needs beyond its data: chunk rounding, metadata, the commit row.
+SPACE_MARGIN = 16 << 20
 CHUNK_BYTES = 1 << 18              # uncompressed chunks: 256 KiB (raw heaps, fields, keys)
 CHUNK_BYTES_COMPRESSED = 1 << 20   # compressed chunks hold up to 32768 rows
 
@@ -893,10 +897,15 @@ class ArchiveWriter:
         for t in self._tables.values():
             t.datasets = None
         if self._file is not None:
+            hook = sys.unraisablehook
+            if getattr(self, "_broken", False):
+                sys.unraisablehook = lambda *_: None  # h5py would print every failed release
             try:
                 self._file.close()
             except Exception:
                 pass
+            finally:
+                sys.unraisablehook = hook
             self._file = None
             self._swmr = False
 
@@ -1302,7 +1311,7 @@ class ArchiveWriter:
             self._dedup.committed = dict(self._rows)
             self._loaded: set[int] = set()
             self._register_prior_passes(exclude=pass_id)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise _os_error(self.path, exc, "cannot start a pass") from None
         return pass_id
 
@@ -1392,8 +1401,9 @@ class ArchiveWriter:
                 g["report_offset"][row] = off
                 g["report_length"][row] = len(js)
             self._commit()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             self._pass = None
+            self._broken = True
             raise _os_error(self.path, exc, "cannot end the pass") from None
         info = {"pass_id": p["pass_id"], "path": str(self.path), "packets": p["packets"],
                 "duplicates": p["duplicates"], "frames": p["frames"], "rejects": p["rejects"],
@@ -1408,7 +1418,17 @@ class ArchiveWriter:
         Never raises: it runs while another exception propagates."""
         try:
             if self._pass is not None:
-                self.end_pass(None, complete=False)
+                try:
+                    self.end_pass(None, complete=False)
+                except ArchiveError:
+                    if getattr(self, "_broken", False):
+                        raise
+                    # the buffered batch cannot be written (disk full): drop it, keep the rest
+                    for t in self._tables.values():
+                        t.pending.clear()
+                        t.pending_rows = t.pending_bytes = 0
+                    self._pass["packets"] = self._pass.get("flushed_packets", 0)
+                    self.end_pass(None, complete=False)
         except Exception:
             self._pass = None
         finally:
@@ -1462,7 +1482,7 @@ class ArchiveWriter:
             if packets is not None and len(packets):
                 self._append_packets(packets)
             self.poll()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise _os_error(self.path, exc, "cannot write the archive") from None
 
     def poll(self) -> None:
@@ -1479,7 +1499,8 @@ class ArchiveWriter:
         """Write what is buffered and commit it (readers see it; it survives kill -9)."""
         try:
             self._flush(commit=True)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
+            self._broken = True
             raise _os_error(self.path, exc, "cannot write the archive") from None
 
     def _append_frames(self, frames: np.ndarray) -> None:
@@ -1567,7 +1588,7 @@ class ArchiveWriter:
         try:
             self._append_vca_records(np.asarray(vca.records), np.asarray(vca.data, np.uint8))
             self.poll()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise _os_error(self.path, exc, "cannot write the archive") from None
 
     def _append_packets(self, packets: PacketBatch) -> None:
@@ -1670,8 +1691,29 @@ class ArchiveWriter:
         self._enter_swmr()
 
     # -- flush and commit
+    def _check_space(self) -> None:
+        """Refuse a flush the disk (or RLIMIT_FSIZE) cannot hold, before HDF5 writes a byte:
+        a write failing inside HDF5 leaves its caches in a state it cannot close cleanly."""
+        need = sum(t.pending_bytes for t in self._tables.values()) + SPACE_MARGIN
+        try:
+            st = os.statvfs(self.path.parent)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            return
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY:
+            try:
+                free = min(free, soft - os.path.getsize(self.path))
+            except OSError:
+                pass
+        if free < need:
+            raise ArchiveError(f"{self.path}: disk full: {max(free, 0) / 1e6:.1f} MB free, the next "
+                               f"flush needs {need / 1e6:.1f} MB; packets of earlier flushes are safe")
+
     def _flush(self, commit: bool) -> None:
         f = self._file
+        if any(t.pending for t in self._tables.values()):
+            self._check_space()
         for path, table in self._tables.items():
             if table.pending:
                 self._rows[path], self._heap_len[path] = table.write(
@@ -1691,6 +1733,8 @@ class ArchiveWriter:
                 p["last_flush"] = self._clock()
         if commit:
             self._commit()
+        if self._pass is not None:
+            self._pass["flushed_packets"] = self._pass["packets"]
 
     def _commit(self) -> None:
         """Make the data durable first, then record the row counts that readers trust."""

@@ -245,3 +245,45 @@ w.close()
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_file_size_limit_is_a_clear_error_and_loses_nothing(tmp_path):
+    """A real write limit (RLIMIT_FSIZE, as a full disk): one clear ArchiveError, the pass
+    ends incomplete, every earlier flush readable."""
+    mission_path = write_mission(tmp_path / "m")
+    code = f"""
+import resource, signal, sys, os
+sys.path.insert(0, {str(ROOT)!r})
+from groundseg import telemetry
+from groundseg.archive.hdf5 import ArchiveError, ArchiveWriter
+from groundseg.mission import load_mission
+from tests.unit.test_archive_support import mixed_batch
+m = load_mission({str(mission_path)!r})
+w = ArchiveWriter({str(tmp_path)!r}, m, flush_seconds=0)
+w.begin_pass("x")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = os.path.getsize({str(tmp_path / "unit.h5")!r}) + 20_000_000
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+done = 0
+try:
+    for i in range(1000):
+        b = mixed_batch(3000, t0=1.7e9 + 3000 * i, seq0=3000 * i, seed=i, rx0=1.8e9 + 3000 * i)
+        w.append(decoded=telemetry.decode(b, m)[0])
+        done += len(b)
+except ArchiveError as e:
+    print("error:", e)
+w.abort_pass()
+print(done)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("error:") and "disk full" in lines[0] and "safe" in lines[0]
+    done = int(lines[-1])
+    assert done > 0 and r.stderr == ""
+    assert read_superblock(tmp_path / "unit.h5")["flags"] == 0
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert a.packet_count() == done
+        assert a.passes["status"].tolist() == [hdf5.PASS_INCOMPLETE]
+        hk = a.packets("hk")
+        assert hk["seq_count"].tolist() == [i & 0x3FFF for i in range(len(hk))]

@@ -523,6 +523,25 @@ def test_write_failure_is_a_clear_error(tmp_path, mission, monkeypatch):
         assert a.passes["status"].tolist() == [hdf5.PASS_INCOMPLETE]
 
 
+def test_disk_full_refused_before_writing(tmp_path, mission, monkeypatch):
+    w = ArchiveWriter(tmp_path, mission, flush_seconds=0)
+    w.begin_pass("x")
+    w.append(packets=mixed_batch(3))
+    real = hdf5.os.statvfs
+
+    def nearly_full(path):
+        st = real(path)
+        return type("st", (), {"f_bavail": 1, "f_frsize": st.f_frsize})()
+    monkeypatch.setattr(hdf5.os, "statvfs", nearly_full)
+    with pytest.raises(ArchiveError, match="disk full"):
+        w.append(packets=mixed_batch(4, seq0=10, rx0=2e9))
+    w.abort_pass()  # still full: the buffered batch is dropped, the pass marked incomplete
+    monkeypatch.undo()
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert a.passes["status"].tolist() == [hdf5.PASS_INCOMPLETE]
+        assert a.packet_count() == len(mixed_batch(3)) == a.passes["packets_archived"][0]
+
+
 # -- export, inspect, plot, h5dump ---------------------------------------------------------
 def test_export_ccsds_round_trip(tmp_path, mission):
     batch = mixed_batch(12)
