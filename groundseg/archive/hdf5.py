@@ -1332,7 +1332,7 @@ class ArchiveWriter:
             if pid == exclude or cols["packets_archived"][i] == 0:
                 continue
             on = (float(cols["onboard_start"][i]), float(cols["onboard_end"][i]))
-            rx = (float(cols["reception_start"][i]) - 0.0, float(cols["reception_end"][i]))
+            rx = (float(cols["reception_start"][i]), float(cols["reception_end"][i]))
             untimed = bool(cols["untimed_packets"][i] > 0)
             for t, (a, b) in ranges.get(pid, {}).items():
                 if not t.startswith(PACKETS_GROUP + "/") or b <= a:
@@ -1636,7 +1636,32 @@ class ArchiveWriter:
         exact = src <= TIME_FRAME
         keys = packet_keys(batch.data, batch.offsets, h["apid"], h["seq_count"], ktime, exact)
         path = self._ensure_packet_table(apid if name is not None else None, name)
-        table = self._tables[path]
+        # fields checked and their datasets made before dedup remembers these packets
+        specs = {}
+        for fname in list(fields):
+            arr = np.asarray(fields[fname])
+            if arr.dtype.kind in "OU":
+                arr = arr.astype("S")
+            fields[fname] = arr
+            attrs = {"units": str(units.get(fname, "") or ""),
+                     "calibration": str(calibration.get(fname, "") or "")}
+            specs["fields/" + _hdf5_name(fname)] = (arr.dtype, arr.shape[1:], attrs)
+        table = self._ensure_table_columns(path, specs, "header", heap="raw") if specs else self._tables[path]
+        fcols = {}
+        for fname, arr in fields.items():
+            col = "fields/" + _hdf5_name(fname)
+            dt = self._dtypes.get((path, col))
+            if dt is None:
+                dt = self._dtypes[(path, col)] = self._file[path][col].dtype
+            if arr.dtype != dt:
+                if not np.can_cast(arr.dtype, dt, "same_kind") and not (
+                        arr.dtype.kind in "iub" and dt.kind == "f"):
+                    raise ArchiveError(f"{self.path}: field {fname!r} of APID {apid} is {dt} in "
+                                       f"this archive but {arr.dtype} now; rename the field")
+                arr = arr.astype(dt)
+            if len(arr) != n:
+                raise ValueError(f"APID {apid}: field {fname!r} has {len(arr)} values for {n} packets")
+            fcols[col] = arr
         first = self._rows[path] + table.pending_rows  # where these rows will land
         dup = self._dedup.check(keys, src, rt, p["pass_id"], key_time=ktime, rows=(path, first))
         nd = int(dup.sum())
@@ -1648,20 +1673,9 @@ class ArchiveWriter:
             batch = batch.select(keep)
             h = batch.header
             onboard, src, keys, ktime, rt = onboard[keep], src[keep], keys[keep], ktime[keep], rt[keep]
-            fields = {k: np.asarray(v)[keep] for k, v in fields.items()}
+            fcols = {k: v[keep] for k, v in fcols.items()}
             exact = src <= TIME_FRAME
         m = len(batch)
-        path = self._ensure_packet_table(apid if name is not None else None, name)
-        specs = {}
-        for fname, arr in fields.items():
-            arr = np.asarray(arr)
-            if arr.dtype.kind in "OU":
-                arr = arr.astype("S")
-                fields[fname] = arr
-            attrs = {"units": str(units.get(fname, "") or ""),
-                     "calibration": str(calibration.get(fname, "") or "")}
-            specs["fields/" + _hdf5_name(fname)] = (arr.dtype, arr.shape[1:], attrs)
-        table = self._ensure_table_columns(path, specs, "header", heap="raw") if specs else self._tables[path]
         cols = {nm: np.ascontiguousarray(h[nm]) for nm in h.dtype.names}
         cols["pass_id"] = np.full(m, p["pass_id"], np.uint32)
         cols["onboard_time"] = np.where(np.isfinite(onboard), onboard, ktime).astype(np.float64)
@@ -1669,19 +1683,7 @@ class ArchiveWriter:
         cols["dedup_key"] = keys
         cols["raw_offset"] = batch.offsets[:-1] - batch.offsets[0]
         cols["length"] = (batch.offsets[1:] - batch.offsets[:-1]).astype(np.int32)
-        for fname, arr in fields.items():
-            col = "fields/" + _hdf5_name(fname)
-            dt = self._dtypes.get((path, col))
-            if dt is None:
-                dt = self._dtypes[(path, col)] = self._file[path][col].dtype
-            arr = np.asarray(arr)
-            if arr.dtype != dt:
-                if not np.can_cast(arr.dtype, dt, "same_kind") and not (
-                        arr.dtype.kind in "iub" and dt.kind == "f"):
-                    raise ArchiveError(f"{self.path}: field {fname!r} of APID {apid} is {dt} in "
-                                       f"this archive but {arr.dtype} now; rename the field")
-                arr = arr.astype(dt)
-            cols[col] = arr
+        cols.update(fcols)
         data = batch.data[batch.offsets[0]:batch.offsets[-1]]
         table.add(cols, m, np.ascontiguousarray(data, np.uint8))
         p["packets"] += m

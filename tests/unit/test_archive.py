@@ -679,3 +679,21 @@ def test_dedup_memory_bounded_and_evicted_keys_read_back(tmp_path, mission):
     assert max(peaks) <= 4 * one_batch  # budget (2 batches) + one batch arriving + one read back
     with open_archive(tmp_path / "unit.h5") as a:
         assert a.packet_count() == sum(len(b) for b in batches)
+
+
+def test_incompatible_field_type_refused_without_losing_packets(tmp_path):
+    m1 = load_mission(write_mission(tmp_path / "v1"))
+    write_pass(tmp_path, m1, mixed_batch(3))
+    # v2 calibrates 'volt' (uint16 in the archive) to float: refused, clearly
+    m2 = load_mission(write_mission(tmp_path / "v2", hk_csv=HK2_CSV.replace(
+        "volt,uint,16,V,,", 'volt,uint,16,V,"poly:0,0.001",')))
+    later = mixed_batch(3, t0=1.7e9 + 50, seq0=50, rx0=1.9e9, hk2=True)
+    with ArchiveWriter(tmp_path, m2) as w:
+        w.begin_pass("v2")
+        with pytest.raises(ArchiveError, match="volt"):
+            w.append(decoded=telemetry.decode(later, m2)[0])
+        w.end_pass({})
+    # the same packets under the old definition are not mistaken for duplicates
+    later_v1 = mixed_batch(3, t0=1.7e9 + 50, seq0=50, rx0=1.9e9)
+    _, info = write_pass(tmp_path, m1, later_v1)
+    assert info["duplicates"] == 0 and info["packets"] == len(later_v1)
