@@ -100,6 +100,9 @@ REPORT_SUMS = [
 ALL_PASS_COLUMNS = PASS_COLUMNS + [(n, "<i8") for n, _ in REPORT_COLUMNS] + \
     [(n, "<i8") for n, _, _ in REPORT_SUMS]
 
+_TIME_COLUMNS = ("started_at", "ended_at", "reception_start", "reception_end", "onboard_start",
+                 "onboard_end")
+
 #: Columns every packet table has besides the PACKET_DTYPE header fields.
 PACKET_EXTRA_COLUMNS = [("pass_id", "<u4"), ("onboard_time", "<f8"), ("time_source", "u1"),
                         ("dedup_key", "<u8"), ("raw_offset", "<i8")]
@@ -1128,6 +1131,8 @@ class ArchiveWriter:
                 t.datasets = None
         if heap:
             ds.attrs["heap"] = True
+        elif dtype.kind == "f" and (name.endswith("_time") or name in _TIME_COLUMNS):
+            ds.attrs["units"] = "s since 1970-01-01T00:00:00Z (UTC, UNIX time); NaN unknown"
         for k, v in (attrs or {}).items():
             ds.attrs[k] = v
         self._known.add(key)
