@@ -154,11 +154,9 @@ def describe_archive(path: str | os.PathLike) -> dict:
         for apid, name in arc.apids.items():
             n = arc.packet_count(apid)
             total += n
-            t = arc.packets(apid, fields=[])["onboard_time"] if n else np.zeros(0)
-            fin = t[np.isfinite(t)]
+            lo, hi = arc.apid_time_span(apid) if n else (np.nan, np.nan)
             apids.append({"apid": apid, "name": name or "(undeclared)", "packets": n,
-                          "first_onboard": iso(fin.min()) if fin.size else None,
-                          "last_onboard": iso(fin.max()) if fin.size else None,
+                          "first_onboard": iso(lo), "last_onboard": iso(hi),
                           "fields": len(arc.fields(apid))})
         info["apids"] = apids
         info["packets"] = total

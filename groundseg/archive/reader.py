@@ -521,6 +521,26 @@ class Archive:
         """All of :meth:`iter_raw_packets` in one PacketBatch."""
         return PacketBatch.concatenate(list(self.iter_raw_packets(apid, start, stop, time, passes)))
 
+    def apid_time_span(self, apid: int | str, time: str = "onboard", passes=None) -> tuple[float, float]:
+        """(first, last) time of an APID's packets (UNIX s, NaN if none), reading only that
+        column, a million rows at a time."""
+        self._sync()
+        apid = self.resolve_apid(apid)
+        tcol = self._time_column(time)
+        lo, hi = np.inf, -np.inf
+        for table, filt in self._packet_tables(apid):
+            ds = self._ds(f"{table}/{tcol}")
+            for a, b in self._row_ranges(table, passes):
+                for s in range(a, b, 1 << 20):
+                    e = min(b, s + (1 << 20))
+                    t = ds[s:e]
+                    if filt is not None:
+                        t = t[self._ds(f"{table}/apid")[s:e] == filt]
+                    t = t[np.isfinite(t)]
+                    if t.size:
+                        lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+        return (lo, hi) if np.isfinite(lo) else (np.nan, np.nan)
+
     def packet_count(self, apid: int | str | None = None, passes=None) -> int:
         """Packets archived (of one APID, or all), from the committed rows."""
         self._sync()
