@@ -152,6 +152,8 @@ class Archive:
 
     # -- file
     def _open(self) -> None:
+        self._handles: dict[str, tuple] = {}
+        self._gen_sync = 0
         self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
         f = self._f
         if "flushes" not in f or "schema_version" not in f.attrs:
@@ -173,6 +175,7 @@ class Archive:
         self._open()
 
     def close(self) -> None:
+        self._handles = {}
         if self._f is not None:
             try:
                 self._f.close()
@@ -190,14 +193,21 @@ class Archive:
         self.close()
 
     def _ds(self, name: str) -> h5py.Dataset:
-        ds = self._f[name]
+        """One handle per dataset, refreshed once per query: HDF5 refuses to refresh a
+        dataset while a second handle on it is open ("can't insert duplicate key")."""
+        got = self._handles.get(name)
+        if got is not None and got[1] == self._gen_sync:
+            return got[0]
+        ds = got[0] if got is not None else self._f[name]
         if self._swmr:
             ds.refresh()
+        self._handles[name] = (ds, self._gen_sync)
         return ds
 
     def _sync(self) -> None:
         """Re-read the commit log: committed row counts and pass row ranges. Only rows
         after the last valid commit already seen are read again."""
+        self._gen_sync += 1
         for attempt in range(3):
             try:
                 fl_ds = self._ds("flushes")
@@ -211,6 +221,7 @@ class Archive:
                 time.sleep(0.05)
                 self.close()
                 self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
+                self._gen_sync += 1
         # valid rows continue the sequence: flush_id == index + 1
         ids = tail[:, 0] if len(tail) else np.zeros(0, np.int64)
         ok = ids == np.arange(known + 1, known + 1 + len(tail))
@@ -356,8 +367,10 @@ class Archive:
                 out.append((a, idx))
         return out
 
-    def _read(self, table: str, column: str, sel: list[tuple[int, np.ndarray]]) -> np.ndarray:
-        ds = self._ds(f"{table}/{column}")
+    def _read(self, table: str, column: str, sel: list[tuple[int, np.ndarray]], ds=None) -> np.ndarray:
+        # one handle per dataset at a time: H5Drefresh with a second open handle on the
+        # same dataset fails ("can't insert duplicate key")
+        ds = self._ds(f"{table}/{column}") if ds is None else ds
         parts = []
         for a, idx in sel:
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
@@ -401,11 +414,15 @@ class Archive:
             cols = {c: self._read(table, c, sel) for c in PACKET_COLUMNS if c in self._f[table]}
             fcols = {}
             if "fields" in self._f[table]:
-                for fname, ds in self._f[table]["fields"].items():
+                for fname in list(self._f[table]["fields"].keys()):
                     if want is not None and fname not in want:
                         continue
-                    fcols[fname] = self._read(table, f"fields/{fname}", sel)
-                    field_dtypes.setdefault(fname, (ds.dtype, ds.shape[1:], ds.fillvalue))
+                    ds = self._ds(f"{table}/fields/{fname}")
+                    fcols[fname] = self._read(table, f"fields/{fname}", sel, ds)
+                    # native byte order out (ccsdspy fields are often stored big-endian)
+                    fdt = ds.dtype.newbyteorder("=") if ds.dtype.byteorder == ">" else ds.dtype
+                    field_dtypes.setdefault(fname, (fdt, ds.shape[1:], ds.fillvalue))
+                    del ds
             pieces.append((cols, fcols))
         if want is not None:
             missing = [w for w in want if w not in field_dtypes]
@@ -564,7 +581,8 @@ class Archive:
         if table not in self._f or table not in self._rows:
             return np.zeros(0, [("pass_id", "<u4")])
         g = self._f[table]
-        names = [k for k, v in g.items() if isinstance(v, h5py.Dataset) and not v.attrs.get("heap", False)]
+        names = [k for k in list(g.keys()) if g.get(k, getclass=True) is h5py.Dataset
+                 and not self._ds(f"{table}/{k}").attrs.get("heap", False)]
         sel = self._select(table, passes, tcol if tcol in g else None, start, stop)
         cols = {k: self._read(table, k, sel) for k in names}
         dt = [(k, cols[k].dtype.str, cols[k].shape[1:]) if cols[k].ndim > 1 else (k, cols[k].dtype.str)

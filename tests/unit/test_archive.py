@@ -697,3 +697,36 @@ def test_incompatible_field_type_refused_without_losing_packets(tmp_path):
     later_v1 = mixed_batch(3, t0=1.7e9 + 50, seq0=50, rx0=1.9e9)
     _, info = write_pass(tmp_path, m1, later_v1)
     assert info["duplicates"] == 0 and info["packets"] == len(later_v1)
+
+
+def test_repeated_queries_over_many_chunks(tmp_path, mission):
+    """Regression: a second handle on a dataset made SWMR refresh fail ("can't insert
+    duplicate key") once datasets spanned several chunks."""
+    from groundseg.link.records import PACKET_DTYPE, PacketBatch
+    from groundseg.telemetry import DecodedApid
+    n = 20000
+    data = np.zeros(n * 7, np.uint8)
+    data[0::7], data[1::7] = 0x08, 10  # sec. header flag, APID 10
+    data[2::7] = 0xC0 | ((np.arange(n) >> 8) & 0x3F)
+    data[3::7] = np.arange(n) & 0xFF
+    data[6::7] = np.arange(n) % 251
+    h = np.zeros(n, PACKET_DTYPE)
+    h["apid"], h["sec_hdr"], h["seq_flags"], h["length"] = 10, 1, 3, 7
+    h["seq_count"] = np.arange(n) & 0x3FFF
+    h["reception_time"] = 1e9 + np.arange(n)
+    h["frame_time"] = np.nan
+    batch = PacketBatch(data, np.arange(n + 1, dtype=np.int64) * 7, h)
+    vec = np.arange(n * 4, dtype=np.float64).reshape(n, 4)
+    d = DecodedApid(10, "hk", batch, 1e9 + np.arange(n, dtype=np.float64), {"vec": vec, "k": np.arange(n)})
+    with ArchiveWriter(tmp_path, mission) as w:
+        w.begin_pass("many")
+        w.append(decoded={10: d})
+        w.end_pass({})
+    with open_archive(tmp_path / "unit.h5") as a:
+        for _ in range(3):
+            rows = a.packets("hk")
+            np.testing.assert_array_equal(rows["vec"], vec)
+            assert len(a.raw_packets("hk")) == n and a.packet_count("hk") == n
+        got = PacketBatch.concatenate(list(a.iter_raw_packets("hk", max_bytes=10000)))
+        np.testing.assert_array_equal(got.data, data)
+        np.testing.assert_array_equal(got.header["seq_count"], h["seq_count"])
