@@ -1,0 +1,1 @@
+"""groundseg.archive layer."""
