@@ -569,12 +569,17 @@ class Deduplicator:
             if not np.isfinite(lo):
                 lo, hi = -np.inf, np.inf
 
-            def in_run(r, k=k):
-                return _sorted_contains(r.keys, k)
+            # one sort of the batch serves every run searched and the in-batch repeats
+            order = np.argsort(k, kind="stable")
+            ks = k[order]
+
+            def in_run(r, ks=ks, order=order):
+                found = np.empty(len(ks), bool)
+                found[order] = _sorted_contains_sorted(r.keys, ks)
+                return found
             d = self.exact.query(k, lo, hi, False, in_run, committed)
-            _, first = np.unique(k, return_index=True)
-            repeat = np.ones(len(k), bool)
-            repeat[first] = False
+            repeat = np.zeros(len(k), bool)
+            repeat[order[1:]] = ks[1:] == ks[:-1]   # stable sort: the first of equals is kept
             dup[idx] = d | repeat
         w = ~exact
         if w.any():
@@ -615,6 +620,14 @@ class Deduplicator:
 
     def nbytes(self) -> int:
         return self.exact.nbytes() + self.timed.nbytes()
+
+
+def _sorted_contains_sorted(keys: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Membership of already sorted queries in a sorted run."""
+    if len(keys) == 0 or len(qs) == 0:
+        return np.zeros(len(qs), bool)
+    idx = np.searchsorted(keys, qs)
+    return keys[np.minimum(idx, len(keys) - 1)] == qs
 
 
 def _sorted_contains(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
