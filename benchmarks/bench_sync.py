@@ -18,22 +18,14 @@ from __future__ import annotations
 
 import binascii
 import sys
-import time
 
 import numpy as np
+
+from benchmarks.timing import best_of
 
 from groundseg.coding import crc, randomizer, sync
 
 CHUNK = 1 << 20
-
-
-def _best(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _row(stage: str, params: str, nbytes: int, seconds: float, target: str | None = None, **extra) -> dict:
@@ -83,12 +75,12 @@ def run(quick: bool) -> list[dict]:
         data = _shift(stream, offset)
         if invert:
             data = ~data
-        sec = _best(lambda: _sync_all(data, n_cadus), repeats)
+        sec = best_of(lambda: _sync_all(data, n_cadus), repeats)
         rows.append(_row(stage, f"1024-byte CADUs, offset {offset} bits, 1 MiB pushes", data.size, sec,
                          target=">= 2000 Mbit/s"))
 
     noise = rng.integers(0, 256, (1 << 20) if quick else (8 << 20), dtype=np.uint8)
-    sec = _best(lambda: _sync_all(noise), repeats)
+    sec = best_of(lambda: _sync_all(noise), repeats)
     rows.append(_row("sync_search_noise", f"{noise.size >> 20} MiB random bits", noise.size, sec))
 
     parts = []
@@ -96,13 +88,13 @@ def run(quick: bool) -> list[dict]:
         parts.append(rng.integers(0, 256, int(rng.integers(1, 3000)), dtype=np.uint8))
         parts.append(stream[g * 20 * 1024:(g + 1) * 20 * 1024])
     laced = _shift(np.concatenate(parts), 6)
-    sec = _best(lambda: _sync_all(laced), repeats)
+    sec = best_of(lambda: _sync_all(laced), repeats)
     rows.append(_row("sync_garbage_laced", "groups of 20 CADUs, 1..3000 garbage bytes between",
                      laced.size, sec))
 
     sync.find_asm(stream[:10000])
     data = _shift(stream, 3)
-    sec = _best(lambda: sync.find_asm(data, max_bit_errors=4), repeats)
+    sec = best_of(lambda: sync.find_asm(data, max_bit_errors=4), repeats)
     rows.append(_row("find_asm", "1024-byte CADUs, offset 3 bits, max 4 errors", data.size, sec))
 
     # ---- CRC-16
@@ -110,12 +102,12 @@ def run(quick: bool) -> list[dict]:
     frames = rng.integers(0, 256, (n_frames, 1115), dtype=np.uint8)
     crc.crc16(frames[:4])
     crc.fecf_ok(frames[:4])
-    sec = _best(lambda: crc.crc16(frames), repeats)
+    sec = best_of(lambda: crc.crc16(frames), repeats)
     rows.append(_row("crc16", f"{n_frames} x 1115-byte frames", frames.size, sec, target=">= 15000 Mbit/s"))
-    sec = _best(lambda: crc.fecf_ok(frames), repeats)
+    sec = best_of(lambda: crc.fecf_ok(frames), repeats)
     rows.append(_row("fecf_ok", f"{n_frames} x 1115-byte frames", frames.size, sec))
     few = [r.tobytes() for r in frames[:min(n_frames, 2000)]]
-    sec = _best(lambda: [binascii.crc_hqx(r, 0xFFFF) for r in few], repeats)
+    sec = best_of(lambda: [binascii.crc_hqx(r, 0xFFFF) for r in few], repeats)
     rows.append(_row("crc16_binascii_anchor", f"{len(few)} x 1115-byte frames, crc_hqx per row",
                      len(few) * 1115, sec))
 
@@ -131,7 +123,7 @@ def run(quick: bool) -> list[dict]:
                 ("randomize", lambda: randomizer.randomize(blocks), ">= 10 GB/s"),
                 ("randomize_inplace", lambda: randomizer.randomize_inplace(blocks), ">= 10 GB/s"),
                 ("randomize_numpy_anchor", lambda: np.bitwise_xor(blocks, pn[None, :]), None)):
-            sec = _best(fn, repeats + 2)
+            sec = best_of(fn, repeats + 2)
             rows.append(_row(stage, params, blocks.nbytes, sec, target=target,
                              gbyte_s=blocks.nbytes / sec / 1e9))
     return rows

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.timing import best_of
 
 from groundseg import telemetry
 from groundseg.link.records import PACKET_DTYPE, PacketBatch
@@ -57,15 +58,6 @@ def mixed_batch(mission, n: int, rng, apids=(100, 101, 102, 103, 200)) -> Packet
     return PacketBatch(data, offsets, header)
 
 
-def _best(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run(quick: bool) -> list[dict]:
     rng = np.random.default_rng(3)
     mission = load_mission(DEMO)
@@ -75,7 +67,7 @@ def run(quick: bool) -> list[dict]:
     repeats = 2 if quick else 3
     rows = []
 
-    seconds = _best(lambda: telemetry.decode(batch, mission), repeats)
+    seconds = best_of(lambda: telemetry.decode(batch, mission), repeats)
     rows.append({"stage": "telemetry_decode", "params": f"{n} packets, 5 APIDs mixed (4 decoded, 1 raw)",
                  "mpackets_s": n / seconds / 1e6, "seconds": seconds, "packets": n})
 
@@ -93,7 +85,7 @@ def run(quick: bool) -> list[dict]:
 
     telemetry._quiet.active = True       # ccsdspy's sequence warnings are not what is measured
     try:
-        seconds = _best(ccsdspy_alone, repeats)
+        seconds = best_of(ccsdspy_alone, repeats)
     finally:
         telemetry._quiet.active = False
     rows.append({"stage": "ccsdspy_presplit", "params": f"{decoded_n} packets, 4 APIDs pre-split",
@@ -107,10 +99,10 @@ def run(quick: bool) -> list[dict]:
         for a, (definition, _, _) in split.items():
             telemetry._load(definition, arrays[a], False)
 
-    seconds = _best(fields_alone, repeats)
+    seconds = best_of(fields_alone, repeats)
     rows.append({"stage": "telemetry_fields_presplit", "params": f"{decoded_n} packets, 4 APIDs pre-split",
                  "mpackets_s": decoded_n / seconds / 1e6, "seconds": seconds, "packets": decoded_n})
-    seconds = _best(lambda: telemetry._group(batch), repeats)
+    seconds = best_of(lambda: telemetry._group(batch), repeats)
     rows.append({"stage": "telemetry_group_by_apid", "params": f"{n} packets, 5 APIDs mixed",
                  "mpackets_s": n / seconds / 1e6, "seconds": seconds, "packets": n})
     load = os.getloadavg()[0]      # other processes on the 2 cores make these figures noisy

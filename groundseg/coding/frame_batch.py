@@ -29,6 +29,18 @@ FRAME_QUALITY_DTYPE = np.dtype([
 SYNC_SEARCH, SYNC_LOCKED, SYNC_FLYWHEEL, SYNC_NONE = 0, 1, 2, 3
 
 
+def as_frame_rows(frames: np.ndarray, need: int) -> np.ndarray:
+    """``frames`` as a 2-D uint8 array of rows at least ``need`` bytes long (1-D = one frame)."""
+    frames = np.asarray(frames)
+    if frames.ndim == 1:
+        frames = frames[None, :]
+    if frames.ndim != 2 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be a 2-D uint8 array, got {frames.dtype} with shape {frames.shape}")
+    if frames.shape[1] < need:
+        raise ValueError(f"frames of {frames.shape[1]} bytes are shorter than the {need} bytes needed")
+    return frames
+
+
 @dataclass
 class FrameBatch:
     frames: np.ndarray   # (n, frame_length) uint8

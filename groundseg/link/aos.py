@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from groundseg.coding.frame_batch import as_frame_rows
+
 AOS_VERSION = 1
 HEADER_LENGTH = 6
 FHEC_LENGTH = 2
@@ -23,21 +25,11 @@ VC_MODULUS = 1 << 24
 VC_MODULUS_EXTENDED = 1 << 28
 
 
-def _frames2d(frames: np.ndarray, need: int) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim == 1:
-        frames = frames[None, :]
-    if frames.ndim != 2 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be a 2-D uint8 array, got {frames.dtype} with shape {frames.shape}")
-    if frames.shape[1] < need:
-        raise ValueError(f"frames of {frames.shape[1]} bytes are shorter than the {need} bytes needed")
-    return frames
-
 
 def decode_primary_header(frames: np.ndarray) -> dict[str, np.ndarray]:
     """Primary header fields of every row. ``vcfc`` is extended to 28 bits (cycle << 24)
     on rows whose usage flag is set; ``vcfc_modulus`` says which (2^24 or 2^28)."""
-    f = _frames2d(frames, HEADER_LENGTH)
+    f = as_frame_rows(frames, HEADER_LENGTH)
     b0 = f[:, 0].astype(np.uint16)
     b1 = f[:, 1].astype(np.uint16)
     count = (f[:, 2].astype(np.int64) << 16) | (f[:, 3].astype(np.int64) << 8) | f[:, 4]
@@ -95,7 +87,7 @@ def pack_primary_header(scid, vcid, vcfc, *, replay=False, vc_count_usage=False,
 
 def decode_mpdu_header(frames: np.ndarray, offset: int) -> np.ndarray:
     """(n,) uint16 first header pointers of the M_PDU headers at byte ``offset`` of each row."""
-    f = _frames2d(frames, offset + MPDU_HEADER_LENGTH)
+    f = as_frame_rows(frames, offset + MPDU_HEADER_LENGTH)
     return (((f[:, offset].astype(np.uint16) & 7) << 8) | f[:, offset + 1]).astype(np.uint16)
 
 
@@ -199,7 +191,7 @@ def _info24(headers: np.ndarray) -> np.ndarray:
 
 def fhec_encode(headers: np.ndarray) -> np.ndarray:
     """(n, 2) uint8 FHEC for (n, >=6) primary headers."""
-    h = _frames2d(headers, HEADER_LENGTH)
+    h = as_frame_rows(headers, HEADER_LENGTH)
     p = _fhec_parity(_info24(h))
     return np.stack([(p >> 8) & 0xFF, p & 0xFF], axis=1).astype(np.uint8)
 
@@ -210,7 +202,7 @@ def fhec_decode(frames: np.ndarray, correct: bool = True) -> tuple[np.ndarray, n
     Returns (ok bool (n,), nibbles corrected int8 (n,), -1 where uncorrectable). Only the
     protected fields (bytes 0, 1, 5 and the FHEC itself) are ever changed.
     """
-    f = _frames2d(frames, HEADER_LENGTH + FHEC_LENGTH)
+    f = as_frame_rows(frames, HEADER_LENGTH + FHEC_LENGTH)
     info = _info24(f)
     received = (f[:, 6].astype(np.int64) << 8) | f[:, 7]
     syn = _fhec_parity(info) ^ received

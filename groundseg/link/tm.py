@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from groundseg.coding.frame_batch import as_frame_rows
+
 TM_VERSION = 0
 HEADER_LENGTH = 6
 FHP_NO_PACKET = 0x7FF
@@ -19,20 +21,10 @@ MC_MODULUS = 256
 VC_MODULUS = 256
 
 
-def _frames2d(frames: np.ndarray, need: int) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim == 1:
-        frames = frames[None, :]
-    if frames.ndim != 2 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be a 2-D uint8 array, got {frames.dtype} with shape {frames.shape}")
-    if frames.shape[1] < need:
-        raise ValueError(f"frames of {frames.shape[1]} bytes are shorter than the {need}-byte header")
-    return frames
-
 
 def decode_primary_header(frames: np.ndarray) -> dict[str, np.ndarray]:
     """Primary header fields of every row of ``frames`` ((n, L) uint8, L >= 6)."""
-    f = _frames2d(frames, HEADER_LENGTH)
+    f = as_frame_rows(frames, HEADER_LENGTH)
     b0 = f[:, 0].astype(np.uint16)
     b1 = f[:, 1].astype(np.uint16)
     b4 = f[:, 4].astype(np.uint16)
@@ -95,7 +87,7 @@ def decode_secondary_header(frames: np.ndarray) -> dict[str, np.ndarray]:
     ``length`` is the whole secondary header in bytes (the 6-bit field is total - 1).
     Only meaningful on rows whose primary header has the secondary-header flag set.
     """
-    f = _frames2d(frames, HEADER_LENGTH + 1)
+    f = as_frame_rows(frames, HEADER_LENGTH + 1)
     b = f[:, HEADER_LENGTH]
     return {"version": (b >> 6).astype(np.uint8), "length": (b & 0x3F).astype(np.int16) + 1}
 
