@@ -356,54 +356,176 @@ def packet_keys(data: np.ndarray, offsets: np.ndarray, apid: np.ndarray, seq: np
                                    time_key(key_time), np.ascontiguousarray(exact, np.bool_))
 
 
+# Exact keys live in open-addressing hash sets (linear probing, power-of-two tables); keys
+# with a reception time in hash multimaps whose slots also hold that time and the pass.
+# Slot value 0 means empty, so a key of 0 is stored as _ZERO_KEY (a 2^-64 coincidence,
+# like any hash collision). Keys are splitmix64 outputs: their low bits index the table.
+_ZERO_KEY = np.uint64(0x9E3779B97F4A7C15)
+#: Tables grow (doubling) past this load: linear probing stays short below it.
+_MAX_LOAD = 0.75
+
+
+def _table_size(count: int) -> int:
+    cap = 8
+    while cap * _MAX_LOAD < count:
+        cap *= 2
+    return cap
+
+
 @kernel
-def _window_dups_kernel(lo, hi, rtimes, rpass, qtimes, qpass, window):
-    n = lo.shape[0]
-    out = np.zeros(n, np.bool_)
-    for i in range(n):
-        t = qtimes[i]
-        for j in range(lo[i], hi[i]):
-            t0 = rtimes[j]
-            if np.isnan(t) and np.isnan(t0):
-                # no time at all: a duplicate only of another pass's packet
-                if rpass[j] != qpass[i]:
-                    out[i] = True
-                    break
-            elif abs(t - t0) <= window:
-                out[i] = True
+def _set_contains(table, q, found):
+    """found[i] |= q[i] in the set ``table``."""
+    mask = np.int64(table.shape[0] - 1)
+    for i in range(q.shape[0]):
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while True:
+            v = table[s]
+            if v == k:
+                found[i] = True
                 break
-    return out
+            if v == 0:
+                break
+            s = (s + 1) & mask
 
 
 @kernel
-def _window_dups_in_batch_kernel(order, keys, times, window):
-    # order: stable sort of the batch by key; within a key, earlier arrivals win
-    n = order.shape[0]
-    dup = np.zeros(n, np.bool_)
-    start = 0
-    for s in range(n):
-        i = order[s]
-        if s > 0 and keys[i] != keys[order[s - 1]]:
-            start = s
-        t = times[i]
-        if np.isnan(t):
+def _set_insert(table, q, skip, dup):
+    """Insert q[i] (not where ``skip``); dup[i] = q[i] was already there (an earlier row of
+    q included, so the first of equal keys is the one kept). Returns the count inserted;
+    the caller sizes ``table`` for them."""
+    mask = np.int64(table.shape[0] - 1)
+    added = 0
+    for i in range(q.shape[0]):
+        if skip[i]:
             continue
-        for r in range(start, s):
-            j = order[r]
-            if not dup[j] and abs(times[j] - t) <= window:
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while True:
+            v = table[s]
+            if v == 0:
+                table[s] = k
+                added += 1
+                break
+            if v == k:
                 dup[i] = True
                 break
+            s = (s + 1) & mask
+    return added
+
+
+@kernel
+def _set_rehash(old, new):
+    mask = np.int64(new.shape[0] - 1)
+    for j in range(old.shape[0]):
+        k = old[j]
+        if k == 0:
+            continue
+        s = np.int64(k & np.uint64(mask))
+        while new[s] != 0:
+            s = (s + 1) & mask
+        new[s] = k
+
+
+@kernel
+def _multi_insert(tkeys, ttimes, tpass, q, qt, qp, skip):
+    """Insert every (q[i], qt[i], qp[i]) not ``skip``; equal keys take separate slots."""
+    mask = np.int64(tkeys.shape[0] - 1)
+    added = 0
+    for i in range(q.shape[0]):
+        if skip[i]:
+            continue
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while tkeys[s] != 0:
+            s = (s + 1) & mask
+        tkeys[s] = k
+        ttimes[s] = qt[i]
+        tpass[s] = qp[i]
+        added += 1
+    return added
+
+
+@kernel
+def _window_contains(tkeys, ttimes, tpass, q, qt, qpass, window, found):
+    """found[i] |= some entry with key q[i] lies within ``window`` s of qt[i]; with no
+    time on either side, an entry of another pass."""
+    mask = np.int64(tkeys.shape[0] - 1)
+    for i in range(q.shape[0]):
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        t = qt[i]
+        s = np.int64(k & np.uint64(mask))
+        while True:
+            v = tkeys[s]
+            if v == 0:
+                break
+            if v == k:
+                t0 = ttimes[s]
+                if np.isnan(t) and np.isnan(t0):
+                    if tpass[s] != qpass:
+                        found[i] = True
+                        break
+                elif abs(t - t0) <= window:
+                    found[i] = True
+                    break
+            s = (s + 1) & mask
+
+
+@kernel
+def _window_repeats(keys, times, window):
+    """Repeats within one batch: a packet with a time is a duplicate of an earlier,
+    non-duplicate packet of the same key within ``window`` s. A batch-local hash table
+    chains each key's rows in arrival order."""
+    n = keys.shape[0]
+    cap = 8
+    while cap < 2 * n:
+        cap *= 2
+    mask = np.int64(cap - 1)
+    slot_key = np.zeros(cap, np.uint64)
+    head = np.full(cap, -1, np.int64)
+    nxt = np.full(n, -1, np.int64)
+    dup = np.zeros(n, np.bool_)
+    for i in range(n):
+        k = keys[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while slot_key[s] != 0 and slot_key[s] != k:
+            s = (s + 1) & mask
+        t = times[i]
+        if slot_key[s] == 0:
+            slot_key[s] = k
+        elif not np.isnan(t):
+            j = head[s]
+            while j >= 0:
+                if not dup[j] and abs(times[j] - t) <= window:
+                    dup[i] = True
+                    break
+                j = nxt[j]
+        nxt[i] = head[s]
+        head[s] = i
     return dup
 
 
 @dataclass
 class _Run:
-    """Sorted dedup keys of some archived (or about to be archived) packet rows.
+    """Dedup keys of some archived (or about to be archived) packet rows, as a hash table.
 
-    ``sources``: the (table, first row, end row) they come from, so an evicted run can be
-    read back from the archive. ``lo``/``hi``: span of the times its keys are matched on
-    (key time for exact keys, reception time otherwise); NaN while unknown (an earlier pass
-    not yet read: its pass-level span stands in). ``untimed``: holds packets with no time."""
+    ``keys``: the table's slots (None while evicted or never read); timed runs also hold
+    ``times`` (reception time, NaN for none) and ``passes`` slot by slot. ``sources``: the
+    (table, first row, end row[, pass]) they come from, so an evicted run can be read back.
+    ``lo``/``hi``: span of the times its keys are matched on (key time for exact keys,
+    reception time otherwise); NaN while unknown (an earlier pass not yet read: its
+    pass-level span stands in). ``untimed``: holds packets with no time. ``open``: the
+    current pass's newest run, which later batches are inserted into."""
     keys: np.ndarray | None
     times: np.ndarray | None
     passes: np.ndarray | None
@@ -413,6 +535,8 @@ class _Run:
     untimed: bool = False
     used: int = 0
     exact_span: bool = False  # lo/hi measured from the keys, not estimated
+    count: int = 0
+    open: bool = False
 
     @property
     def loaded(self) -> bool:
@@ -426,12 +550,13 @@ class _Run:
 
 
 class _KeyIndex:
-    """Dedup keys as time-partitioned sorted runs, within a memory budget.
+    """Dedup keys as time-partitioned hash-table runs, within a memory budget.
 
     A query searches only the runs whose time span overlaps the packets asked about, so a
-    pass whose time runs forward touches only its most recent run. Past the budget, the
-    least recently used runs whose rows are committed are dropped and read back from the
-    archive if a later query overlaps them: memory stays bounded however long the pass."""
+    pass whose time runs forward touches only its most recent run. New keys go into the
+    pass's open run until it holds ``piece`` keys. Past the budget, the least recently
+    used runs whose rows are committed are dropped and read back from the archive if a
+    later query overlaps them: memory stays bounded however long the pass."""
 
     def __init__(self, timed: bool, budget: int, piece: int):
         self.timed = timed          # window keys: carry reception time and pass
@@ -442,42 +567,64 @@ class _KeyIndex:
         self.loader = None           # run -> (keys, times, passes, lo, hi, untimed)
 
     def __len__(self) -> int:
-        return sum(len(r.keys) for r in self.runs if r.loaded)
+        return sum(r.count for r in self.runs if r.loaded)
 
     def nbytes(self) -> int:
         return sum(r.nbytes for r in self.runs)
 
-    def add(self, keys, times, passes, sources, lo, hi, untimed=False) -> None:
-        if len(keys) == 0:
+    def _empty(self, cap: int) -> tuple:
+        return (np.zeros(cap, np.uint64), np.zeros(cap, np.float64) if self.timed else None,
+                np.zeros(cap, np.int32) if self.timed else None)
+
+    def _reserve(self, r: _Run, extra: int) -> None:
+        """Room in ``r``'s table for ``extra`` more keys (rehash into a doubled table)."""
+        cap = _table_size(r.count + extra)
+        if cap <= len(r.keys):
             return
-        order = np.argsort(keys, kind="stable")
-        run = _Run(keys[order], times[order] if self.timed else None,
-                   passes[order] if self.timed else None, list(sources), lo, hi, untimed,
-                   self.clock, exact_span=True)
-        self.runs.append(run)
-        # merge the newest runs while they stay small: fewer runs to search
-        while len(self.runs) >= 2:
-            a, b = self.runs[-2], self.runs[-1]
-            if not (a.loaded and b.loaded and a.exact_span) or len(a.keys) + len(b.keys) > self.piece \
-                    or len(a.keys) > 2 * len(b.keys):
-                break
-            self.runs.pop()
-            self.runs[-1] = self._merge(a, b)
+        if not self.timed:
+            new = np.zeros(cap, np.uint64)
+            _set_rehash(r.keys, new)
+            r.keys = new
+            return
+        keys, times, passes = self._empty(cap)
+        occ = r.keys != 0
+        _multi_insert(keys, times, passes, r.keys[occ], r.times[occ], r.passes[occ],
+                      np.zeros(int(occ.sum()), np.bool_))
+        r.keys, r.times, r.passes = keys, times, passes
+
+    def open_run(self, extra: int) -> _Run:
+        """The run new keys go to, with room for ``extra`` more."""
+        r = self.runs[-1] if self.runs else None
+        if r is None or not (r.open and r.loaded) or (r.count and r.count + extra > self.piece):
+            size = extra
+            if r is not None and r.open and r.loaded:
+                # the pass has filled a run already: size the next one for a full piece
+                size = max(extra, self.piece)
+                r.open = False
+            keys, times, passes = self._empty(_table_size(size))
+            r = _Run(keys, times, passes, [], np.nan, np.nan, False, self.clock,
+                     exact_span=True, open=True)
+            self.runs.append(r)
+        self._reserve(r, extra)
+        r.used = self.clock
+        return r
+
+    @staticmethod
+    def remember(r: _Run, sources, lo, hi, untimed=False) -> None:
+        """Rows inserted into ``r`` came from ``sources`` and span [lo, hi]."""
+        for src in sources:
+            last = r.sources[-1] if r.sources else None
+            if last is not None and len(last) == 3 and last[0] == src[0] and last[2] == src[1]:
+                r.sources[-1] = (last[0], last[1], src[2])  # contiguous rows of one table
+            else:
+                r.sources.append(src)
+        if np.isfinite(lo) or np.isinf(lo):
+            r.lo = lo if np.isnan(r.lo) else min(r.lo, lo)
+            r.hi = hi if np.isnan(r.hi) else max(r.hi, hi)
+        r.untimed = r.untimed or untimed
 
     def add_unloaded(self, sources, lo, hi, untimed) -> None:
         self.runs.append(_Run(None, None, None, list(sources), lo, hi, untimed, 0))
-
-    def _merge(self, a: _Run, b: _Run) -> _Run:
-        k = np.concatenate([a.keys, b.keys])
-        order = np.argsort(k, kind="stable")
-        t = p = None
-        if self.timed:
-            t = np.concatenate([a.times, b.times])[order]
-            p = np.concatenate([a.passes, b.passes])[order]
-        lo = np.nan if np.isnan([a.lo, b.lo]).all() else float(np.nanmin([a.lo, b.lo]))
-        hi = np.nan if np.isnan([a.hi, b.hi]).all() else float(np.nanmax([a.hi, b.hi]))
-        return _Run(k[order], t, p, a.sources + b.sources, lo, hi, a.untimed or b.untimed,
-                    max(a.used, b.used), exact_span=True)
 
     def _overlaps(self, r: _Run, lo: float, hi: float, untimed: bool) -> bool:
         if untimed and r.untimed:
@@ -491,13 +638,21 @@ class _KeyIndex:
     def _ensure_loaded(self, r: _Run) -> None:
         if r.loaded:
             return
-        r.keys, r.times, r.passes, lo, hi, r.untimed = self.loader(r, self.timed)
+        keys, times, passes, lo, hi, r.untimed = self.loader(r, self.timed)
+        n = len(keys)
+        r.keys, r.times, r.passes = self._empty(_table_size(n))
+        skip = np.zeros(n, np.bool_)
+        if self.timed:
+            r.count = _multi_insert(r.keys, r.times, r.passes, np.asarray(keys, np.uint64),
+                                    np.asarray(times, np.float64), np.asarray(passes, np.int32), skip)
+        else:
+            r.count = _set_insert(r.keys, np.asarray(keys, np.uint64), skip, np.zeros(n, np.bool_))
         r.lo, r.hi, r.exact_span = lo, hi, True
 
     def query(self, q, lo, hi, untimed, check, committed) -> np.ndarray:
-        """OR of ``check(run)`` over the runs overlapping [lo, hi] (or holding untimed
+        """OR of ``check(run, found)`` over the runs overlapping [lo, hi] (or holding untimed
         packets when ``untimed``), loading evicted ones as needed."""
-        found = np.zeros(len(q), bool)
+        found = np.zeros(len(q), np.bool_)
         self.clock += 1
         for r in list(self.runs):
             if not self._overlaps(r, lo, hi, untimed):
@@ -508,8 +663,8 @@ class _KeyIndex:
                     self.evict(committed, True)
                     continue
             r.used = self.clock
-            if len(r.keys):
-                found |= check(r)
+            if r.count:
+                check(r, found)
             self.evict(committed, True)
         return found
 
@@ -523,6 +678,10 @@ class _KeyIndex:
             if all(src[2] <= committed.get(src[0], 0) for src in r.sources):
                 total -= r.nbytes
                 r.keys = r.times = r.passes = None
+                r.count = 0
+                r.open = False
+        # runs that never received a row have nothing to read back
+        self.runs = [r for r in self.runs if r.loaded or r.sources]
 
 
 class Deduplicator:
@@ -532,8 +691,8 @@ class Deduplicator:
     packet's secondary-header time, else its frame's insert-zone time: such keys
     match exactly (to the microsecond). Packets with neither match on reception
     time within ``window`` seconds; packets with no time at all match only a
-    packet of another pass. Keys are kept in time-partitioned runs; only runs
-    whose span overlaps the packets checked are searched, and past ``budget``
+    packet of another pass. Keys are kept in time-partitioned hash-table runs; only
+    runs whose span overlaps the packets checked are searched, and past ``budget``
     bytes the least recently used runs are dropped and read back from the archive
     when needed (``loader``), so memory stays bounded.
     """
@@ -557,60 +716,65 @@ class Deduplicator:
               rows: tuple[str, int] | None = None) -> np.ndarray:
         """Duplicate mask; the non-duplicates are then remembered as archived, as the rows
         of table ``rows[0]`` from ``rows[1]`` on, in order (so they can be read back)."""
+        keys = np.ascontiguousarray(keys, np.uint64)
+        time_source = np.asarray(time_source)
         n = len(keys)
         dup = np.zeros(n, bool)
         exact = time_source <= TIME_FRAME
+        n_exact = int(np.count_nonzero(exact))
         kt = np.full(n, np.nan) if key_time is None else np.asarray(key_time, np.float64)
         committed = self.committed
-        if exact.any():
-            idx = np.flatnonzero(exact)
-            k = keys[idx]
-            lo, hi = _span(kt[idx])
+        ex_run = tm_run = None
+        if n_exact:
+            idx = None if n_exact == n else np.flatnonzero(exact)
+            k = keys if idx is None else keys[idx]
+            lo, hi = _span(kt if idx is None else kt[idx])
             if not np.isfinite(lo):
                 lo, hi = -np.inf, np.inf
-
-            # one sort of the batch serves every run searched and the in-batch repeats
-            order = np.argsort(k, kind="stable")
-            ks = k[order]
-
-            def in_run(r, ks=ks, order=order):
-                found = np.empty(len(ks), bool)
-                found[order] = _sorted_contains_sorted(r.keys, ks)
-                return found
-            d = self.exact.query(k, lo, hi, False, in_run, committed)
-            repeat = np.zeros(len(k), bool)
-            repeat[order[1:]] = ks[1:] == ks[:-1]   # stable sort: the first of equals is kept
-            dup[idx] = d | repeat
-        w = ~exact
-        if w.any():
-            idx = np.flatnonzero(w)
+            found = self.exact.query(k, lo, hi, False, lambda r, f: _set_contains(r.keys, k, f),
+                                     committed)
+            # the open run takes the new keys; a key seen earlier in the batch is a repeat
+            new = int(len(k) - np.count_nonzero(found))
+            d = found
+            if new:
+                ex_run = self.exact.open_run(new)
+                repeat = np.zeros(len(k), np.bool_)
+                ex_run.count += _set_insert(ex_run.keys, k, found, repeat)
+                d = found | repeat
+            if idx is None:
+                dup = d
+            else:
+                dup[idx] = d
+        if n_exact < n:
+            idx = np.flatnonzero(~exact)
             k = keys[idx]
             t = np.where(time_source[idx] == TIME_NONE, np.nan, reception_time[idx]).astype(np.float64)
-            p = np.full(len(idx), pass_id, np.int64)
             lo, hi = _span(t)
             untimed = bool(np.isnan(t).any())
-
-            def near(r, k=k, t=t, p=p):
-                lo_i = np.searchsorted(r.keys, k, "left")
-                hi_i = np.searchsorted(r.keys, k, "right")
-                if not np.any(hi_i > lo_i):
-                    return np.zeros(len(k), bool)
-                return _window_dups_kernel(lo_i.astype(np.int64), hi_i.astype(np.int64), r.times,
-                                           r.passes, t, p, self.window)
-            d = self.timed.query(k, lo - self.window, hi + self.window, untimed, near, committed)
-            order = np.argsort(k, kind="stable").astype(np.int64)
-            d |= _window_dups_in_batch_kernel(order, k, t, self.window)
+            window = self.window
+            d = self.timed.query(k, lo - window, hi + window, untimed,
+                                 lambda r, f: _window_contains(r.keys, r.times, r.passes, k, t,
+                                                               pass_id, window, f), committed)
+            d |= _window_repeats(k, t, window)
             dup[idx] = d
+            new = int(len(k) - np.count_nonzero(d))
+            if new:
+                tm_run = self.timed.open_run(new)
+                tm_run.count += _multi_insert(tm_run.keys, tm_run.times, tm_run.passes, k, t,
+                                              np.full(len(k), pass_id, np.int32), d)
+                keep_t = t[~d]
+                tm_span = _span(keep_t)
+                tm_untimed = bool(np.isnan(keep_t).any())
         keep = ~dup
-        src = [(rows[0], rows[1], rows[1] + int(keep.sum()))] if rows is not None else []
-        ex_keep = keep & exact
-        span = _span(kt[ex_keep]) if key_time is not None else (-np.inf, np.inf)
-        self.exact.add(keys[ex_keep], None, None, src, *span)
-        tk = keep & ~exact
-        if tk.any():
-            t = np.where(time_source[tk] == TIME_NONE, np.nan, reception_time[tk]).astype(np.float64)
-            self.timed.add(keys[tk], t, np.full(int(tk.sum()), pass_id, np.int64), src, *_span(t),
-                           untimed=bool(np.isnan(t).any()))
+        n_keep = int(np.count_nonzero(keep))
+        src = [(rows[0], rows[1], rows[1] + n_keep)] if rows is not None else []
+        if ex_run is not None:
+            ex_keep = keep & exact
+            if ex_keep.any():
+                span = _span(kt[ex_keep]) if key_time is not None else (-np.inf, np.inf)
+                self.exact.remember(ex_run, src, *span)
+        if tm_run is not None:
+            self.timed.remember(tm_run, src, *tm_span, untimed=tm_untimed)
         return dup
 
     def evict(self, committed: dict[str, int]) -> None:
@@ -620,26 +784,6 @@ class Deduplicator:
 
     def nbytes(self) -> int:
         return self.exact.nbytes() + self.timed.nbytes()
-
-
-def _sorted_contains_sorted(keys: np.ndarray, qs: np.ndarray) -> np.ndarray:
-    """Membership of already sorted queries in a sorted run."""
-    if len(keys) == 0 or len(qs) == 0:
-        return np.zeros(len(qs), bool)
-    idx = np.searchsorted(keys, qs)
-    return keys[np.minimum(idx, len(keys) - 1)] == qs
-
-
-def _sorted_contains(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
-    if len(keys) == 0 or len(q) == 0:
-        return np.zeros(len(q), bool)
-    # sorted queries walk the run front to back: cache-friendly binary searches
-    order = np.argsort(q)
-    qs = q[order]
-    idx = np.searchsorted(keys, qs)
-    found = np.empty(len(q), bool)
-    found[order] = keys[np.minimum(idx, len(keys) - 1)] == qs
-    return found
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -1387,11 +1531,10 @@ class ArchiveWriter:
                 lo = span[0] if not np.isfinite(lo) else min(lo, span[0])
                 hi = span[1] if not np.isfinite(hi) else max(hi, span[1])
         k = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
-        order = np.argsort(k, kind="stable")
         if timed:
-            return (k[order], np.concatenate(times)[order] if times else np.zeros(0),
-                    np.concatenate(passes)[order] if passes else np.zeros(0, np.int64), lo, hi, untimed)
-        return k[order], None, None, lo, hi, False
+            return (k, np.concatenate(times) if times else np.zeros(0),
+                    np.concatenate(passes) if passes else np.zeros(0, np.int64), lo, hi, untimed)
+        return k, None, None, lo, hi, False
 
     def end_pass(self, report: dict | None = None, complete: bool = True) -> dict:
         """Flush, then close the pass row: status, end time, the report's counts and JSON."""

@@ -151,10 +151,11 @@ item = st.tuples(st.sampled_from([1, 2]), st.sampled_from([0, 1]), st.sampled_fr
 
 @settings(deadline=None, max_examples=100)
 @given(st.lists(st.lists(item, min_size=1, max_size=6), min_size=1, max_size=4),
-       st.lists(st.integers(0, 1), min_size=4, max_size=4), st.booleans())
-def test_deduplicator_matches_reference(batches, pass_steps, use_key_time):
+       st.lists(st.integers(0, 1), min_size=4, max_size=4), st.booleans(),
+       st.sampled_from([1, 2, 5, 1 << 19]))
+def test_deduplicator_matches_reference(batches, pass_steps, use_key_time, piece):
     window = 5.0
-    dd = Deduplicator(window)
+    dd = Deduplicator(window, piece=piece)  # small pieces: keys spread over several runs
     items, got = [], []
     pass_id = 1
     for b, step in zip(batches, pass_steps):
@@ -172,6 +173,85 @@ def test_deduplicator_matches_reference(batches, pass_steps, use_key_time):
         got += dd.check(keys, src, rt, pass_id, key_time=t if use_key_time else None).tolist()
         items += [(pass_id, a, s, c, k, tt) for a, s, c, k, tt in b]
     assert got == ref_dedup(items, window)
+
+
+# keys that share their low bits collide in small tables: long probe sequences
+hash_key = st.one_of(st.just(0), st.integers(0, 7).map(lambda lo: lo | (0xABCD << 32)),
+                     st.integers(1, 2**64 - 1).filter(lambda k: k != int(hdf5._ZERO_KEY)))
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.lists(st.lists(hash_key, max_size=12), min_size=1, max_size=5))
+def test_hash_set_kernels_match_python_set(batches):
+    """lookup, insert with in-batch repeats, and growth against a Python set."""
+    ref: set[int] = set()
+    table = np.zeros(hdf5._table_size(0), np.uint64)
+    count = 0
+    for b in batches:
+        q = np.array(b, np.uint64)
+        found = np.zeros(len(q), np.bool_)
+        hdf5._set_contains(table, q, found)
+        assert found.tolist() == [k in ref for k in b]
+        if hdf5._table_size(count + len(q)) > len(table):
+            bigger = np.zeros(hdf5._table_size(count + len(q)), np.uint64)
+            hdf5._set_rehash(table, bigger)
+            table = bigger
+        repeat = np.zeros(len(q), np.bool_)
+        count += hdf5._set_insert(table, q, found, repeat)
+        want = []
+        for k in b:
+            want.append(k in ref)
+            ref.add(k)
+        assert (found | repeat).tolist() == want
+        assert count == len(ref) == np.count_nonzero(table)
+        assert count <= hdf5._MAX_LOAD * len(table)
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.lists(st.tuples(hash_key, st.sampled_from([np.nan, 0.0, 3.0, 9.0]), st.integers(1, 2)),
+                max_size=12),
+       st.lists(st.tuples(hash_key, st.sampled_from([np.nan, 0.0, 3.0, 9.0])), min_size=1, max_size=12),
+       st.integers(1, 2))
+def test_window_multimap_matches_reference(entries, queries, qpass):
+    window = 5.0
+    cap = hdf5._table_size(len(entries))
+    tk, tt, tp = np.zeros(cap, np.uint64), np.zeros(cap), np.zeros(cap, np.int32)
+    added = hdf5._multi_insert(tk, tt, tp, np.array([e[0] for e in entries], np.uint64),
+                               np.array([e[1] for e in entries], np.float64),
+                               np.array([e[2] for e in entries], np.int32), np.zeros(len(entries), np.bool_))
+    assert added == len(entries)  # equal keys each keep their own slot
+    q = np.array([x[0] for x in queries], np.uint64)
+    qt = np.array([x[1] for x in queries], np.float64)
+    found = np.zeros(len(q), np.bool_)
+    hdf5._window_contains(tk, tt, tp, q, qt, qpass, window, found)
+
+    def match(k, t):
+        for k0, t0, p0 in entries:
+            if k0 != k:
+                continue
+            if np.isnan(t) and np.isnan(t0):
+                if p0 != qpass:
+                    return True
+            elif abs(t - t0) <= window:
+                return True
+        return False
+    assert found.tolist() == [match(k, t) for k, t in queries]
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.lists(st.tuples(hash_key, st.sampled_from([np.nan, 0.0, 3.0, 6.0, 9.0])), max_size=16))
+def test_window_repeats_match_reference(rows):
+    """In-batch repeats: a timed packet within the window of an earlier, non-repeat packet
+    of the same key (the earlier one wins)."""
+    window = 5.0
+    keys = np.array([r[0] for r in rows], np.uint64)
+    times = np.array([r[1] for r in rows], np.float64)
+    got = hdf5._window_repeats(keys, times, window).tolist()
+    want: list[bool] = []
+    for i, (k, t) in enumerate(rows):
+        want.append(not np.isnan(t) and any(
+            rows[j][0] == k and not want[j] and abs(rows[j][1] - t) <= window for j in range(i)))
+    assert got == want
 
 
 # -- write, read back ----------------------------------------------------------------------
