@@ -308,7 +308,9 @@ def writer_alive(path: Path) -> bool:
 
 # -- dedup keys -----------------------------------------------------------------------------
 @kernel
-def _packet_keys_kernel(data, offsets, apid, seq, tkey, exact):
+def _packet_keys_kernel(words, data, offsets, apid, seq, tkey, exact):
+    # words[a]: data from byte a on as little-endian uint64 words, so a packet starting at
+    # byte p reads its 8-byte words from words[p % 8] in one load each
     n = apid.shape[0]
     out = np.empty(n, np.uint64)
     prime = np.uint64(0x100000001B3)
@@ -319,23 +321,28 @@ def _packet_keys_kernel(data, offsets, apid, seq, tkey, exact):
         start = offsets[i]
         end = offsets[i + 1]
         nw = (end - start) // 8
+        a = start & 7
+        wa = words[a]
+        base = (start - a) >> 3
         for w in range(nw):
-            p = start + 8 * w
-            v = (np.uint64(data[p]) | (np.uint64(data[p + 1]) << np.uint64(8)) |
-                 (np.uint64(data[p + 2]) << np.uint64(16)) | (np.uint64(data[p + 3]) << np.uint64(24)) |
-                 (np.uint64(data[p + 4]) << np.uint64(32)) | (np.uint64(data[p + 5]) << np.uint64(40)) |
-                 (np.uint64(data[p + 6]) << np.uint64(48)) | (np.uint64(data[p + 7]) << np.uint64(56)))
-            h = (h ^ v) * prime
+            h = (h ^ wa[base + w]) * prime
         for j in range(start + 8 * nw, end):
             h = (h ^ np.uint64(data[j])) * prime
         h ^= (np.uint64(apid[i]) << np.uint64(48)) | (np.uint64(seq[i]) << np.uint64(32))
         if exact[i]:
             h ^= tkey[i] * np.uint64(0x9E3779B97F4A7C15)
-        # splitmix64 finaliser spreads the bits so sorted runs search evenly
+        # splitmix64 finaliser spreads the bits: hash tables index by the low bits
         h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         out[i] = h ^ (h >> np.uint64(31))
     return out
+
+
+def _word_views(data: np.ndarray) -> tuple:
+    """The eight uint64 views of ``data`` starting at bytes 0..7 (no copy; unaligned loads
+    cost nothing on x86-64). Little-endian words on every host."""
+    # all views of the one buffer, so they share one numba type (read-only or not)
+    return tuple(data[a:a + 8 * max(0, (len(data) - a) // 8)].view("<u8") for a in range(8))
 
 
 def time_key(t: np.ndarray) -> np.ndarray:
@@ -349,7 +356,8 @@ def packet_keys(data: np.ndarray, offsets: np.ndarray, apid: np.ndarray, seq: np
                 key_time: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """uint64 dedup key per packet: hash of (APID, sequence count, content[, time if exact])."""
     with np.errstate(over="ignore"):  # only matters with NUMBA_DISABLE_JIT: wrap-around is intended
-        return _packet_keys_kernel(np.ascontiguousarray(data, np.uint8),
+        data = np.ascontiguousarray(data, np.uint8).ravel()
+        return _packet_keys_kernel(_word_views(data), data,
                                    np.ascontiguousarray(offsets, np.int64),
                                    np.ascontiguousarray(apid, np.uint16),
                                    np.ascontiguousarray(seq, np.uint16),
