@@ -81,9 +81,15 @@ class _ArrayFile:
 
 # -- kernels ----------------------------------------------------------------------------
 
+_U1, _U2, _U3, _U4, _U5, _U6, _U7, _U8 = (np.uint64(k) for k in range(1, 9))
+_U16, _U24, _U32, _U40, _U48, _U56 = (np.uint64(k) for k in (16, 24, 32, 40, 48, 56))
+_FF = np.uint64(0xFF)
+
 @kernel
 def _gather_packets(data, offsets, order):
     """Packets ``order[i]`` back to back: the bytes and the new offsets."""
+    # Unsigned indices throughout: numba adds a negative-index check to every signed
+    # one, which keeps LLVM from streaming the copies (7x slower measured).
     n = order.shape[0]
     new_offsets = np.empty(n + 1, np.int64)
     new_offsets[0] = 0
@@ -91,14 +97,29 @@ def _gather_packets(data, offsets, order):
         j = order[i]
         new_offsets[i + 1] = new_offsets[i] + (offsets[j + 1] - offsets[j])
     out = np.empty(new_offsets[n], np.uint8)
+    d = np.uint64(0)
     for i in range(n):
         j = order[i]
-        start = offsets[j]
-        length = offsets[j + 1] - start
-        dst = new_offsets[i]
-        for k in range(length):
-            out[dst + k] = data[start + k]
+        for k in range(np.uint64(offsets[j]), np.uint64(offsets[j + 1])):
+            out[d] = data[k]
+            d += np.uint64(1)
     return out, new_offsets
+
+
+@kernel
+def _take_rows(rows, order):
+    """``rows[order]`` for a 2-D uint8 array (records viewed as bytes)."""
+    n = order.shape[0]
+    width = np.uint64(rows.shape[1])
+    out = np.empty((n, rows.shape[1]), np.uint8)
+    flat_in = rows.ravel()
+    flat_out = out.ravel()
+    for i in range(n):
+        src = np.uint64(order[i]) * width
+        dst = np.uint64(i) * width
+        for k in range(width):
+            flat_out[dst + k] = flat_in[src + k]
+    return out
 
 
 @kernel
@@ -122,37 +143,57 @@ def _extract_fields(data, starts, bit_off, bit_len, kind, nbytes, little, base, 
 
     Element e of packet p goes to ``out[base[e] + p * stride[e]:][:nbytes[e]]``: integers
     as big-endian ``nbytes``-byte words (sign-extended), little-endian ones byte-reversed,
-    floats copied verbatim. ``kind``: 0 uint, 1 int, 2 float.
+    floats copied verbatim (the big-endian path with no sign: the same bytes). ``kind``:
+    0 uint, 1 int, 2 float.
     """
+    # Unsigned indices (no negative-index checks) let LLVM turn the eight byte loads into
+    # one load and a byte swap, and the fixed-width stores likewise (2x measured).
     n = starts.shape[0]
     m = bit_off.shape[0]
+    size = data.shape[0]
     for p in range(n):
         s = starts[p]
         for e in range(m):
             o = bit_off[e]
             length = bit_len[e]
             b0 = s + (o >> 3)
-            nfile = ((o + length - 1) >> 3) - (o >> 3) + 1
             nb = nbytes[e]
-            pos = base[e] + p * stride[e]
-            if kind[e] == 2:
+            ub = np.uint64(b0)
+            up = np.uint64(base[e] + p * stride[e])
+            if b0 + 8 <= size:
+                v = ((np.uint64(data[ub]) << _U56) | (np.uint64(data[ub + _U1]) << _U48)
+                     | (np.uint64(data[ub + _U2]) << _U40) | (np.uint64(data[ub + _U3]) << _U32)
+                     | (np.uint64(data[ub + _U4]) << _U24) | (np.uint64(data[ub + _U5]) << _U16)
+                     | (np.uint64(data[ub + _U6]) << _U8) | np.uint64(data[ub + _U7]))
+                shift = 64 - (o & 7) - length
+            else:  # the last bytes of the buffer: only those the field spans
+                nfile = ((o + length - 1) >> 3) - (o >> 3) + 1
+                v = np.uint64(0)
                 for k in range(nfile):
-                    out[pos + k] = data[b0 + k]
-                continue
-            v = np.uint64(0)
-            for k in range(nfile):
-                v = (v << np.uint64(8)) | np.uint64(data[b0 + k])
-            v >>= np.uint64(nfile * 8 - (o & 7) - length)
+                    v = (v << _U8) | np.uint64(data[b0 + k])
+                shift = nfile * 8 - (o & 7) - length
+            v >>= np.uint64(shift)
             if length < 64:
-                v &= (np.uint64(1) << np.uint64(length)) - np.uint64(1)
-                if kind[e] == 1 and (v >> np.uint64(length - 1)) & np.uint64(1):
-                    v |= ~((np.uint64(1) << np.uint64(length)) - np.uint64(1))
+                mask = (np.uint64(1) << np.uint64(length)) - _U1
+                v &= mask
+                if kind[e] == 1 and (v >> np.uint64(length - 1)) & _U1:
+                    v |= ~mask
             if little[e]:
                 for k in range(nb):
-                    out[pos + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
+                    out[up + np.uint64(k)] = np.uint8((v >> np.uint64(8 * k)) & _FF)
+            elif nb == 1:
+                out[up] = np.uint8(v & _FF)
+            elif nb == 2:
+                out[up] = np.uint8((v >> _U8) & _FF)
+                out[up + _U1] = np.uint8(v & _FF)
+            elif nb == 4:
+                out[up] = np.uint8((v >> _U24) & _FF)
+                out[up + _U1] = np.uint8((v >> _U16) & _FF)
+                out[up + _U2] = np.uint8((v >> _U8) & _FF)
+                out[up + _U3] = np.uint8(v & _FF)
             else:
                 for k in range(nb):
-                    out[pos + k] = np.uint8((v >> np.uint64(8 * (nb - 1 - k))) & np.uint64(0xFF))
+                    out[up + np.uint64(k)] = np.uint8((v >> np.uint64(8 * (nb - 1 - k))) & _FF)
 
 
 class _Layout:
@@ -264,9 +305,10 @@ def _group(packets: PacketBatch):
     order = np.argsort(apids, kind="stable")
     data, offsets = _gather_packets(packets.data, packets.offsets, order)
     header = packets.header
-    # rows as opaque records: numpy's structured fancy indexing copies field by field
-    rows = np.ascontiguousarray(header).view(f"V{header.dtype.itemsize}")
-    sorted_batch = PacketBatch(data, offsets, np.take(rows, order).view(header.dtype))
+    # rows as bytes: numpy's structured fancy indexing copies field by field
+    rows = np.ascontiguousarray(header).view(np.uint8).reshape(n, header.dtype.itemsize)
+    sorted_header = _take_rows(rows, order).view(header.dtype).reshape(n)
+    sorted_batch = PacketBatch(data, offsets, sorted_header)
     sa = sorted_batch.header["apid"]
     starts = np.flatnonzero(np.diff(sa)) + 1
     bounds = np.concatenate(([0], starts, [n]))

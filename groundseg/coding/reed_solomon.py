@@ -337,8 +337,10 @@ def _lfsr2(ra, sa, rb, sb, stride, count, tab):
     b1 = np.uint64(0)
     b2 = np.uint64(0)
     b3 = np.uint64(0)
-    ja = sa
-    jb = sb
+    # unsigned indices: numba checks every signed one for a negative value
+    ja = np.uint64(sa)
+    jb = np.uint64(sb)
+    step = np.uint64(stride)
     for _ in range(count):
         fa = (a0 >> _S56) ^ np.uint64(ra[ja])
         fb = (b0 >> _S56) ^ np.uint64(rb[jb])
@@ -350,8 +352,8 @@ def _lfsr2(ra, sa, rb, sb, stride, count, tab):
         b2 = ((b2 << _S8) | (b3 >> _S56)) ^ tab[fb, 2]
         a3 = (a3 << _S8) ^ tab[fa, 3]
         b3 = (b3 << _S8) ^ tab[fb, 3]
-        ja += stride
-        jb += stride
+        ja += step
+        jb += step
     return a0, a1, a2, a3, b0, b1, b2, b3
 
 

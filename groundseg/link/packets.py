@@ -77,7 +77,12 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data
     apid_last[apid] = seq
     apid_stats[apid, ST_COUNT] += 1
     apid_stats[apid, ST_BYTES] += total
-    out_data[b:b + total] = src[a:a + total]
+    # unsigned indices: numba checks every signed one for a negative value, which keeps
+    # LLVM from streaming the copy (a slice assignment costs more per short packet still)
+    ua = np.uint64(a)
+    ub = np.uint64(b)
+    for k in range(np.uint64(total)):
+        out_data[ub + k] = src[ua + k]
     out_off[p + 1] = b + total
     h = out_hdr[p]
     h["apid"] = apid
@@ -312,7 +317,9 @@ class _Outputs:
     def __init__(self, capacity: int, max_rejects: int):
         max_packets = capacity // 7 + 2
         self.data = np.empty(capacity, np.uint8)
-        self.off = np.zeros(max_packets + 1, np.int64)
+        # only off[0] is read before the kernel writes it: zeroing megabytes is page faults
+        self.off = np.empty(max_packets + 1, np.int64)
+        self.off[0] = 0
         self.hdr = np.empty(max_packets, PACKET_DTYPE)
         self.rej_data = np.empty(capacity, np.uint8)
         self.rej_off = np.zeros(max_rejects + 1, np.int64)

@@ -394,3 +394,22 @@ def test_calendar_fields_time(tmp_path):
                datetime.timedelta(days=d - 1, hours=h, minutes=mi, seconds=s, microseconds=us)).timestamp()
         assert got == pytest.approx(ref, abs=1e-6)
     assert t[2] == 3.0               # year 0: no stamp, the frame time stays
+
+
+def test_take_rows_kernel_against_reference():
+    rng = np.random.default_rng(12)
+    rows = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+    order = rng.permutation(40).astype(np.int64)
+    assert np.array_equal(telemetry._take_rows(rows, order), rows[order])
+
+
+def test_grouped_headers_follow_their_packets(demo):
+    rng = np.random.default_rng(13)
+    pk = [packet(int(a), i, rng.integers(0, 256, 30, dtype=np.uint8).tobytes())
+          for i, a in enumerate(rng.choice([7, 200, 201], 60))]
+    b = batch(pk)
+    b.header["reception_time"] = np.arange(len(pk), dtype=np.float64)
+    decoded, _ = telemetry.decode(b, demo)
+    for apid, dec in decoded.items():
+        idx = np.flatnonzero(b.header["apid"] == apid)
+        assert dec.packets.header.tobytes() == b.header[idx].tobytes()
