@@ -91,7 +91,8 @@ def counter_gaps(rows, key, counter, modulus, last, stats):
     lost = np.zeros(n, np.int64)
     _counter_kernel(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(key, np.int64),
                     np.ascontiguousarray(counter, np.int64),
-                    np.ascontiguousarray(np.broadcast_to(modulus, (n,)), np.int64), last, gap, lost, stats)
+                    # a writable copy always: a read-only view would compile a second signature
+                    np.array(np.broadcast_to(modulus, (n,)), np.int64), last, gap, lost, stats)
     return gap, lost
 
 
