@@ -30,6 +30,7 @@ import os
 import resource
 import struct
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -603,11 +604,13 @@ class _KeyIndex:
     def open_run(self, extra: int) -> _Run:
         """The run new keys go to, with room for ``extra`` more."""
         r = self.runs[-1] if self.runs else None
-        if r is None or not (r.open and r.loaded) or (r.count and r.count + extra > self.piece):
+        # a run takes keys while its table for ``piece`` keys has room: up to 1.5 piece
+        limit = int(_MAX_LOAD * _table_size(self.piece))
+        if r is None or not (r.open and r.loaded) or (r.count and r.count + extra > limit):
             size = extra
             if r is not None and r.open and r.loaded:
-                # the pass has filled a run already: size the next one for a full piece
-                size = max(extra, self.piece)
+                # the pass has filled a run already: size the next one for a full run
+                size = max(extra, limit)
                 r.open = False
             keys, times, passes = self._empty(_table_size(size))
             r = _Run(keys, times, passes, [], np.nan, np.nan, False, self.clock,
@@ -832,6 +835,22 @@ class _Table:
         self.pending_rows += rows
         self.pending_bytes += sum(a.nbytes for a in columns.values()) + (0 if heap is None else heap.nbytes)
 
+    def detach(self, group: h5py.Group) -> "_Table":
+        """The pending rows as a table of their own (for a background flush); this one
+        starts empty. Dataset handles are looked up here, in the calling thread."""
+        if self.datasets is None:
+            self.datasets = _columns(group)
+            if self.heap is not None:
+                self.datasets["\0heap"] = group[self.heap]
+        snap = _Table(self.path, self.heap)
+        snap.datasets = self.datasets
+        snap.pending, snap.pending_rows, snap.pending_bytes = self.pending, self.pending_rows, self.pending_bytes
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        return snap
+
+    def heap_bytes(self) -> int:
+        return sum(len(p.heap) for p in self.pending if p.heap is not None) if self.heap is not None else 0
+
     def column_names(self) -> set[str]:
         names: set[str] = set()
         for p in self.pending:
@@ -855,29 +874,31 @@ class _Table:
             for p in self.pending:
                 offsets.append(p.columns["raw_offset"] + shift)
                 shift += 0 if p.heap is None else len(p.heap)
-            heap = np.concatenate([p.heap for p in self.pending if p.heap is not None] or
-                                  [np.zeros(0, np.uint8)])
             ds = dsets["\0heap"]
-            ds.resize((heap_len + len(heap),))
-            if len(heap):
-                ds[heap_len:heap_len + len(heap)] = heap
-            heap_len += len(heap)
+            ds.resize((shift,))
+            pos = heap_len
+            for p in self.pending:
+                # piece by piece: no copy of a whole flush's bytes
+                if p.heap is not None and len(p.heap):
+                    ds[pos:pos + len(p.heap)] = p.heap
+                    pos += len(p.heap)
+            heap_len = shift
             for p, off in zip(self.pending, offsets):
                 p.columns["raw_offset"] = off
         for name in names:
             ds = dsets[name]
-            parts = []
-            for p in self.pending:
-                a = p.columns.get(name)
-                if a is None:
-                    fv = ds.fillvalue
-                    a = np.full((p.rows,) + ds.shape[1:], fv, ds.dtype)
-                parts.append(a)
-            arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            if arr.dtype != ds.dtype and ds.dtype.kind not in "SU":
-                arr = arr.astype(ds.dtype)
             ds.resize((rows + n,) + ds.shape[1:])
-            ds[rows:rows + n] = arr
+            pos = rows
+            for p in self.pending:
+                # piece by piece, as the batches came: no copy of a whole flush
+                a = p.columns.get(name)
+                if a is not None:
+                    if a.dtype != ds.dtype and ds.dtype.kind not in "SU":
+                        a = a.astype(ds.dtype)
+                    ds[pos:pos + p.rows] = a
+                elif ds.fillvalue is not None:
+                    ds[pos:pos + p.rows] = np.full((p.rows,) + ds.shape[1:], ds.fillvalue, ds.dtype)
+                pos += p.rows
         # columns nobody wrote this time keep pace with fill values
         for name, ds in dsets.items():
             if name != "\0heap" and name not in names and ds.shape[0] < rows + n:
@@ -987,6 +1008,30 @@ def pass_ranges(fl: np.ndarray, tables: list[str]) -> dict[int, dict[str, tuple[
 
 
 # -- writer ---------------------------------------------------------------------------------
+class _Flight:
+    """One flush written by a thread of its own while decoding goes on: HDF5 writes,
+    compression and H5Fflush release the GIL, and the decoder's numba kernels do too."""
+
+    def __init__(self, work, committed: dict[str, int] | None):
+        self.committed = committed
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), name="groundseg-archive-flush")
+        self.thread.start()
+
+    def _run(self, work) -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the writer's thread at the next join
+            self.error = exc
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def wait(self) -> BaseException | None:
+        self.thread.join()
+        return self.error
+
+
 class ArchiveWriter:
     """Append passes of one mission to its archive.
 
@@ -1020,6 +1065,7 @@ class ArchiveWriter:
         self._tables: dict[str, _Table] = {}
         self._known: set[str] = set()
         self._dtypes: dict[tuple[str, str], np.dtype] = {}
+        self._flight: _Flight | None = None
         self.recovered: dict = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -1062,6 +1108,10 @@ class ArchiveWriter:
             raise ArchiveError(f"{self.path}: cannot open the archive: {str(exc).splitlines()[0]}") from None
 
     def _close_file(self) -> None:
+        if self._flight is not None:
+            flight, self._flight = self._flight, None
+            if flight.wait() is not None:
+                self._broken = True
         for t in self._tables.values():
             t.datasets = None
         if self._file is not None:
@@ -1239,6 +1289,7 @@ class ArchiveWriter:
     # -- layout (only while not in SWMR mode)
     def _structural(self) -> None:
         """Leave SWMR mode so groups and datasets can be created."""
+        self._join()
         if self._swmr:
             self._flush(commit=True)
             self._close_file()
@@ -1512,6 +1563,7 @@ class ArchiveWriter:
 
     def _load_run(self, run, timed: bool):
         """Read an evicted or never-loaded dedup run back from the archive."""
+        self._join()
         keys, times, passes = [], [], []
         lo, hi = np.nan, np.nan
         untimed = False
@@ -1588,6 +1640,7 @@ class ArchiveWriter:
         try:
             if self._pass is not None:
                 try:
+                    self._join()
                     self.end_pass(None, complete=False)
                 except ArchiveError:
                     if getattr(self, "_broken", False):
@@ -1660,9 +1713,18 @@ class ArchiveWriter:
             return
         pend_rows = sum(t.pending_rows for t in self._tables.values() if t.path.startswith(PACKETS_GROUP))
         pend_bytes = sum(t.pending_bytes for t in self._tables.values())
-        if (pend_rows >= self.flush_packets or pend_bytes >= self.flush_bytes or
-                self._clock() - self._pass["last_flush"] >= self.flush_seconds):
-            self.flush()
+        if self._flight is not None and self._flight.done():
+            self._join()
+        time_due = self._clock() - self._pass["last_flush"] >= self.flush_seconds
+        if time_due or pend_rows >= self.flush_packets or pend_bytes >= self.flush_bytes:
+            # flush_seconds bounds how stale a reader's view is: a flush due by time is
+            # committed before this returns; one due by size (bulk replay) is written by a
+            # background thread while decoding goes on, committed before the next flush
+            try:
+                self._flush(commit=True, background=not time_due)
+            except (OSError, RuntimeError) as exc:
+                self._broken = True
+                raise _os_error(self.path, exc, "cannot write the archive") from None
 
     def flush(self) -> None:
         """Write what is buffered and commit it (readers see it; it survives kill -9)."""
@@ -1881,38 +1943,72 @@ class ArchiveWriter:
             raise ArchiveError(f"{self.path}: disk full: {max(free, 0) / 1e6:.1f} MB free, the next "
                                f"flush needs {need / 1e6:.1f} MB; packets of earlier flushes are safe")
 
-    def _flush(self, commit: bool) -> None:
+    def _join(self) -> None:
+        """Wait for the flush in flight; its failure is raised here (the file is then left
+        for the next writer to recover); its committed rows let dedup drop their keys."""
+        flight = self._flight
+        if flight is None:
+            return
+        self._flight = None
+        exc = flight.wait()
+        if exc is not None:
+            self._broken = True
+            if isinstance(exc, (OSError, RuntimeError)):
+                raise _os_error(self.path, exc, "cannot write the archive") from None
+            raise exc
+        if flight.committed is not None and self._pass is not None and getattr(self, "_dedup", None) is not None:
+            self._dedup.evict(flight.committed)  # committed rows can be read back: their keys may go
+
+    def _flush(self, commit: bool, background: bool = False) -> None:
+        """Write the buffered rows (and commit them). Everything the write needs is decided
+        here: row counts, the pass row, the commit row; with ``background`` a thread of its
+        own writes it while the caller goes on (one flush in flight at a time)."""
+        self._join()
         f = self._file
         if any(t.pending for t in self._tables.values()):
             self._check_space()
+        jobs = []
         for path, table in self._tables.items():
             if table.pending:
-                self._rows[path], self._heap_len[path] = table.write(
-                    f[path], self._rows[path], self._heap_len.get(path, 0))
-        if self._pass is not None and "passes" in f:
-            g = f["passes"]
+                rows, heap_len = self._rows[path], self._heap_len.get(path, 0)
+                snap = table.detach(f[path])
+                jobs.append((path, snap, rows, heap_len))
+                self._rows[path] = rows + snap.pending_rows
+                self._heap_len[path] = heap_len + snap.heap_bytes()
+        pass_row = None
+        if self._pass is not None and "passes" in self._rows:
             row = self._pass["row"]
             if row < self._rows["passes"]:
                 p = self._pass
-                g["packets_archived"][row] = p["packets"]
-                g["duplicates_skipped"][row] = p["duplicates"]
-                g["untimed_packets"][row] = p["untimed"]
-                g["frames_archived"][row] = p["frames"]
-                g["rejects_archived"][row] = p["rejects"]
-                g["reception_start"][row], g["reception_end"][row] = p["rt"]
-                g["onboard_start"][row], g["onboard_end"][row] = p["kt"]
+                pass_row = (row, {"packets_archived": p["packets"], "duplicates_skipped": p["duplicates"],
+                                  "untimed_packets": p["untimed"], "frames_archived": p["frames"],
+                                  "rejects_archived": p["rejects"],
+                                  "reception_start": p["rt"][0], "reception_end": p["rt"][1],
+                                  "onboard_start": p["kt"][0], "onboard_end": p["kt"][1]})
                 p["last_flush"] = self._clock()
-        if commit:
-            self._commit()
+        commit_row = self._commit_row() if commit else None
         if self._pass is not None:
             self._pass["flushed_packets"] = self._pass["packets"]
 
-    def _commit(self) -> None:
-        """Make the data durable first, then record the row counts that readers trust."""
-        f = self._file
-        f.flush()
-        fl = f["flushes"]
-        n = fl.shape[0]
+        def work():
+            for path, snap, rows, heap_len in jobs:
+                snap.write(f[path], rows, heap_len)
+            if pass_row is not None:
+                g = f["passes"]
+                for name, v in pass_row[1].items():
+                    g[name][pass_row[0]] = v
+            if commit_row is not None:
+                self._write_commit(commit_row)
+        committed = dict(self._rows) if commit else None
+        if background and jobs:
+            self._flight = _Flight(work, committed)
+            return
+        work()
+        if committed is not None and self._pass is not None and getattr(self, "_dedup", None) is not None:
+            self._dedup.evict(committed)  # committed rows can be read back: their keys may go
+
+    def _commit_row(self) -> np.ndarray:
+        """The /flushes row that commits the row counts as they will be once written."""
         self._flush_id += 1
         row = np.zeros(len(FLUSH_HEAD) + len(self._table_names), np.int64)
         row[0] = self._flush_id
@@ -1921,11 +2017,24 @@ class ArchiveWriter:
         row[3] = int(time.time() * 1e3)
         for i, t in enumerate(self._table_names):
             row[len(FLUSH_HEAD) + i] = self._rows.get(t, 0)
+        return row
+
+    def _write_commit(self, row: np.ndarray) -> None:
+        """Make the data durable first, then record the row counts that readers trust."""
+        f = self._file
+        f.flush()
+        fl = f["flushes"]
+        n = fl.shape[0]
         if fl.shape[1] < len(row):
             fl.resize((n, len(row)))
         fl.resize((n + 1, fl.shape[1]))
         fl[n, :len(row)] = row
         f.flush()
+
+    def _commit(self) -> None:
+        """Commit what is written (nothing may be in flight: the commit counts it)."""
+        self._join()
+        self._write_commit(self._commit_row())
         if self._pass is not None and getattr(self, "_dedup", None) is not None:
             self._dedup.evict(self._rows)  # committed rows can be read back: their keys may go
 
