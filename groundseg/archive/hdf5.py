@@ -1445,7 +1445,7 @@ class ArchiveWriter:
         return t
 
     def _enter_swmr(self) -> None:
-        if self._swmr:
+        if self._swmr or getattr(self, "_in_append", False):
             return
         f = self._file
         if getattr(self, "_layout_changed", False):
@@ -1692,17 +1692,24 @@ class ArchiveWriter:
         if self._pass is None:
             raise ArchiveError(f"{self.path}: append outside a pass (call begin_pass first)")
         try:
-            if frames is not None and len(frames):
-                self._append_frames(np.asarray(frames))
-            if rejects is not None and len(rejects):
-                self._append_rejects(rejects, reject_data, reject_offsets)
-            if decoded:
-                items = decoded.values() if isinstance(decoded, dict) else decoded
-                for d in items:
-                    if len(d.packets):
-                        self._append_decoded(d)
-            if packets is not None and len(packets):
-                self._append_packets(packets)
+            # SWMR resumes once per call: datasets that several APIDs of one batch bring
+            # (their first decoded fields) are created in one non-SWMR session, not one each
+            self._in_append = True
+            try:
+                if frames is not None and len(frames):
+                    self._append_frames(np.asarray(frames))
+                if rejects is not None and len(rejects):
+                    self._append_rejects(rejects, reject_data, reject_offsets)
+                if decoded:
+                    items = decoded.values() if isinstance(decoded, dict) else decoded
+                    for d in items:
+                        if len(d.packets):
+                            self._append_decoded(d)
+                if packets is not None and len(packets):
+                    self._append_packets(packets)
+            finally:
+                self._in_append = False
+            self._enter_swmr()
             self.poll()
         except (OSError, RuntimeError) as exc:
             raise _os_error(self.path, exc, "cannot write the archive") from None
