@@ -102,9 +102,8 @@ def _keep_freed_memory() -> None:
     """
     try:
         import ctypes
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):   # TypeError: Windows wants a library name
         return
     m_trim_threshold, m_mmap_threshold = -1, -3
     mallopt(m_mmap_threshold, 32 << 20)   # glibc's upper limit for the threshold
