@@ -13,9 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,bench,plot,pandas,dask]'
 	touch $(STAMP)
 
+# byte-compile once: some environments set PYTHONDONTWRITEBYTECODE, and start-up counts
+.PHONY: bytecode
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q groundseg benchmarks
+
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) bytecode
 	$(PY) -m groundseg replay fixtures/demo/demo.cadu --mission fixtures/missions/demo.toml \
 		--archive archive --report archive/demo-report.json
 	$(PY) -m groundseg plot archive/demo.h5 --apid hk --field bus_voltage --field battery_temp \
