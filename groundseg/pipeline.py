@@ -120,10 +120,7 @@ class Pipeline:
         self.telemetry_rejects: dict[str, int] = {}
         self.packets_decoded = 0
         self.frames_seen = 0
-        self.started = time.time()
         self.time_origin = np.nan
-        self.first_reception = np.nan
-        self.last_reception = np.nan
 
     # -- streaming interface (live and replay) --------------------------------------------
     def begin_stream(self, time_origin: float = np.nan) -> None:
@@ -177,10 +174,6 @@ class Pipeline:
     def _packets(self, packets: PacketBatch) -> None:
         if len(packets) == 0:
             return
-        rt = packets.header["reception_time"]
-        if np.isfinite(rt).any():
-            self.first_reception = np.nanmin([self.first_reception, np.nanmin(rt)])
-            self.last_reception = np.nanmax([self.last_reception, np.nanmax(rt)])
         decoded, rejects = telemetry.decode(packets, self.mission)
         for k, v in rejects.items():
             self.telemetry_rejects[k] = self.telemetry_rejects.get(k, 0) + v

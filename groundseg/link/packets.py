@@ -240,30 +240,25 @@ def _extract_kernel(frames, rows, zstart, zend, fhp, gap, slot, vcid, rtime, fti
         # packets that start in this frame
         while pos < ze:
             rem = ze - pos
-            if rem < PRIMARY_HEADER_LENGTH:
-                for j in range(rem):
-                    pbuf[s, j] = z[pos + j]
-                plen[s] = rem
-                p_rt[s] = rtime[i]
-                p_ft[s] = ftime[i]
-                break
-            total = ((np.int64(z[pos + 4]) << 8) | np.int64(z[pos + 5])) + 7
-            if (z[pos] >> 5) != 0 or total > max_len:
-                _rej_append(z, pos, rem, rej_data, nout)
-                _rej_close(_R_LEN, i, -1, rej_off, rej_reason, rej_row, rej_apid, rej_counts, nout)
-                in_sync[s] = False
-                break
-            if total <= rem:
-                p, b = _emit(z, pos, total, vc, rtime[i], ftime[i], apid_last, apid_stats, idle_count,
-                             out_data, out_off, out_hdr, p, b)
-                pos += total
-            else:
-                for j in range(rem):
-                    pbuf[s, j] = z[pos + j]
-                plen[s] = rem
-                p_rt[s] = rtime[i]
-                p_ft[s] = ftime[i]
-                break
+            if rem >= PRIMARY_HEADER_LENGTH:
+                total = ((np.int64(z[pos + 4]) << 8) | np.int64(z[pos + 5])) + 7
+                if (z[pos] >> 5) != 0 or total > max_len:
+                    _rej_append(z, pos, rem, rej_data, nout)
+                    _rej_close(_R_LEN, i, -1, rej_off, rej_reason, rej_row, rej_apid, rej_counts, nout)
+                    in_sync[s] = False
+                    break
+                if total <= rem:
+                    p, b = _emit(z, pos, total, vc, rtime[i], ftime[i], apid_last, apid_stats,
+                                 idle_count, out_data, out_off, out_hdr, p, b)
+                    pos += total
+                    continue
+            # the packet (or its header) goes on in the VC's next frame: keep what is here
+            for j in range(rem):
+                pbuf[s, j] = z[pos + j]
+            plen[s] = rem
+            p_rt[s] = rtime[i]
+            p_ft[s] = ftime[i]
+            break
     nout[0] = p
     nout[1] = b
 

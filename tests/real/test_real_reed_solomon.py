@@ -5,18 +5,11 @@ import numpy as np
 import pytest
 
 from groundseg.coding import reed_solomon as rs
+from tests.unit.test_reed_solomon import pn_sequence  # the slow reference LFSR, not the kernel under test
 
 pytestmark = pytest.mark.real
 
 
-def pn_sequence(n: int) -> np.ndarray:
-    """CCSDS pseudo-randomiser: h(x) = x^8+x^7+x^5+x^3+1, all-ones seed, MSB first."""
-    state = [1] * 8
-    bits = []
-    for _ in range(8 * n):
-        bits.append(state[0])
-        state = state[1:] + [state[0] ^ state[3] ^ state[5] ^ state[7]]
-    return np.packbits(np.array(bits, np.uint8))
 
 
 def _snpp_codeblocks(captures):
