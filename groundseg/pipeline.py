@@ -20,7 +20,8 @@ from groundseg.coding.frame_batch import FrameBatch
 from groundseg.link.decoder import LinkConfig, LinkDecoder
 from groundseg.link.packets import PacketStreamSplitter
 from groundseg.link.records import PacketBatch
-from groundseg.sources.capture import CaptureFile
+from groundseg.sources.base import LEVEL_KIND, Source, StreamClock, Chunk
+from groundseg.sources.capture import CaptureFiles
 
 LEVELS = ("iq", "soft", "bits", "frames", "packets")
 
@@ -111,8 +112,7 @@ class Pipeline:
         if self.level == "bits":
             self.channel = ChannelDecoder(channel_config(mission))
         elif self.level == "frames":
-            self.channel = FrameReader(mission.link.frame_length, fecf=mission.link.fecf,
-                                       bit_rate=float(mission.link.bit_rate or 0))
+            self.channel = FrameReader(mission.link.frame_length, fecf=mission.link.fecf)
         if self.level in ("bits", "frames"):
             self.link = LinkDecoder(link_config(mission))
         else:
@@ -120,24 +120,32 @@ class Pipeline:
         self.telemetry_rejects: dict[str, int] = {}
         self.packets_decoded = 0
         self.frames_seen = 0
-        self.time_origin = np.nan
+        self.clock = StreamClock()
+        self._stream_time = np.nan
 
     # -- streaming interface (live and replay) --------------------------------------------
-    def begin_stream(self, time_origin: float = np.nan) -> None:
+    def begin_stream(self) -> None:
+        """A new stream (next file, a receiver reconnected): decoder state restarts."""
         if self.channel is not None:
-            self.channel.reset(time_origin)
+            self.channel.reset()
         if self.link is not None:
             self.link.reset_stream()
         if self.splitter is not None:
             self._splitter_output(self.splitter.flush())
             self.splitter.reset_stream()
-        self.time_origin = time_origin
+        self.clock.reset()
+        self._stream_time = np.nan
 
-    def push(self, chunk: np.ndarray, reception_time: float = np.nan) -> None:
+    def push(self, chunk: Chunk) -> None:
+        """One chunk of the current stream (``chunk.new_stream`` is the caller's business:
+        :meth:`run` calls :meth:`begin_stream` for it)."""
+        self.clock.mark(chunk)
+        if not np.isfinite(self._stream_time):
+            self._stream_time = chunk.rx_time
         if self.channel is not None:
-            self._frames(self.channel.push(chunk, reception_time))
+            self._frames(self.channel.push(chunk.data))
         else:
-            self._splitter_output(self.splitter.push(chunk), reception_time)
+            self._splitter_output(self.splitter.push(chunk.data), chunk.rx_time)
 
     def end_stream(self) -> None:
         if self.channel is not None:
@@ -148,9 +156,9 @@ class Pipeline:
 
     def _splitter_output(self, packets: PacketBatch, reception_time: float = np.nan) -> None:
         if len(packets):
-            # a packet stream carries no reception time: the chunk's, else the capture's origin
+            # a packet stream carries no reception time: the chunk's, else the stream's origin
             packets.header["reception_time"] = (reception_time if np.isfinite(reception_time)
-                                                else self.time_origin)
+                                                else self._stream_time)
         rejects = self.splitter.last_rejects
         if len(rejects) and self.archive is not None:
             self.archive.append(rejects=rejects)
@@ -159,6 +167,11 @@ class Pipeline:
     def _frames(self, batch: FrameBatch) -> None:
         if len(batch) == 0:
             return
+        # reception time from the source's stamps, at each frame's own first bit
+        pos = batch.quality["bit_position"]
+        if self.level == "frames":
+            pos = pos // 8
+        batch.quality["reception_time"] = self.clock.times(pos)
         self.frames_seen += len(batch)
         self._link_output(self.link.push(batch))
 
@@ -181,23 +194,41 @@ class Pipeline:
         if self.archive is not None:
             self.archive.append(decoded=decoded)
 
-    # -- whole files -----------------------------------------------------------------------
-    def replay(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> dict:
-        captures = [CaptureFile(p) if chunk_bytes is None else CaptureFile(p, chunk_bytes) for p in paths]
-        total = sum(c.size for c in captures)
+    # -- any source ------------------------------------------------------------------------
+    def run(self, source: Source) -> dict:
+        """Decode everything ``source`` delivers (one pass); returns the report."""
+        total = source.total_bytes or 0
         done = 0
         t0 = time.perf_counter()
-        bit_rate = float(getattr(self.mission.link, "bit_rate", 0) or 0) if self.mission.link else 0.0
-        for cap in captures:
-            self.begin_stream(cap.time_origin(bit_rate))
-            for chunk in cap.chunks():
-                self.push(chunk, np.nan)
-                done += chunk.size
-                if self.on_progress is not None:
-                    self.on_progress(Progress(done, total, time.perf_counter() - t0,
-                                              self.frames_seen, self.packets_decoded))
+        open_stream = False
+        for chunk in source.chunks():
+            if chunk.new_stream or not open_stream:
+                if open_stream:
+                    self.end_stream()
+                self.begin_stream()
+                open_stream = True
+            self.push(chunk)
+            done += chunk.data.nbytes
+            if self.on_progress is not None:
+                self.on_progress(Progress(done, total, time.perf_counter() - t0,
+                                          self.frames_seen, self.packets_decoded))
+        if open_stream:
             self.end_stream()
         return self.report()
+
+    def source_for(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> CaptureFiles:
+        """Capture files read at this pipeline's level, with the mission's rate."""
+        kind = LEVEL_KIND[self.level]
+        bit_rate = float(getattr(self.mission.link, "bit_rate", 0) or 0) if self.mission.link else 0.0
+        rate = bit_rate / 8 if kind in ("frames", "packets") else bit_rate
+        kwargs = {"kind": kind, "rate": rate}
+        if chunk_bytes is not None:
+            kwargs["chunk_bytes"] = chunk_bytes
+        return CaptureFiles(paths, **kwargs)
+
+    def replay(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> dict:
+        """Recorded captures as one pass, each file its own stream."""
+        return self.run(self.source_for(paths, chunk_bytes))
 
     def report(self) -> dict:
         rep = empty_report()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from groundseg.coding import crc, randomizer, reed_solomon, sync
-from groundseg.coding.frame_batch import FRAME_QUALITY_DTYPE, FrameBatch
+from groundseg.coding.frame_batch import FRAME_QUALITY_DTYPE, FrameBatch, integrity
 
 RS_PARITY = {"none": 0, "255,223": 32, "255,239": 16}
 INTERLEAVES = (1, 2, 3, 4, 5, 8)
@@ -79,9 +79,8 @@ def _empty_stats() -> dict:
 class ChannelDecoder:
     """Packed hard bits in, frames with quality out. Carries only the sync state across chunks."""
 
-    def __init__(self, config: ChannelConfig, time_origin: float = np.nan):
+    def __init__(self, config: ChannelConfig):
         self.config = config
-        self.time_origin = time_origin
         self.sync = sync.FrameSync(config.codeblock_length, asm=config.asm, asm_bits=config.asm_bits,
                                    max_bit_errors=config.asm_max_bit_errors)
         self.stats = _empty_stats()
@@ -90,13 +89,12 @@ class ChannelDecoder:
         self._inverted_before = 0
         self._truncated_before = 0
 
-    def reset(self, time_origin: float = np.nan) -> None:
+    def reset(self) -> None:
         """A new stream (next capture file): forget sync state, keep the statistics."""
         self._fold_sync_stats()
         self.sync = sync.FrameSync(self.config.codeblock_length, asm=self.config.asm,
                                    asm_bits=self.config.asm_bits,
                                    max_bit_errors=self.config.asm_max_bit_errors)
-        self.time_origin = time_origin
 
     def _fold_sync_stats(self) -> None:
         s = self.sync.stats
@@ -113,14 +111,14 @@ class ChannelDecoder:
         st["inverted_codeblocks"] = self._inverted_before + int(s.get("inverted_codeblocks", 0))
         st["truncated"] = self._truncated_before + int(s.get("truncated", 0))
 
-    def push(self, chunk, reception_time: float = np.nan) -> FrameBatch:
+    def push(self, chunk) -> FrameBatch:
         data = np.frombuffer(chunk, dtype=np.uint8) if not isinstance(chunk, np.ndarray) else chunk
-        return self._decode(self.sync.push(data), reception_time)
+        return self._decode(self.sync.push(data))
 
-    def flush(self, reception_time: float = np.nan) -> FrameBatch:
-        return self._decode(self.sync.flush(), reception_time)
+    def flush(self) -> FrameBatch:
+        return self._decode(self.sync.flush())
 
-    def _decode(self, sb, reception_time: float) -> FrameBatch:
+    def _decode(self, sb) -> FrameBatch:
         cfg = self.config
         self._update_sync_stats()
         blocks = sb.codeblocks
@@ -145,16 +143,13 @@ class ChannelDecoder:
         q["asm_bit_errors"] = meta["asm_bit_errors"]
         q["sync_state"] = meta["sync_state"]
         bad = (corrections < 0).any(axis=1)
-        q["rs_uncorrectable"] = bad
         q["rs_corrected"] = np.where(bad, -1, np.clip(corrections, 0, None).sum(axis=1))
         if cfg.fecf:
-            q["crc"] = crc.fecf_ok(frames).astype(np.int8)
+            q["crc"] = np.where(bad, -1, crc.fecf_ok(frames)).astype(np.int8)
         else:
             q["crc"] = -1
-        if cfg.bit_rate > 0 and np.isfinite(self.time_origin):
-            q["reception_time"] = self.time_origin + meta["bit_position"] / cfg.bit_rate
-        else:
-            q["reception_time"] = reception_time
+        q["integrity"] = integrity(q["rs_corrected"], q["crc"])
+        q["reception_time"] = np.nan     # the pipeline's clock knows the source's stamps
         st = self.stats
         corrected = int(((q["rs_corrected"] > 0) & ~bad).sum())
         st["frames"]["total"] += n
@@ -196,24 +191,20 @@ class ChannelEncoder:
 class FrameReader:
     """Level "frames": fixed-length frame records back to back; carries a partial record across chunks."""
 
-    def __init__(self, frame_length: int, fecf: bool = False, time_origin: float = np.nan,
-                 bit_rate: float = 0.0):
+    def __init__(self, frame_length: int, fecf: bool = False):
         self.frame_length = frame_length
         self.fecf = fecf
-        self.bit_rate = bit_rate
-        self.time_origin = time_origin
         self._tail = np.zeros(0, np.uint8)
         self._bytes = 0          # bytes consumed in this stream
         self.stats = {"frames": {"total": 0, "clean": 0, "corrected": 0, "uncorrectable": 0},
                       "rs_symbols_corrected": 0,
                       "sync": {"bits_in": 0, "lock_losses": 0, "inverted_codeblocks": 0, "truncated": 0}}
 
-    def reset(self, time_origin: float = np.nan) -> None:
+    def reset(self) -> None:
         self._tail = np.zeros(0, np.uint8)
         self._bytes = 0
-        self.time_origin = time_origin
 
-    def push(self, chunk, reception_time: float = np.nan) -> FrameBatch:
+    def push(self, chunk) -> FrameBatch:
         data = np.frombuffer(chunk, dtype=np.uint8) if not isinstance(chunk, np.ndarray) else chunk
         self.stats["sync"]["bits_in"] += data.size * 8
         if self._tail.size:
@@ -222,16 +213,13 @@ class FrameReader:
         frames = data[: n * self.frame_length].reshape(n, self.frame_length)
         self._tail = data[n * self.frame_length:].copy()
         crc_flags = crc.fecf_ok(frames).astype(np.int8) if (self.fecf and n) else None
-        batch = FrameBatch.from_frames(frames, first_byte=self._bytes, reception_time=reception_time,
-                                       crc=crc_flags)
-        if self.bit_rate > 0 and np.isfinite(self.time_origin):
-            batch.quality["reception_time"] = self.time_origin + batch.quality["bit_position"] / self.bit_rate
+        batch = FrameBatch.from_frames(frames, first_byte=self._bytes, crc=crc_flags)
         self._bytes += n * self.frame_length
         self.stats["frames"]["total"] += n
         self.stats["frames"]["clean"] += n
         return batch
 
-    def flush(self, reception_time: float = np.nan) -> FrameBatch:
+    def flush(self) -> FrameBatch:
         if self._tail.size:
             self.stats["sync"]["truncated"] += 1
             self._tail = np.zeros(0, np.uint8)

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: One row per frame. ``rs_corrected`` sums the symbols corrected over the
-#: frame's codewords; ``rs_uncorrectable`` is set when any codeword failed.
-#: ``crc``: 1 FECF ok, 0 FECF failed, -1 no FECF on this link.
-#: ``sync_state``: 0 found by search, 1 verified in lock, 2 flywheel
-#: (marker not matched, position predicted), 3 no sync (level "frames").
+#: One row per frame. ``integrity`` is the one verdict every later stage reads
+#: (:data:`INTEGRITY_OK` ...); the other fields are the detail behind it.
+#: ``rs_corrected`` sums the symbols corrected over the frame's codewords (-1: a
+#: codeword was uncorrectable). ``crc``: 1 FECF ok, 0 FECF failed, -1 not checked
+#: (no FECF on this link, or the frame already failed RS). ``sync_state``: 0 found by
+#: search, 1 verified in lock, 2 flywheel (marker not matched, position predicted),
+#: 3 no sync (level "frames"). ``bit_position`` counts in the stream's own units
+#: before any inner decoder (bits, or channel symbols for soft input).
 FRAME_QUALITY_DTYPE = np.dtype([
     ("bit_position", "<i8"),
     ("reception_time", "<f8"),
@@ -22,11 +25,27 @@ FRAME_QUALITY_DTYPE = np.dtype([
     ("asm_bit_errors", "i1"),
     ("sync_state", "u1"),
     ("rs_corrected", "<i2"),
-    ("rs_uncorrectable", "?"),
     ("crc", "i1"),
+    ("integrity", "u1"),
 ])
 
 SYNC_SEARCH, SYNC_LOCKED, SYNC_FLYWHEEL, SYNC_NONE = 0, 1, 2, 3
+
+#: Frame integrity (ccsds-rs calls it the same): decided by the coding stage that knows,
+#: read by the link layer, carried to the archive. OK: every check the link has passed
+#: with no correction; CORRECTED: Reed-Solomon corrected symbols and the rest passed;
+#: UNCORRECTABLE: a codeword was beyond correction (the frame is as received);
+#: CRC_FAILED: RS passed (or there is none) but the FECF disagrees.
+INTEGRITY_OK, INTEGRITY_CORRECTED, INTEGRITY_UNCORRECTABLE, INTEGRITY_CRC_FAILED = 0, 1, 2, 3
+INTEGRITY_NAMES = ("ok", "corrected", "uncorrectable", "crc_failed")
+
+
+def integrity(rs_corrected: np.ndarray, crc: np.ndarray) -> np.ndarray:
+    """The integrity code from the RS verdict and the FECF check (see above)."""
+    out = np.where(rs_corrected > 0, INTEGRITY_CORRECTED, INTEGRITY_OK).astype(np.uint8)
+    out[crc == 0] = INTEGRITY_CRC_FAILED
+    out[rs_corrected < 0] = INTEGRITY_UNCORRECTABLE
+    return out
 
 
 def as_frame_rows(frames: np.ndarray, need: int) -> np.ndarray:
@@ -65,6 +84,7 @@ class FrameBatch:
         q["reception_time"] = reception_time
         q["sync_state"] = SYNC_NONE
         q["crc"] = -1 if crc is None else crc
+        q["integrity"] = integrity(q["rs_corrected"], q["crc"])
         return cls(frames, q)
 
     @classmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from groundseg.coding.frame_batch import FrameBatch
+from groundseg.coding.frame_batch import INTEGRITY_UNCORRECTABLE, FrameBatch
 from groundseg.link import aos, demux, tm
 from groundseg.link.packets import DEFAULT_MAX_PACKET_LENGTH, PacketExtractor
 from groundseg.link.records import (FRAME_RECORD_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
@@ -176,7 +176,7 @@ class LinkDecoder:
             return LinkOutput(rec, PacketBatch.empty(), RejectBatch.empty(), VcaBatch.empty())
 
         status = np.zeros(n, np.uint8)
-        status[q["rs_uncorrectable"]] = REJECT_CODE["rs_uncorrectable"]
+        status[q["integrity"] == INTEGRITY_UNCORRECTABLE] = REJECT_CODE["rs_uncorrectable"]
         if width != cfg.frame_length:
             reason = "truncated" if width < cfg.frame_length else "frame_length"
             status[status == 0] = REJECT_CODE[reason]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from groundseg.coding.crc import append_fecf
-from groundseg.coding.frame_batch import FrameBatch
+from groundseg.coding.frame_batch import INTEGRITY_UNCORRECTABLE, FrameBatch
 from groundseg.link import aos, clcw, packets as P, tm
 from groundseg.link.decoder import LinkConfig, LinkDecoder
 from groundseg.link.records import REJECT_CODE, PacketBatch
@@ -224,7 +224,7 @@ def test_refused_frames_do_not_touch_state(bad):
     with_junk = np.concatenate([frames[:4], junk[None, :], frames[4:]])
     q = FrameBatch.from_frames(with_junk).quality
     if bad == "rs_uncorrectable":
-        q["rs_uncorrectable"][4] = True
+        q["integrity"][4] = INTEGRITY_UNCORRECTABLE
         with_junk[4, 10] ^= 0x5A
     dec, outs = decode_all(cfg, with_junk, q)
     assert packets_of(outs)[0] == pk
@@ -405,7 +405,7 @@ def test_garbage_frames_never_crash_and_every_frame_is_counted(frame_type):
     hit[:, :2] &= rng.random((len(frames), 1)) < 0.3
     frames[hit] = noise[hit]
     q = FrameBatch.from_frames(frames).quality
-    q["rs_uncorrectable"] = rng.random(len(frames)) < 0.05
+    q["integrity"][rng.random(len(frames)) < 0.05] = INTEGRITY_UNCORRECTABLE
     dec, outs = decode_all(cfg, frames, q, cuts=[7, 20])
     c = dec.counts()
     delivered = sum(v["frames"] for v in c["virtual_channels"].values())
@@ -423,7 +423,7 @@ def test_reject_batch_offsets_and_concatenate():
     cfg = tm_cfg()
     frames, _ = vc_traffic(cfg, 0, np.random.default_rng(14), 5)
     q = FrameBatch.from_frames(frames).quality
-    q["rs_uncorrectable"][[0, 2]] = True
+    q["integrity"][[0, 2]] = INTEGRITY_UNCORRECTABLE
     _, outs = decode_all(cfg, frames, q, cuts=[1])
     rj = RejectBatch.concatenate([o.rejects for o in outs])
     assert len(rj) == 2 and rj.offsets.tolist() == [0, 64, 128]

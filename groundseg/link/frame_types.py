@@ -1,0 +1,278 @@
+"""Transfer frame types as objects: TM (CCSDS 132.0-B-3) and AOS (CCSDS 732.0-B-4).
+
+Everything that differs between frame types lives here, behind one interface, so the
+rest of the link layer, the mission loader, the simulator and ``inspect`` never branch
+on a frame type's name: VCID count and SCID width, counter moduli, the master-channel
+counter, the idle rule, where the data field and the packet zone start and end, the OCF
+rule, header decoding and checking, and the header encoders the simulator uses.
+
+Adding a frame type (USLP, 732.1-B) is one more subclass registered in
+:data:`FRAME_TYPES` plus its tests; docs/architecture.md has the checklist.
+
+Arrays in and out are per frame (``(n, L)`` uint8 frames, ``(n,)`` fields): a batch of
+frames costs a handful of numpy operations whatever its size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from groundseg.link import aos, tm
+from groundseg.link.records import REJECT_CODE
+
+
+class FrameType:
+    """The interface; one instance per frame type (stateless, shared)."""
+
+    name: str = ""
+    standard: str = ""
+    version: int = -1             # transfer frame version number field
+    n_vcids: int = 0
+    scid_bits: int = 0
+    vc_counter_bits: int = 0      # the VC frame count as transmitted (before any extension)
+    master_channel_counter: bool = False
+    default_idle_vcid: int | None = None
+    has_insert_zone: bool = False
+    has_fhec: bool = False
+    has_secondary_header: bool = False
+    mpdu_header_length: int = 0   # bytes between the data field start and the packet zone
+
+    # -- vocabulary ------------------------------------------------------------------------
+    @property
+    def max_scid(self) -> int:
+        return (1 << self.scid_bits) - 1
+
+    @property
+    def vc_modulus(self) -> int:
+        return 1 << self.vc_counter_bits
+
+    def __repr__(self) -> str:
+        return f"<frame type {self.name} ({self.standard})>"
+
+    # -- configuration -----------------------------------------------------------------------
+    def validate(self, config) -> None:
+        """Raise ValueError where a :class:`~groundseg.link.decoder.LinkConfig` does not fit
+        this frame type (the generic checks are the config's own)."""
+        if not 0 <= int(config.spacecraft_id) <= self.max_scid:
+            raise ValueError(f"spacecraft_id {config.spacecraft_id} does not fit a {self.name} "
+                             f"header (0..{self.max_scid})")
+        if config.insert_zone < 0 or (config.insert_zone and not self.has_insert_zone):
+            raise ValueError(f"insert_zone is a non-negative byte count and exists on "
+                             f"{', '.join(t.name for t in FRAME_TYPES.values() if t.has_insert_zone)} only")
+        if config.fhec and not self.has_fhec:
+            raise ValueError(f"fhec exists on "
+                             f"{', '.join(t.name for t in FRAME_TYPES.values() if t.has_fhec)} frames only")
+        if config.tm_secondary_header and not self.has_secondary_header:
+            raise ValueError(f"tm_secondary_header applies to "
+                             f"{', '.join(t.name for t in FRAME_TYPES.values() if t.has_secondary_header)}"
+                             " frames only")
+        if config.idle_vcid is not None and not -1 <= config.idle_vcid < self.n_vcids:
+            raise ValueError(f"idle_vcid must be -1 (none) or a VCID 0..{self.n_vcids - 1}")
+        if config.insert_zone_time is not None and not self.has_insert_zone:
+            raise ValueError(f"insert_zone_time needs an insert zone, which {self.name} frames do not have")
+
+    def header_length(self, config) -> int:
+        """Bytes before the data field for frames that carry every optional header."""
+        raise NotImplementedError
+
+    def ocf_per_vc(self, link_ocf: bool, vc_ocf: bool | None) -> bool:
+        """Whether a VC's frames carry an OCF, from the link's setting and the VC's own
+        (None: not given)."""
+        raise NotImplementedError
+
+    def ocf_setting(self, link_ocf: bool, vc_ocf: dict[int, bool | None]):
+        """The LinkConfig ``ocf`` value for a mission: a bool, or the set of VCIDs with an OCF."""
+        return bool(link_ocf)
+
+    def trailer_max(self, config) -> int:
+        """The most bytes after the packet zone: OCF (if any VC has one) and FECF."""
+        return (2 if config.fecf else 0) + (4 if config.ocf else 0)
+
+    def min_frame_length(self, config) -> int:
+        """The shortest frame with a data field of at least one byte."""
+        return self.header_length(config) + self.mpdu_header_length + self.trailer_max(config) + 1
+
+    # -- decoding ----------------------------------------------------------------------------
+    def decode_header(self, frames: np.ndarray, config) -> dict[str, np.ndarray]:
+        """Header fields per row; always ``version``, ``scid``, ``vcid``, ``vcfc`` (int64,
+        extended where the frame type extends it), ``vcfc_modulus`` (int64) and ``mcfc``
+        (int64, -1 where the type has no master-channel counter)."""
+        raise NotImplementedError
+
+    def check(self, frames: np.ndarray, config, status: np.ndarray) -> dict[str, np.ndarray]:
+        """Decode the headers and mark in ``status`` (updated in place where still 0) each
+        frame's first failing check: version, scid, frame_length, fhec."""
+        pending = status == 0
+        head, length_ok, fhec_ok = self._decode_checked(frames, config)
+        version_ok = head["version"] == self.version
+        n = len(frames)
+        scid_ok = head["scid"] == config.spacecraft_id if config.check_scid else np.ones(n, bool)
+        for ok, reason in ((version_ok, "version"), (scid_ok, "scid"), (length_ok, "frame_length"),
+                           (fhec_ok, "fhec")):
+            bad = pending & ~ok
+            status[bad] = REJECT_CODE[reason]
+            pending &= ok
+        return head
+
+    def _decode_checked(self, frames, config):
+        raise NotImplementedError
+
+    def idle(self, frames: np.ndarray, head: dict, config) -> np.ndarray:
+        """Idle frames (delivered: they carry counters and an OCF, no data)."""
+        raise NotImplementedError
+
+    def has_ocf(self, head: dict, config, ocf_by_vcid: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def data_field_start(self, head: dict, config, n: int) -> np.ndarray:
+        """(n,) int64 first byte of each frame's data field (an M_PDU or VCA data)."""
+        raise NotImplementedError
+
+    def first_header_pointer(self, frames: np.ndarray, head: dict, config, rows: np.ndarray,
+                             idle: np.ndarray) -> np.ndarray:
+        """(n,) int64 FHP of each frame in ``rows`` that carries an M_PDU (-1 elsewhere)."""
+        raise NotImplementedError
+
+    def frame_time_supported(self) -> bool:
+        return self.has_insert_zone
+
+
+class TMFrameType(FrameType):
+    name = "TM"
+    standard = "CCSDS 132.0-B-3"
+    version = tm.TM_VERSION
+    n_vcids = 8
+    scid_bits = 10
+    vc_counter_bits = 8
+    master_channel_counter = True
+    default_idle_vcid = None      # idle frames are those with FHP 0x7FE, on whichever VC
+    has_secondary_header = True
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        if not 0 <= config.tm_secondary_header <= 64:
+            raise ValueError("tm_secondary_header is 0 (none) or 1..64 bytes")
+        if isinstance(config.ocf, (set, frozenset, list, tuple)):
+            raise ValueError("TM ocf is a bool (the frame's OCF flag gives the layout)")
+
+    def header_length(self, config) -> int:
+        return tm.HEADER_LENGTH + config.tm_secondary_header
+
+    def ocf_per_vc(self, link_ocf, vc_ocf):
+        return bool(link_ocf)     # the OCF flag is per frame; the mission sets it link-wide
+
+    def decode_header(self, frames, config):
+        head = tm.decode_primary_header(frames)
+        head["vcfc"] = head["vcfc"].astype(np.int64)
+        head["mcfc"] = head["mcfc"].astype(np.int64)
+        head["vcfc_modulus"] = np.full(len(frames), tm.VC_MODULUS, np.int64)
+        return head
+
+    def _decode_checked(self, frames, config):
+        head = self.decode_header(frames, config)
+        # a secondary header or OCF flag that disagrees with the mission changes the frame's
+        # layout: refused as frame_length
+        if config.tm_secondary_header:
+            sec_len = tm.decode_secondary_header(frames)["length"]
+            length_ok = head["sec_hdr_flag"] & (sec_len == config.tm_secondary_header)
+        else:
+            length_ok = ~head["sec_hdr_flag"]
+        length_ok &= head["ocf_flag"] == bool(config.ocf)
+        return head, length_ok, np.ones(len(frames), bool)
+
+    def idle(self, frames, head, config):
+        return head["fhp"] == tm.FHP_IDLE
+
+    def has_ocf(self, head, config, ocf_by_vcid):
+        return head["ocf_flag"].astype(bool)
+
+    def data_field_start(self, head, config, n):
+        return tm.HEADER_LENGTH + np.where(head["sec_hdr_flag"], config.tm_secondary_header, 0).astype(np.int64)
+
+    def first_header_pointer(self, frames, head, config, rows, idle):
+        fhp = np.full(len(frames), -1, np.int64)
+        fhp[rows] = head["fhp"][rows]
+        return fhp
+
+
+class AOSFrameType(FrameType):
+    name = "AOS"
+    standard = "CCSDS 732.0-B-4"
+    version = aos.AOS_VERSION
+    n_vcids = 64
+    scid_bits = 8
+    vc_counter_bits = 24          # 28 with the VC count cycle (usage flag set)
+    default_idle_vcid = aos.IDLE_VCID
+    has_insert_zone = True
+    has_fhec = True
+    mpdu_header_length = aos.MPDU_HEADER_LENGTH
+
+    def validate(self, config) -> None:
+        super().validate(config)
+        if isinstance(config.ocf, (set, frozenset, list, tuple)) and any(
+                not 0 <= int(v) < self.n_vcids for v in config.ocf):
+            raise ValueError(f"ocf VCIDs must be 0..{self.n_vcids - 1}")
+
+    def header_length(self, config) -> int:
+        return aos.HEADER_LENGTH + (aos.FHEC_LENGTH if config.fhec else 0) + config.insert_zone
+
+    def ocf_per_vc(self, link_ocf, vc_ocf):
+        return bool(link_ocf) if vc_ocf is None else bool(vc_ocf)
+
+    def ocf_setting(self, link_ocf, vc_ocf):
+        if any(v is not None for v in vc_ocf.values()):
+            return frozenset(v for v in range(self.n_vcids)
+                             if self.ocf_per_vc(link_ocf, vc_ocf.get(v)))
+        return bool(link_ocf)
+
+    def decode_header(self, frames, config):
+        head = aos.decode_primary_header(frames)
+        head["mcfc"] = np.full(len(frames), -1, np.int64)
+        return head
+
+    def _decode_checked(self, frames, config):
+        if config.fhec:
+            # FHEC correction works on a copy: the frame as received stays in the archive
+            h = frames[:, :aos.HEADER_LENGTH + aos.FHEC_LENGTH].copy()
+            fhec_ok, _ = aos.fhec_decode(h, correct=config.fhec_correct)
+        else:
+            h = frames
+            fhec_ok = np.ones(len(frames), bool)
+        return self.decode_header(h, config), np.ones(len(frames), bool), fhec_ok
+
+    def idle(self, frames, head, config):
+        return head["vcid"].astype(np.int64) == (-2 if config.idle_vcid is None else config.idle_vcid)
+
+    def has_ocf(self, head, config, ocf_by_vcid):
+        return ocf_by_vcid[head["vcid"].astype(np.int64)]
+
+    def data_field_start(self, head, config, n):
+        return np.full(n, self.header_length(config), np.int64)
+
+    def first_header_pointer(self, frames, head, config, rows, idle):
+        fhp = np.full(len(frames), -1, np.int64)
+        rows = rows[~idle[rows]]     # the idle VC carries no M_PDU
+        if len(rows):
+            fhp[rows] = aos.decode_mpdu_header(frames[rows], self.header_length(config))
+        return fhp
+
+
+#: Every frame type by name (upper case); :func:`get` looks names up ignoring case.
+FRAME_TYPES: dict[str, FrameType] = {t.name: t for t in (TMFrameType(), AOSFrameType())}
+
+
+def get(name: str | FrameType) -> FrameType:
+    """The frame type called ``name`` (any case); ValueError naming the known ones otherwise."""
+    if isinstance(name, FrameType):
+        return name
+    ft = FRAME_TYPES.get(str(name).upper())
+    if ft is None:
+        raise ValueError(f"frame_type must be one of {', '.join(FRAME_TYPES)}, not {name!r}")
+    return ft
+
+
+def by_version(version: int) -> FrameType | None:
+    """The frame type whose version number field is ``version`` (None: no such type)."""
+    for ft in FRAME_TYPES.values():
+        if ft.version == version:
+            return ft
+    return None
