@@ -20,8 +20,7 @@ logging.getLogger("ccsdspy").setLevel(logging.WARNING)
 from groundseg import __version__  # noqa: E402
 
 
-class UsageError(Exception):
-    """Bad usage: exit status 2."""
+from groundseg.errors import GroundsegError, UsageError  # noqa: E402
 
 
 # -- output helpers ---------------------------------------------------------------------------
@@ -36,6 +35,11 @@ class Console:
     def out(self, text: str = "") -> None:
         if not self.quiet:
             print(text)
+
+    def warn(self, text: str) -> None:
+        """One line on stderr (shown with -q too: a warning is not chatter)."""
+        line = text if text.startswith("warning:") else f"warning: {text}"
+        print(f"groundseg: {line}", file=sys.stderr)
 
     def progress(self, p) -> None:
         if self.quiet:
@@ -116,29 +120,43 @@ def _load_mission(path):
     return load_mission(path)
 
 
+def _output_path(path, what: str) -> Path | None:
+    """An output file whose directory must already exist (a typo must not create one)."""
+    if path is None:
+        return None
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{what} {p}: directory {parent} does not exist")
+    if p.is_dir():
+        raise UsageError(f"{what} {p}: is a directory")
+    return p
+
+
 def cmd_replay(args, con: Console) -> int:
     from groundseg.pipeline import Pipeline
-    from groundseg.sources.capture import CaptureFile
 
     mission = _load_mission(args.mission)
-    for p in args.captures:
-        CaptureFile(p)  # fail before anything is archived
+    report_path = _output_path(args.report, "--report")
+    # everything that can refuse the run is checked before a pass is opened: the level and
+    # coding the mission asks for, and the captures
+    pipe = Pipeline(mission, level=args.level, on_progress=con.progress)
+    source = pipe.source_for(args.captures)
     writer = None
     t0 = time.perf_counter()
     if not args.no_archive:
         from groundseg.archive.hdf5 import ArchiveWriter
         writer = ArchiveWriter(args.archive, mission)
-        source = " ".join(str(Path(p)) for p in args.captures)
-        writer.begin_pass(source)
+        writer.begin_pass(" ".join(str(Path(p)) for p in args.captures))
+        pipe.archive = writer
     try:
-        pipe = Pipeline(mission, level=args.level, archive=writer, on_progress=con.progress)
-        report = pipe.replay(args.captures)
+        report = pipe.run(source)
     except BaseException:
         if writer is not None:
             writer.abort_pass()
         raise
     seconds = time.perf_counter() - t0
-    size = sum(Path(p).stat().st_size for p in args.captures)
+    size = source.total_bytes
     extra = {"mission": mission.name, "captures": len(args.captures), "MB": f"{size / 1e6:.1f}",
              "seconds": f"{seconds:.2f}", "Mbit/s": f"{size * 8 / 1e6 / seconds:.1f}" if seconds else "-"}
     bit_rate = float(getattr(mission.link, "bit_rate", 0) or 0) if mission.link else 0
@@ -153,12 +171,23 @@ def cmd_replay(args, con: Console) -> int:
                 extra["pass"] = info["pass_id"]
             if "duplicates" in info:
                 extra["duplicates skipped"] = info["duplicates"]
-            report["archive"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
+            report.extra["archive"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
     con.out(format_report(report, mission, extra))
-    if args.report:
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, indent=2, sort_keys=True))
+    if report.decoded_nothing:
+        con.warn(_nothing_decoded(args.captures, pipe))
+    if report_path is not None:
+        report_path.write_text(report.to_json(indent=2, sort_keys=True))
     return 0
+
+
+def _nothing_decoded(captures, pipe) -> str:
+    """One line on why a replay delivered nothing: what the capture looks like instead."""
+    try:
+        from groundseg.inspect import describe_failure
+        return describe_failure(captures[0], pipe)
+    except ImportError:
+        return (f"warning: nothing decoded from {', '.join(map(str, captures))} at level "
+                f"{pipe.level!r}: does the mission match the capture? (groundseg inspect CAPTURE)")
 
 
 def cmd_simulate(args, con: Console) -> int:
@@ -237,11 +266,6 @@ def cmd_archive(args, con: Console) -> int:
     return 0
 
 
-def cmd_bench(args, con: Console) -> int:
-    from benchmarks.run import main as bench_main
-    return bench_main(["--quick"] if args.quick else [])
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="groundseg", description="CCSDS downlink to per-mission HDF5 archive.")
     p.add_argument("--version", action="version", version=f"groundseg {__version__}")
@@ -306,15 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("archive", metavar="ARCHIVE")
     rp.set_defaults(func=cmd_archive)
 
-    b = sub.add_parser("bench", parents=[common], help="run the benchmark suite")
-    b.add_argument("--quick", action="store_true")
-    b.set_defaults(func=cmd_bench)
     return p
 
 
 def _exit_code(exc: BaseException) -> int:
     from groundseg.mission import MissionError
-    if isinstance(exc, (UsageError, MissionError, NotImplementedError)):
+    if isinstance(exc, (UsageError, MissionError)):
         return 2
     try:
         from groundseg.archive.hdf5 import ArchiveMismatchError

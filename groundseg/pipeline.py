@@ -8,6 +8,7 @@ the pass report whose keys and counting rules are those of DESIGN.md.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -20,6 +21,8 @@ from groundseg.coding.frame_batch import FrameBatch
 from groundseg.link.decoder import LinkConfig, LinkDecoder
 from groundseg.link.packets import PacketStreamSplitter
 from groundseg.link.records import PacketBatch
+from groundseg.errors import UsageError
+from groundseg.report import PassReport
 from groundseg.sources.base import LEVEL_KIND, Source, StreamClock, Chunk
 from groundseg.sources.capture import CaptureFiles
 
@@ -66,6 +69,13 @@ def link_config(mission) -> LinkConfig:
     )
 
 
+def _iso(t: float) -> str | None:
+    """UTC ISO 8601 with microseconds, None for an unknown time."""
+    if not np.isfinite(t):
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class Progress:
     """What a progress callback is told, once per chunk."""
@@ -80,17 +90,6 @@ class Progress:
         return self.bytes_done * 8 / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
 
-def empty_report() -> dict:
-    return {"frames": {"total": 0, "clean": 0, "corrected": 0, "uncorrectable": 0, "crc_failed": 0,
-                       "rejected": 0, "idle": 0},
-            "rs_symbols_corrected": 0,
-            "sync": {"bits_in": 0, "lock_losses": 0, "inverted_codeblocks": 0},
-            "virtual_channels": {},
-            "packets": {},
-            "idle_packets": 0,
-            "rejects": {}}
-
-
 class Pipeline:
     """One pass of one mission. ``archive`` is an open ArchiveWriter pass or None."""
 
@@ -99,11 +98,13 @@ class Pipeline:
         self.mission = mission
         self.level = level or getattr(mission.link, "level", None) or "packets"
         if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+            raise UsageError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
         if self.level in ("iq", "soft"):
-            raise NotImplementedError(
+            raise UsageError(
                 f"level {self.level!r} needs the soft-symbol front end (convolutional decoding), "
                 "which this version does not have yet")
+        if self.level in ("bits", "frames") and mission.link is None:
+            raise UsageError(f"level {self.level!r} needs a [link] table in the mission file")
         self.archive = archive
         self.on_progress = on_progress
         self.channel = None
@@ -121,6 +122,7 @@ class Pipeline:
         self.packets_decoded = 0
         self.frames_seen = 0
         self.clock = StreamClock()
+        self.source_info: dict = {}
         self._stream_time = np.nan
 
     # -- streaming interface (live and replay) --------------------------------------------
@@ -195,13 +197,19 @@ class Pipeline:
             self.archive.append(decoded=decoded)
 
     # -- any source ------------------------------------------------------------------------
-    def run(self, source: Source) -> dict:
+    def run(self, source: Source) -> PassReport:
         """Decode everything ``source`` delivers (one pass); returns the report."""
         total = source.total_bytes or 0
         done = 0
         t0 = time.perf_counter()
+        started = time.time()
+        first_rx = last_rx = float("nan")
         open_stream = False
         for chunk in source.chunks():
+            if np.isfinite(chunk.rx_time):
+                last_rx = chunk.rx_time
+                if not np.isfinite(first_rx):
+                    first_rx = chunk.rx_time
             if chunk.new_stream or not open_stream:
                 if open_stream:
                     self.end_stream()
@@ -214,6 +222,15 @@ class Pipeline:
                                           self.frames_seen, self.packets_decoded))
         if open_stream:
             self.end_stream()
+        seconds = time.perf_counter() - t0
+        self.source_info = {
+            "files": source.names, "kind": source.kind, "bytes_in": int(source.stats.bytes_in),
+            "truncated_bytes": int(source.stats.truncated_bytes),
+            "outages": [o.to_dict() for o in source.stats.outages],
+            "first_reception": _iso(first_rx), "last_reception": _iso(last_rx),
+            "started": _iso(started), "finished": _iso(time.time()),
+            "decode_seconds": round(seconds, 6),
+            "mbit_s": round(done * 8 / 1e6 / seconds, 3) if seconds > 0 else 0.0}
         return self.report()
 
     def source_for(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> CaptureFiles:
@@ -230,42 +247,42 @@ class Pipeline:
         """Recorded captures as one pass, each file its own stream."""
         return self.run(self.source_for(paths, chunk_bytes))
 
-    def report(self) -> dict:
-        rep = empty_report()
+    def report(self) -> PassReport:
+        rep = PassReport()
         if self.channel is not None:
             st = self.channel.stats
             for k in ("total", "clean", "corrected", "uncorrectable"):
-                rep["frames"][k] = int(st["frames"][k])
-            rep["rs_symbols_corrected"] = int(st["rs_symbols_corrected"])
-            for k in ("bits_in", "lock_losses", "inverted_codeblocks"):
-                rep["sync"][k] = int(st["sync"][k])
-            truncated = int(st["sync"].get("truncated", 0))
+                setattr(rep.frames, k, int(getattr(st.frames, k)))
+            rep.rs_symbols_corrected = int(st.rs_symbols_corrected)
+            for k in ("bits_in", "lock_losses", "inverted_codeblocks", "bits_discarded"):
+                setattr(rep.sync, k, int(getattr(st.sync, k)))
+            truncated = int(st.sync.truncated)
             if truncated:
                 # a truncated last CADU/record is a frame that reached no RS decoder: counted
                 # in total (as clean: zero corrections) and rejected as truncated
-                rep["frames"]["total"] += truncated
-                rep["frames"]["clean"] += truncated
-                rep["frames"]["rejected"] += truncated
-                rep["rejects"]["truncated"] = rep["rejects"].get("truncated", 0) + truncated
+                rep.frames.total += truncated
+                rep.frames.clean += truncated
+                rep.frames.rejected += truncated
+                rep.add_reject("truncated", truncated)
         if self.link is not None:
             counts = self.link.counts()
-            for k in ("rejected", "crc_failed", "idle"):
-                rep["frames"][k] += int(counts["frames"].get(k, 0))
-            rep["virtual_channels"] = counts["virtual_channels"]
-            rep["packets"] = counts["packets"]
-            rep["idle_packets"] = int(counts["idle_packets"])
+            rep.frames.rejected += int(counts["frames"].get("rejected", 0))
+            rep.frames.crc_failed += int(counts["frames"].get("crc_failed", 0))
+            rep.frames.idle += int(counts["frames"].get("idle", 0))
+            rep.virtual_channels = counts["virtual_channels"]
+            rep.packets = counts["packets"]
+            rep.idle_packets = int(counts["idle_packets"])
             for k, v in counts["rejects"].items():
-                rep["rejects"][k] = rep["rejects"].get(k, 0) + int(v)
-            for k, v in counts.items():
-                if k not in rep:
-                    rep[k] = v
+                rep.add_reject(k, v)
+            rep.master_channel = counts.get("master_channel")
         else:
             counts = self.splitter.counts()
-            rep["packets"] = counts["packets"]
-            rep["idle_packets"] = int(counts.get("idle_packets", 0))
+            rep.packets = counts["packets"]
+            rep.idle_packets = int(counts.get("idle_packets", 0))
             for k, v in counts.get("rejects", {}).items():
-                rep["rejects"][k] = rep["rejects"].get(k, 0) + int(v)
-            rep["sync"]["bits_in"] = int(counts.get("bytes_in", 0)) * 8
+                rep.add_reject(k, v)
+            rep.sync.bits_in = int(counts.get("bytes_in", 0)) * 8
         for k, v in self.telemetry_rejects.items():
-            rep["rejects"][k] = rep["rejects"].get(k, 0) + int(v)
+            rep.add_reject(k, v)
+        rep.source = dict(self.source_info)
         return rep

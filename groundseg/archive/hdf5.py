@@ -1600,6 +1600,8 @@ class ArchiveWriter:
 
     def end_pass(self, report: dict | None = None, complete: bool = True) -> dict:
         """Flush, then close the pass row: status, end time, the report's counts and JSON."""
+        if report is not None and hasattr(report, "to_dict"):
+            report = report.to_dict()
         if self._pass is None:
             raise ArchiveError(f"{self.path}: no pass is open")
         p = self._pass

@@ -9,12 +9,13 @@ decoded elsewhere (level "frames").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from groundseg.coding import crc, randomizer, reed_solomon, sync
 from groundseg.coding.frame_batch import FRAME_QUALITY_DTYPE, FrameBatch, integrity
+from groundseg.stage import Stats
 
 RS_PARITY = {"none": 0, "255,223": 32, "255,239": 16}
 INTERLEAVES = (1, 2, 3, 4, 5, 8)
@@ -70,94 +71,185 @@ class ChannelConfig:
         return self.codeblock_length + self.asm_bits // 8
 
 
-def _empty_stats() -> dict:
-    return {"frames": {"total": 0, "clean": 0, "corrected": 0, "uncorrectable": 0},
-            "rs_symbols_corrected": 0,
-            "sync": {"bits_in": 0, "lock_losses": 0, "inverted_codeblocks": 0, "truncated": 0}}
+@dataclass(eq=False)
+class ChannelStats(Stats):
+    """The report's channel figures: ``frames`` (total, clean, corrected, uncorrectable),
+    ``rs_symbols_corrected`` and ``sync`` (the :class:`~groundseg.coding.sync.SyncStats`)."""
+    frames: "FrameCounts" = field(default_factory=lambda: FrameCounts())
+    rs_symbols_corrected: int = 0
+    sync: sync.SyncStats = field(default_factory=sync.SyncStats)
 
 
-class ChannelDecoder:
-    """Packed hard bits in, frames with quality out. Carries only the sync state across chunks."""
+@dataclass(eq=False)
+class FrameCounts(Stats):
+    total: int = 0
+    clean: int = 0
+    corrected: int = 0
+    uncorrectable: int = 0
 
-    def __init__(self, config: ChannelConfig):
+
+# -- the stages ------------------------------------------------------------------------------
+class SyncStage:
+    """Packed hard bits -> codeblocks (ASM removed, polarity corrected) with their sync quality."""
+
+    def __init__(self, config: "ChannelConfig"):
         self.config = config
         self.sync = sync.FrameSync(config.codeblock_length, asm=config.asm, asm_bits=config.asm_bits,
                                    max_bit_errors=config.asm_max_bit_errors)
-        self.stats = _empty_stats()
-        self._bits_before = 0   # bits of earlier streams, so stats survive reset()
-        self._lock_losses_before = 0
-        self._inverted_before = 0
-        self._truncated_before = 0
-
-    def reset(self) -> None:
-        """A new stream (next capture file): forget sync state, keep the statistics."""
-        self._fold_sync_stats()
-        self.sync = sync.FrameSync(self.config.codeblock_length, asm=self.config.asm,
-                                   asm_bits=self.config.asm_bits,
-                                   max_bit_errors=self.config.asm_max_bit_errors)
-
-    def _fold_sync_stats(self) -> None:
-        s = self.sync.stats
-        self._bits_before += int(s.get("bits_in", 0))
-        self._lock_losses_before += int(s.get("lock_losses", 0))
-        self._inverted_before += int(s.get("inverted_codeblocks", 0))
-        self._truncated_before += int(s.get("truncated", 0))
-
-    def _update_sync_stats(self) -> None:
-        s = self.sync.stats
-        st = self.stats["sync"]
-        st["bits_in"] = self._bits_before + int(s.get("bits_in", 0))
-        st["lock_losses"] = self._lock_losses_before + int(s.get("lock_losses", 0))
-        st["inverted_codeblocks"] = self._inverted_before + int(s.get("inverted_codeblocks", 0))
-        st["truncated"] = self._truncated_before + int(s.get("truncated", 0))
 
     def push(self, chunk) -> FrameBatch:
         data = np.frombuffer(chunk, dtype=np.uint8) if not isinstance(chunk, np.ndarray) else chunk
-        return self._decode(self.sync.push(data))
+        return self._batch(self.sync.push(data))
 
     def flush(self) -> FrameBatch:
-        return self._decode(self.sync.flush())
+        return self._batch(self.sync.flush())
 
-    def _decode(self, sb) -> FrameBatch:
-        cfg = self.config
-        self._update_sync_stats()
-        blocks = sb.codeblocks
-        n = blocks.shape[0]
-        if n == 0:
-            return FrameBatch.empty(cfg.frame_length)
-        if cfg.randomized and cfg.derandomize == "before_rs":
-            randomizer.randomize_inplace(blocks)
-        if cfg.parity:
-            frames, corrections = reed_solomon.decode(blocks, interleave=cfg.interleave,
-                                                      parity=cfg.parity, dual_basis=cfg.dual_basis)
-        else:
-            frames = blocks
-            corrections = np.zeros((n, 1), np.int16)
-        if cfg.randomized and cfg.derandomize == "after_rs":
-            frames = np.ascontiguousarray(frames)
-            randomizer.randomize_inplace(frames)
+    def reset(self) -> None:
+        self.sync.reset()
+
+    @property
+    def stats(self) -> sync.SyncStats:
+        return self.sync.stats
+
+    def _batch(self, sb) -> FrameBatch:
+        n = len(sb)
         q = np.zeros(n, FRAME_QUALITY_DTYPE)
         meta = sb.meta
         q["bit_position"] = meta["bit_position"]
         q["inverted"] = meta["inverted"]
         q["asm_bit_errors"] = meta["asm_bit_errors"]
         q["sync_state"] = meta["sync_state"]
-        bad = (corrections < 0).any(axis=1)
-        q["rs_corrected"] = np.where(bad, -1, np.clip(corrections, 0, None).sum(axis=1))
-        if cfg.fecf:
-            q["crc"] = np.where(bad, -1, crc.fecf_ok(frames)).astype(np.int8)
-        else:
-            q["crc"] = -1
-        q["integrity"] = integrity(q["rs_corrected"], q["crc"])
         q["reception_time"] = np.nan     # the pipeline's clock knows the source's stamps
-        st = self.stats
-        corrected = int(((q["rs_corrected"] > 0) & ~bad).sum())
-        st["frames"]["total"] += n
-        st["frames"]["uncorrectable"] += int(bad.sum())
-        st["frames"]["corrected"] += corrected
-        st["frames"]["clean"] += n - int(bad.sum()) - corrected
-        st["rs_symbols_corrected"] += int(q["rs_corrected"][~bad].sum())
-        return FrameBatch(np.ascontiguousarray(frames), q)
+        q["crc"] = -1
+        return FrameBatch(sb.codeblocks, q)
+
+
+class _BlockStage:
+    """A stage over whole codeblocks: nothing crosses a chunk boundary."""
+
+    def flush(self) -> FrameBatch:
+        return None
+
+    def reset(self) -> None:
+        pass
+
+    @property
+    def stats(self) -> Stats:
+        return Stats()
+
+
+class DerandomizeStage(_BlockStage):
+    """The CCSDS pseudo-randomiser removed in place (131.0-B-4 section 10)."""
+
+    def push(self, batch: FrameBatch) -> FrameBatch:
+        if len(batch):
+            frames = np.ascontiguousarray(batch.frames)
+            randomizer.randomize_inplace(frames)
+            batch.frames = frames
+        return batch
+
+
+class ReedSolomonStage(_BlockStage):
+    """Codeblocks -> frames, corrections per frame (131.0-B-4 section 4)."""
+
+    def __init__(self, config: "ChannelConfig"):
+        self.config = config
+
+    def push(self, batch: FrameBatch) -> FrameBatch:
+        cfg = self.config
+        if not len(batch):
+            return FrameBatch.empty(cfg.frame_length)
+        frames, corrections = reed_solomon.decode(batch.frames, interleave=cfg.interleave,
+                                                  parity=cfg.parity, dual_basis=cfg.dual_basis)
+        bad = (corrections < 0).any(axis=1)
+        batch.quality["rs_corrected"] = np.where(bad, -1, np.clip(corrections, 0, None).sum(axis=1))
+        return FrameBatch(np.ascontiguousarray(frames), batch.quality)
+
+
+class FecfStage(_BlockStage):
+    """The FECF (CRC-16, 132.0-B-3 / 732.0-B-4) of frames RS did not refuse, and the
+    frame's integrity code from both verdicts."""
+
+    def __init__(self, config: "ChannelConfig"):
+        self.config = config
+
+    def push(self, batch: FrameBatch) -> FrameBatch:
+        q = batch.quality
+        if len(batch) and self.config.fecf:
+            q["crc"] = np.where(q["rs_corrected"] < 0, -1, crc.fecf_ok(batch.frames)).astype(np.int8)
+        q["integrity"] = integrity(q["rs_corrected"], q["crc"])
+        return batch
+
+
+def build_stages(config: "ChannelConfig") -> list:
+    """The decoding stages of a link, in order (hard bits in, frames with integrity out)."""
+    stages = [SyncStage(config)]
+    if config.randomized and config.derandomize == "before_rs":
+        stages.append(DerandomizeStage())
+    if config.parity:
+        stages.append(ReedSolomonStage(config))
+    if config.randomized and config.derandomize == "after_rs":
+        stages.append(DerandomizeStage())
+    stages.append(FecfStage(config))
+    return stages
+
+
+class ChannelDecoder:
+    """Packed hard bits in, frames with quality out: the stages of :func:`build_stages`
+    run in order over each chunk. Only the sync stage carries state across chunks."""
+
+    def __init__(self, config: ChannelConfig, stages: list | None = None):
+        self.config = config
+        self.stages = build_stages(config) if stages is None else list(stages)
+        self._counts = FrameCounts()
+        self._rs_symbols = 0
+
+    def reset(self) -> None:
+        """A new stream (next capture file): stage state forgotten, statistics kept."""
+        for s in self.stages:
+            s.reset()
+
+    def push(self, chunk) -> FrameBatch:
+        x = chunk
+        for s in self.stages:
+            x = s.push(x)
+        return self._count(x)
+
+    def flush(self) -> FrameBatch:
+        outs = []
+        for i, s in enumerate(self.stages):
+            y = s.flush()
+            if y is None:
+                continue
+            for t in self.stages[i + 1:]:
+                y = t.push(y)
+            outs.append(self._count(y))
+        return FrameBatch.concatenate(outs, self.config.frame_length)
+
+    @property
+    def sync(self) -> sync.FrameSync | None:
+        """The frame synchroniser (its settings are the ones this decoder uses)."""
+        return next((s.sync for s in self.stages if isinstance(s, SyncStage)), None)
+
+    @property
+    def stats(self) -> ChannelStats:
+        sync_stats = next((s.stats for s in self.stages if isinstance(s, SyncStage)), sync.SyncStats())
+        return ChannelStats(frames=FrameCounts(**self._counts.to_dict()),
+                            rs_symbols_corrected=self._rs_symbols, sync=sync_stats)
+
+    def _count(self, batch: FrameBatch) -> FrameBatch:
+        n = len(batch)
+        if n:
+            rs = batch.quality["rs_corrected"]
+            bad = int((rs < 0).sum())
+            corrected = int((rs > 0).sum())
+            c = self._counts
+            c.total += n
+            c.uncorrectable += bad
+            c.corrected += corrected
+            c.clean += n - bad - corrected
+            self._rs_symbols += int(rs[rs > 0].sum())
+        return batch
 
 
 class ChannelEncoder:
@@ -196,9 +288,7 @@ class FrameReader:
         self.fecf = fecf
         self._tail = np.zeros(0, np.uint8)
         self._bytes = 0          # bytes consumed in this stream
-        self.stats = {"frames": {"total": 0, "clean": 0, "corrected": 0, "uncorrectable": 0},
-                      "rs_symbols_corrected": 0,
-                      "sync": {"bits_in": 0, "lock_losses": 0, "inverted_codeblocks": 0, "truncated": 0}}
+        self.stats = ChannelStats()
 
     def reset(self) -> None:
         self._tail = np.zeros(0, np.uint8)
@@ -206,7 +296,7 @@ class FrameReader:
 
     def push(self, chunk) -> FrameBatch:
         data = np.frombuffer(chunk, dtype=np.uint8) if not isinstance(chunk, np.ndarray) else chunk
-        self.stats["sync"]["bits_in"] += data.size * 8
+        self.stats.sync.bits_in += data.size * 8
         if self._tail.size:
             data = np.concatenate([self._tail, data])
         n = data.size // self.frame_length
@@ -215,12 +305,12 @@ class FrameReader:
         crc_flags = crc.fecf_ok(frames).astype(np.int8) if (self.fecf and n) else None
         batch = FrameBatch.from_frames(frames, first_byte=self._bytes, crc=crc_flags)
         self._bytes += n * self.frame_length
-        self.stats["frames"]["total"] += n
-        self.stats["frames"]["clean"] += n
+        self.stats.frames.total += n
+        self.stats.frames.clean += n
         return batch
 
     def flush(self) -> FrameBatch:
         if self._tail.size:
-            self.stats["sync"]["truncated"] += 1
+            self.stats.sync.truncated += 1
             self._tail = np.zeros(0, np.uint8)
         return FrameBatch.empty(self.frame_length)

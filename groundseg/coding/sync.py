@@ -33,6 +33,7 @@ import numba
 import numpy as np
 
 from groundseg._numba import kernel
+from groundseg.stage import Stats
 from groundseg.coding.frame_batch import SYNC_FLYWHEEL, SYNC_LOCKED, SYNC_SEARCH
 
 CCSDS_ASM = 0x1ACFFC1D
@@ -401,6 +402,19 @@ def find_asm(bits_bytes, asm: int = CCSDS_ASM, max_bit_errors: int = 4,
     return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
 
 
+@dataclass(eq=False)
+class SyncStats(Stats):
+    """What :class:`FrameSync` counted (see its docstring)."""
+    bits_in: int = 0
+    codeblocks: int = 0
+    lock_losses: int = 0
+    inverted_codeblocks: int = 0
+    bits_discarded: int = 0
+    truncated: int = 0
+    flywheel_codeblocks: int = 0
+    locks: int = 0
+
+
 class FrameSync:
     """Stateful ASM synchroniser over a stream of packed hard bits (MSB first).
 
@@ -453,10 +467,10 @@ class FrameSync:
         self._cadu_bits = cadu
         # A resync after a miss looks this far back for markers moved earlier by deleted bits.
         self._back = max(self.spacing_tolerance, min(16, cadu // 4))
-        self.reset()
+        self.reset(clear_stats=True)
 
-    def reset(self, clear_stats: bool = True) -> None:
-        """Start a new stream (bit positions from 0, search state); stats cleared unless asked not to."""
+    def reset(self, clear_stats: bool = False) -> None:
+        """Start a new stream (bit positions from 0, search state); stats kept unless asked."""
         old = getattr(self, "_st", None)
         self._st = np.zeros(_STATE_LEN, np.int64)
         if old is not None and not clear_stats:
@@ -469,18 +483,18 @@ class FrameSync:
         self._buf = None
 
     @property
-    def stats(self) -> dict:
+    def stats(self) -> "SyncStats":
         st = self._st
-        return {
-            "bits_in": int(self._bits_in),
-            "codeblocks": int(st[_CODEBLOCKS]),
-            "lock_losses": int(st[_LOCK_LOSSES]),
-            "inverted_codeblocks": int(st[_INVERTED]),
-            "bits_discarded": int(st[_DISCARDED]),
-            "truncated": int(st[_TRUNCATED]),
-            "flywheel_codeblocks": int(st[_FLYWHEELED]),
-            "locks": int(st[_LOCKS]),
-        }
+        return SyncStats(
+            bits_in=int(self._bits_in),
+            codeblocks=int(st[_CODEBLOCKS]),
+            lock_losses=int(st[_LOCK_LOSSES]),
+            inverted_codeblocks=int(st[_INVERTED]),
+            bits_discarded=int(st[_DISCARDED]),
+            truncated=int(st[_TRUNCATED]),
+            flywheel_codeblocks=int(st[_FLYWHEELED]),
+            locks=int(st[_LOCKS]),
+        )
 
     @property
     def resync_back(self) -> int:
@@ -553,5 +567,5 @@ class FrameSync:
         return self._run(np.zeros(0, np.uint8), final=True)
 
 
-__all__ = ["CCSDS_ASM", "SYNC_META_DTYPE", "SyncBatch", "FrameSync", "attach_asm", "find_asm",
+__all__ = ["CCSDS_ASM", "SYNC_META_DTYPE", "SyncBatch", "SyncStats", "FrameSync", "attach_asm", "find_asm",
            "SYNC_SEARCH", "SYNC_LOCKED", "SYNC_FLYWHEEL"]

@@ -503,7 +503,7 @@ def test_stats_and_reset():
     meta = np.concatenate([b.meta for b in again])
     assert meta["bit_position"].tolist() == [9, 9 + CADU_BITS, 9 + 2 * CADU_BITS]   # numbering restarts
     assert fs.stats["codeblocks"] == 6 and fs.stats["bits_in"] == 2 * st1["bits_in"]
-    fs.reset()
+    fs.reset(clear_stats=True)
     assert fs.stats["codeblocks"] == 0 and not fs.locked
 
 
