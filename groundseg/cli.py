@@ -20,7 +20,7 @@ logging.getLogger("ccsdspy").setLevel(logging.WARNING)
 from groundseg import __version__  # noqa: E402
 
 
-from groundseg.errors import GroundsegError, UsageError  # noqa: E402
+from groundseg.errors import UsageError  # noqa: E402
 
 
 # -- output helpers ---------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 Live receive and replay share :class:`Pipeline`. It is fed chunks of bytes
 (`push`), told where a stream ends (`end_stream`: the next file restarts
 decoder state and no counter gap is counted across the boundary), and keeps
-the pass report whose keys and counting rules are those of DESIGN.md.
+the pass report (groundseg.report.PassReport; keys and counting rules in docs/report.md).
 """
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 

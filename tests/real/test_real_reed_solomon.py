@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from groundseg.coding import reed_solomon as rs
-from tests.unit.test_reed_solomon import pn_sequence  # the slow reference LFSR, not the kernel under test
+from tests.reference.reed_solomon import pn_sequence  # the slow reference LFSR, not the kernel under test
 
 pytestmark = pytest.mark.real
 

@@ -55,7 +55,7 @@ def apid_counts(report):
 
 
 def check_identities(rep):
-    """The counting identities of DESIGN.md hold in every report."""
+    """The counting identities of docs/report.md hold in every report."""
     f = rep["frames"]
     assert f["clean"] + f["corrected"] + f["uncorrectable"] == f["total"]
     delivered = f["clean"] + f["corrected"] - f["rejected"] - f["crc_failed"]

@@ -1,0 +1,1 @@
+"""Slow, obviously-correct pure-Python references the kernels are tested against."""
