@@ -24,6 +24,15 @@ from groundseg.errors import UsageError  # noqa: E402
 
 
 # -- output helpers ---------------------------------------------------------------------------
+def _eta(p) -> str:
+    """Time left at the rate so far (m:ss), '-' before there is a rate or a total."""
+    if not p.bytes_total or p.bytes_done <= 0 or p.seconds <= 0:
+        return "-:--"
+    left = max(p.bytes_total - p.bytes_done, 0) / (p.bytes_done / p.seconds)
+    m, sec = divmod(int(round(left)), 60)
+    return f"{m}:{sec:02d}"
+
+
 class Console:
     def __init__(self, quiet: bool = False, verbose: bool = False):
         self.quiet = quiet
@@ -53,8 +62,9 @@ class Console:
             width = 30
             frac = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
             bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-            sys.stderr.write(f"\r[{bar}] {frac * 100:5.1f}%  {p.bytes_done / 1e6:8.1f} MB  "
-                             f"{p.mbit_s:8.1f} Mbit/s  frames {p.frames:,}  packets {p.packets:,}")
+            sys.stderr.write(f"\r[{bar}] {frac * 100:5.1f}%  ETA {_eta(p)}  {p.mbit_s:7.1f} Mbit/s  "
+                             f"frames {p.frames:,}  RS {p.rs_symbols_corrected:,}  CRC {p.crc_failed:,}  "
+                             f"gaps {p.gaps:,}  packets {p.packets:,}  ")
             if final:
                 sys.stderr.write("\n")
             sys.stderr.flush()
@@ -62,8 +72,10 @@ class Console:
         elif now - self._last >= 5.0 or final:
             self._last = now
             frac = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
-            sys.stderr.write(f"progress {frac * 100:.1f}% {p.bytes_done / 1e6:.1f} MB "
-                             f"{p.mbit_s:.1f} Mbit/s frames {p.frames} packets {p.packets}\n")
+            sys.stderr.write(f"progress {frac * 100:.1f}% {p.bytes_done / 1e6:.1f} MB ETA {_eta(p)} "
+                             f"{p.mbit_s:.1f} Mbit/s frames {p.frames} RS corrections "
+                             f"{p.rs_symbols_corrected} CRC failures {p.crc_failed} gaps {p.gaps} "
+                             f"packets {p.packets}\n")
 
 
 def format_report(report: dict, mission=None, extra: dict | None = None) -> str:
@@ -346,9 +358,25 @@ def _exit_code(exc: BaseException) -> int:
     return 1
 
 
+GLOBAL_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose"}
+
+
+def _leading_globals(argv: list[str]) -> tuple[list[str], dict]:
+    """-q / -v given before the command (``groundseg -v replay ...``) are taken out and
+    applied after parsing, so they work on either side of the command name."""
+    flags = {}
+    rest = list(argv)
+    while rest and rest[0] in GLOBAL_FLAGS:
+        flags[GLOBAL_FLAGS[rest.pop(0)]] = True
+    return rest, flags
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv, flags = _leading_globals(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    for k, v in flags.items():
+        setattr(args, k, v)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -84,6 +84,9 @@ class Progress:
     seconds: float
     frames: int
     packets: int
+    rs_symbols_corrected: int = 0
+    crc_failed: int = 0
+    gaps: int = 0
 
     @property
     def mbit_s(self) -> float:
@@ -218,8 +221,7 @@ class Pipeline:
             self.push(chunk)
             done += chunk.data.nbytes
             if self.on_progress is not None:
-                self.on_progress(Progress(done, total, time.perf_counter() - t0,
-                                          self.frames_seen, self.packets_decoded))
+                self.on_progress(self._progress(done, total, time.perf_counter() - t0))
         if open_stream:
             self.end_stream()
         seconds = time.perf_counter() - t0
@@ -232,6 +234,16 @@ class Pipeline:
             "decode_seconds": round(seconds, 6),
             "mbit_s": round(done * 8 / 1e6 / seconds, 3) if seconds > 0 else 0.0}
         return self.report()
+
+    def _progress(self, done: int, total: int, seconds: float) -> Progress:
+        p = Progress(done, total, seconds, self.frames_seen, self.packets_decoded)
+        if isinstance(self.channel, ChannelDecoder):
+            p.rs_symbols_corrected = self.channel.stats.rs_symbols_corrected
+        if self.link is not None:
+            c = self.link.counts()
+            p.crc_failed = int(c["frames"].get("crc_failed", 0))
+            p.gaps = sum(int(v.get("gaps", 0)) for v in c["virtual_channels"].values())
+        return p
 
     def source_for(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> CaptureFiles:
         """Capture files read at this pipeline's level, with the mission's rate."""
