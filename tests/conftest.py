@@ -24,3 +24,16 @@ def captures() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return ROOT / "fixtures"
+
+
+#: Each test folder is a kind, and each kind a marker (``pytest -m unit``):
+#: unit (one module, in memory), integration (files, processes, the CLI, HDF5),
+#: real (the real spacecraft captures), reference (the slow references' own checks).
+KINDS = ("unit", "integration", "real", "reference")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in KINDS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
