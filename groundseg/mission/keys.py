@@ -24,6 +24,8 @@ from groundseg.sources.base import LEVEL_KIND
 # vocabularies (names from the standards)
 
 FRAME_TYPES = tuple(frame_types.FRAME_TYPES)                # "TM", "AOS"
+#: the frame type of a [link] that names none (and the SCID range without a [link])
+DEFAULT_FRAME_TYPE = "TM"
 REED_SOLOMON = tuple(RS_PARITY)                             # "none", "255,223", "255,239"
 RS_PARITY_SYMBOLS = dict(RS_PARITY)
 RS_DATA_SYMBOLS = {code: 255 - parity for code, parity in RS_PARITY.items() if parity}
@@ -90,7 +92,7 @@ class Key:
 
 
 def _ft(values: dict):
-    return frame_types.get(values.get("frame_type") or "TM")
+    return frame_types.get(values.get("frame_type") or DEFAULT_FRAME_TYPE)
 
 
 TOP_KEYS = ("mission", "link", "virtual_channels", "apids")
@@ -103,7 +105,7 @@ MISSION_KEYS = (
 )
 
 LINK_KEYS = (
-    Key("frame_type", str, "TM", choices=FRAME_TYPES, levels=FRAME_LEVELS),
+    Key("frame_type", str, DEFAULT_FRAME_TYPE, choices=FRAME_TYPES, levels=FRAME_LEVELS),
     Key("frame_length", int, REQUIRED, range=lambda v: (1, _ft(v).max_frame_length), levels=FRAME_LEVELS),
     Key("asm", str, "1ACFFC1D", levels=CODING_LEVELS),
     Key("randomized", bool, True, levels=CODING_LEVELS),

@@ -25,6 +25,7 @@ from typing import Any
 from groundseg.link import frame_types
 from groundseg.mission import definitions as defs
 from groundseg.mission.keys import (APID_KEYS, BYTE_ORDERS, CCSDS_EPOCH, CODING_LEVELS, CSV_OPTIONAL,
+                                    DEFAULT_FRAME_TYPE,
                                     CSV_REQUIRED, FRAME_LEVELS, INSERT_ZONE_TIME_KEYS, LINK_KEYS,
                                     MAX_PACKET_BYTES, MISSION_KEYS, REQUIRED, RS_DATA_SYMBOLS,
                                     TIME_FIELDS_KEYS, TOP_KEYS, VIRTUAL_CHANNEL_KEYS, Key, names)
@@ -202,7 +203,7 @@ class _Loader:
                       "only lower-case letters, digits, '_' and '-' (1..64 characters): "
                       "it names the archive file")
         link = self.link(doc["link"]) if "link" in doc else None
-        ft = frame_types.get(link.frame_type if link is not None else "TM")
+        ft = frame_types.get(link.frame_type if link is not None else DEFAULT_FRAME_TYPE)
         scid = m["spacecraft_id"]
         if scid is None and link is not None and link.level in FRAME_LEVELS:
             self.fail("[mission] spacecraft_id", "missing (required)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from groundseg.errors import GroundsegError
-from groundseg.mission.keys import CCSDS_EPOCH, RS_DATA_SYMBOLS, RS_PARITY_SYMBOLS
+from groundseg.mission.keys import CCSDS_EPOCH, DEFAULT_FRAME_TYPE, RS_DATA_SYMBOLS, RS_PARITY_SYMBOLS
 
 
 class MissionError(GroundsegError, ValueError):
@@ -62,7 +62,7 @@ class InsertZoneTime:
 class LinkSettings:
     """Every [link] key, CCSDS defaults filled in."""
     frame_length: int
-    frame_type: str = "TM"
+    frame_type: str = DEFAULT_FRAME_TYPE
     asm: str = "1ACFFC1D"
     randomized: bool = True
     reed_solomon: str = "255,223"

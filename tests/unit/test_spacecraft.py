@@ -692,3 +692,21 @@ def test_calibrated_fields_sit_in_their_units_range(demo):
                 assert lo - slack <= eng.min() and eng.max() <= hi + slack, (name, eng.min(), eng.max())
                 checked += 1
     assert checked >= 8
+
+
+def test_fields_sit_where_the_decoder_reads_them_when_packet_length_exceeds_the_definition(tmp_path):
+    """One placement rule (mission.definitions.layout): with packet_length beyond the fields,
+    they still start after the primary header, as ccsdspy and the telemetry kernel read them."""
+    (tmp_path / "hk.csv").write_text("name,data_type,bit_length,units,calibration\n"
+                                     "coarse,uint,32,s,\nfine,uint,16,,\nvolts,uint,16,V,\"poly:0.0,0.001\"\n")
+    m = loads_mission('[mission]\nname = "pl"\n[[apids]]\nid = 100\nname = "hk"\ndefinition = "hk.csv"\n'
+                      'time = "cuc:4,2"\npacket_length = 24\n', tmp_path / "pl.toml")
+    s = sc.simulate(m, frames=30, seed=5, level="packets")
+    flat, lengths = s.packets[100]
+    assert (lengths == 24).all()
+    rows = flat.reshape(-1, 24)
+    volts = rows[:, 12].astype(int) << 8 | rows[:, 13]
+    assert volts.std() > 0 and (volts * 0.001 <= 40.5).all()        # a housekeeping voltage, in range
+    assert not rows[:, 14:].any()                                     # nothing written past the fields
+    decoded = m.apids[100].packet_definition.load(io.BytesIO(flat.tobytes()))
+    assert np.array_equal(decoded["volts"], volts)
