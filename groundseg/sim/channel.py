@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from groundseg.coding import sync
+from groundseg.coding import randomizer, reed_solomon, sync
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncoder
 from groundseg.sim.impairments import Impairments, apply_ber
 from groundseg.sim.kernels import concat_bits
@@ -136,8 +136,9 @@ class SyncModel:
         return out, truncated, lock_losses, fly
 
 
-def frames_level(truth, rng, imp: Impairments, plan: Plan, cfg: ChannelConfig, tx, kept, status) -> bytes:
-    link = plan.link
+def frames_level(truth, rng, imp: Impairments, plan: Plan, cfg: ChannelConfig | None, tx, kept,
+                 status) -> bytes:
+    """Frames back to back (level "frames"): bit errors, lost frames, a truncated last record."""
     rx = tx[kept].copy()
     f = truth["frames"]
     rejects = truth["rejects"]
@@ -164,7 +165,8 @@ def frames_level(truth, rng, imp: Impairments, plan: Plan, cfg: ChannelConfig, t
 
 
 def bits_level(truth, rng, imp: Impairments, plan: Plan, cfg: ChannelConfig, tx, kept, status) -> bytes:
-    link = plan.link
+    """CADUs (level "bits"): the channel coding of ``cfg``, then every impairment, and what the
+    receiver model says a correct decoder delivers."""
     enc = ChannelEncoder(cfg)
     blocks_tx = enc.codeblocks(tx[kept])
     errors = bool(imp.byte_errors_per_codeword or imp.bit_error_rate)
@@ -323,7 +325,6 @@ def bits_level(truth, rng, imp: Impairments, plan: Plan, cfg: ChannelConfig, tx,
         if errs.any():
             rx_frames = blocks[real]
             if cfg.randomized:
-                from groundseg.coding import randomizer
                 rx_frames = randomizer.randomize(rx_frames)
             status[kept[real[errs]]] = count_checked(truth, np.ascontiguousarray(rx_frames[errs]), plan,
                                                       "frames with bit errors")
@@ -346,7 +347,6 @@ def flywheel_truth(truth: dict, cfg: ChannelConfig, plan: Plan, blocks: np.ndarr
     the randomiser sequence is itself a codeword for I = 1, 2, 4, 8), so RS may "correct"
     it. Bounded-distance decoding has one answer when one exists, so the project's RS
     decoder decides these few codeblocks; the frame checks then refuse what comes out."""
-    from groundseg.coding import randomizer, reed_solomon
     f, rejects = truth["frames"], truth["rejects"]
     b = np.ascontiguousarray(blocks, np.uint8)
     if cfg.randomized and cfg.derandomize == "before_rs":
