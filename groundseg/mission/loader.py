@@ -531,8 +531,7 @@ def check_link(link: LinkSettings, level: str, path: str | Path) -> None:
     if link.tm_secondary_header and not ft.has_secondary_header:
         fail(f"{w} tm_secondary_header = {link.tm_secondary_header}",
              f"a TM frame secondary header does not exist in {ft.name} frames; must be 0")
-    header = 6 + (2 if link.fhec else 0) + link.insert_zone + link.tm_secondary_header \
-        + (4 if link.ocf else 0) + (2 if link.fecf else 0)
+    header = ft.header_length(link) + (4 if link.ocf else 0) + (2 if link.fecf else 0)
     if frame_length <= header:
         fail(f"{w} frame_length = {frame_length}",
              f"must exceed the {header} bytes of headers, insert zone, OCF and FECF it carries")

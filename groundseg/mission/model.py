@@ -60,7 +60,7 @@ class InsertZoneTime:
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """Every [link] key, CCSDS defaults filled in."""
+    """Every [link] key, CCSDS defaults filled in (``frame_length`` 0: not given, level "packets")."""
     frame_length: int
     frame_type: str = DEFAULT_FRAME_TYPE
     asm: str = "1ACFFC1D"
