@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from groundseg.errors import GroundsegError
+from groundseg.errors import GroundsegError, UsageError
 from groundseg.mission.keys import CCSDS_EPOCH, DEFAULT_FRAME_TYPE, RS_DATA_SYMBOLS, RS_PARITY_SYMBOLS
 
 
@@ -176,7 +176,8 @@ class ApidDef:
     def field_name(self, name: str) -> str:
         """The definition's spelling of field ``name``, matched ignoring case.
 
-        Raises ValueError naming the fields (and the closest one) when there is none."""
+        Raises :class:`~groundseg.errors.UsageError` (a ValueError) naming the fields (and
+        the closest one) when there is none."""
         text = str(name).strip()
         if text in self.fields:
             return text
@@ -186,7 +187,7 @@ class ApidDef:
                 return f
         hint = difflib.get_close_matches(text, list(self.fields), n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ValueError(f"APID {self.name!r} has no field {text!r}{extra}; "
+        raise UsageError(f"APID {self.name!r} has no field {text!r}{extra}; "
                          f"fields: {', '.join(self.fields) or 'none (archived raw)'}")
 
 
@@ -208,9 +209,10 @@ class Mission:
         return self.link.level if self.link is not None else "packets"
 
     def apid_by_name(self, name_or_number: str | int) -> int:
-        """The APID for a mission-file name ("hk") or a number ("100", 100).
+        """The APID for a mission-file name ("hk", any case) or a number ("100", 100).
 
-        A number need not be declared: undeclared APIDs are archived raw.
+        A number need not be declared: undeclared APIDs are archived raw. An unknown name
+        raises :class:`~groundseg.errors.UsageError` (a ValueError) naming the declared ones.
         """
         if isinstance(name_or_number, (int,)) and not isinstance(name_or_number, bool):
             number = int(name_or_number)
@@ -229,10 +231,10 @@ class Mission:
                 names = ", ".join(sorted(a.name for a in self.apids.values())) or "none declared"
                 hint = difflib.get_close_matches(text, [a.name for a in self.apids.values()], n=1)
                 extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ValueError(f"mission {self.name!r} has no APID named {text!r}{extra}; "
+                raise UsageError(f"mission {self.name!r} has no APID named {text!r}{extra}; "
                                  f"names: {names}; or give a number 0..2047") from None
         if not 0 <= number <= 2047:
-            raise ValueError(f"APID {number} out of range 0..2047")
+            raise UsageError(f"APID {number} out of range 0..2047")
         return number
 
     def vc_data(self) -> dict[int, str]:
