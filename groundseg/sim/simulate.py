@@ -135,7 +135,6 @@ def packet_level(truth: dict, packet_info: dict, list_limit: int) -> bytes:
     return b"".join(c.tobytes() for c in chunks)
 
 
-
 # ----------------------------------------------------------------------------- files
 
 def write_capture(path: str | Path, mission, *, frames: int = 1000, seed: int = 0,
