@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from groundseg.mission import import_ccsdspy
+from groundseg.mission import definitions
 
 __all__ = ["SpreadsheetLayout", "CYGNSS_LAYOUT", "ImportedField", "ImportedPacket",
            "DictionaryImport", "import_dictionary", "import_cygnss_dictionary",
@@ -287,17 +287,12 @@ def _import_sheet(rows: list[dict], layout: SpreadsheetLayout, fill_field: re.Pa
 
 
 def _definition(fields: list[ImportedField]):
-    ccsdspy = import_ccsdspy()
-    out = []
-    for f in fields:
-        if f.array_shape:
-            out.append(ccsdspy.PacketArray(name=f.name, data_type=f.data_type, bit_length=f.bit_length,
-                                           bit_offset=f.bit_offset, byte_order=f.byte_order,
-                                           array_shape=f.array_shape))
-        else:
-            out.append(ccsdspy.PacketField(name=f.name, data_type=f.data_type, bit_length=f.bit_length,
-                                           bit_offset=f.bit_offset, byte_order=f.byte_order))
-    return ccsdspy.FixedLength(out)
+    """A ccsdspy FixedLength, built where the mission loader builds its definitions."""
+    return definitions.build_definition(
+        [definitions.FieldSpec(name=f.name, data_type=f.data_type, bit_length=f.bit_length,
+                               bit_offset=f.bit_offset, byte_order=f.byte_order,
+                               shape=(int(f.array_shape),) if f.array_shape else None)
+         for f in fields], variable=False)
 
 
 def import_dictionary(defs_dir: str | Path, layout: SpreadsheetLayout = CYGNSS_LAYOUT) -> DictionaryImport:

@@ -16,57 +16,18 @@ from typing import Callable, Iterable
 import numpy as np
 
 from groundseg import telemetry
-from groundseg.coding.channel import ChannelConfig, ChannelDecoder, FrameReader
+from groundseg.coding.channel import ChannelDecoder, FrameReader
 from groundseg.coding.frame_batch import FrameBatch
-from groundseg.link.decoder import LinkConfig, LinkDecoder
+from groundseg.link.decoder import LinkDecoder
 from groundseg.link.packets import PacketStreamSplitter
 from groundseg.link.records import PacketBatch
 from groundseg.errors import UsageError
+from groundseg.mission.configs import channel_config, link_config  # noqa: F401  (one copy, shared with the simulator)
 from groundseg.report import PassReport
 from groundseg.sources.base import LEVEL_KIND, Source, StreamClock, Chunk
 from groundseg.sources.capture import CaptureFiles
 
-LEVELS = ("iq", "soft", "bits", "frames", "packets")
-
-
-def channel_config(mission) -> ChannelConfig:
-    link = mission.link
-    return ChannelConfig(
-        frame_length=link.frame_length,
-        asm=link.asm_value,
-        asm_bits=link.asm_bits,
-        asm_max_bit_errors=link.asm_max_bit_errors,
-        randomized=link.randomized,
-        derandomize=link.derandomize,
-        reed_solomon=link.reed_solomon,
-        interleave=link.interleave,
-        dual_basis=link.dual_basis,
-        fecf=link.fecf,
-        bit_rate=float(link.bit_rate or 0),
-    )
-
-
-def link_config(mission) -> LinkConfig:
-    link = mission.link
-    vcs = mission.virtual_channels.values()
-    ocf = link.ocf
-    if link.frame_type.upper() == "AOS":
-        per_vc = {vc.id: vc.ocf for vc in vcs if vc.ocf is not None}
-        if per_vc:
-            ocf = frozenset(v for v in range(64) if per_vc.get(v, bool(link.ocf)))
-    return LinkConfig(
-        frame_type=link.frame_type,
-        frame_length=link.frame_length,
-        spacecraft_id=mission.spacecraft_id,
-        fecf=link.fecf,
-        ocf=ocf,
-        insert_zone=link.insert_zone,
-        fhec=link.fhec,
-        tm_secondary_header=link.tm_secondary_header,
-        idle_vcid=link.idle_vcid,
-        vc_data={vc.id: vc.data for vc in vcs},
-        insert_zone_time=link.insert_zone_time.as_link_config() if link.insert_zone_time else None,
-    )
+LEVELS = tuple(LEVEL_KIND)
 
 
 def _iso(t: float) -> str | None:

@@ -22,7 +22,9 @@ import numpy as np
 from groundseg._numba import kernel
 from groundseg.link import timecodes
 from groundseg.link.records import PacketBatch
-from groundseg.mission import TimeCode, import_ccsdspy, parse_calibration
+from groundseg.mission import definitions
+from groundseg.mission.definitions import import_ccsdspy
+from groundseg.mission.model import TimeCode, parse_calibration
 
 import_ccsdspy()
 
@@ -208,31 +210,18 @@ class _Layout:
     """
 
     def __init__(self, definition):
-        if getattr(definition, "_converters", None):
+        if definitions.converters_of(definition):
             raise ValueError("converters")
-        counter = 48
-        elements = []                    # (field index, element index, offset, length)
+        lay = definitions.layout(definition)      # ValueError for variable arrays
         fields = []                      # (name, data_type, shape or None, byte_order)
-        for f in definition._fields:
-            shape = getattr(f, "_array_shape", None)
-            if isinstance(shape, str):
-                raise ValueError("variable array")
-            count = 1
-            if shape is not None:
-                if getattr(f, "_array_order", "C") != "C" and len(shape) > 1:
-                    raise ValueError("Fortran-order array")
-                count = int(np.prod(shape))
-            if f._data_type not in ("uint", "int", "float") or f._byte_order not in ("big", "little"):
+        for f in lay.fields:
+            if f.shape is not None and f.array_order != "C" and len(f.shape) > 1:
+                raise ValueError("Fortran-order array")
+            if f.data_type not in ("uint", "int", "float") or f.byte_order not in ("big", "little"):
                 raise ValueError("type or byte order")
-            fields.append((f._name, f._data_type, shape, f._byte_order))
-            for i in range(count):
-                off = None if f._bit_offset is None else f._bit_offset + i * f._bit_length
-                if off is None:
-                    off = counter
-                    counter += f._bit_length
-                else:
-                    counter = max(counter, off + f._bit_length)
-                elements.append((len(fields) - 1, i, off, f._bit_length))
+            fields.append((f.name, f.data_type, f.shape, f.byte_order))
+        elements = [(e.field, e.index, e.bit_offset, e.bit_length) for e in lay.elements]
+        counter = lay.end_bits
         self.end_bits = counter
         n_el = len(elements)
         self.bit_off = np.zeros(n_el, np.int64)
@@ -382,14 +371,7 @@ def _load(definition, data: np.ndarray, variable: bool) -> dict:
                 if packet_length >= length and data.size % packet_length == 0:
                     starts = np.arange(0, data.size, packet_length, dtype=np.int64)
                     return layout.decode(data, starts)
-        try:
-            from ccsdspy import packet_types as pt
-            arrays = pt._load(_ArrayFile(data), definition._fields, definition._converters,
-                              "fixed_length", include_primary_header=True)
-            pt._delete_primary_header_fields(arrays)
-            return arrays
-        except (AttributeError, TypeError):      # another ccsdspy: its public API
-            pass
+        return definitions.load_fixed(definition, _ArrayFile(data))
     return definition.load(_ArrayFile(data))
 
 

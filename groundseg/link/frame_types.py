@@ -135,6 +135,25 @@ class FrameType:
     def frame_time_supported(self) -> bool:
         return self.has_insert_zone
 
+    # -- appended for the mission loader and the simulator -------------------------------------
+    #: the longest frame the standard allows (bytes)
+    max_frame_length: int = 0
+
+    @property
+    def mc_modulus(self) -> int:
+        """Modulus of the master-channel frame count (0: the type has none)."""
+        return 0
+
+    def pack_headers(self, frames: np.ndarray, config, *, scid: int, vcid, vcfc, fhp, data,
+                     idle, mcfc=None, ocf_flag=None, secondary=None, insert_zone=None) -> None:
+        """Encoder (the simulator): write every header of ``frames`` in place.
+
+        Per frame: ``vcid``, ``vcfc``, ``fhp`` (of the M_PDU, where ``data``), ``data`` (the
+        frame carries packets), ``idle`` (an idle frame), ``mcfc`` (types with a master
+        channel counter), ``ocf_flag``; ``secondary`` (n, k) bytes of a frame secondary
+        header's data, ``insert_zone`` (n, insert_zone) bytes."""
+        raise NotImplementedError
+
 
 class TMFrameType(FrameType):
     name = "TM"
@@ -192,6 +211,25 @@ class TMFrameType(FrameType):
         fhp = np.full(len(frames), -1, np.int64)
         fhp[rows] = head["fhp"][rows]
         return fhp
+
+    # -- appended for the mission loader and the simulator -------------------------------------
+    max_frame_length = 2048
+
+    @property
+    def mc_modulus(self) -> int:
+        return tm.MC_MODULUS
+
+    def pack_headers(self, frames, config, *, scid, vcid, vcfc, fhp, data, idle, mcfc=None,
+                     ocf_flag=None, secondary=None, insert_zone=None):
+        n = frames.shape[0]
+        vca = ~np.asarray(data, bool) & ~np.asarray(idle, bool)
+        fhp = np.where(idle, tm.FHP_IDLE, np.where(vca, 0x7FF, fhp))
+        frames[:, :tm.HEADER_LENGTH] = tm.pack_primary_header(
+            scid, vcid, mcfc, vcfc, fhp, ocf_flag=ocf_flag, sec_hdr_flag=config.tm_secondary_header > 0,
+            sync_flag=vca, n=n)
+        if config.tm_secondary_header:
+            k = config.tm_secondary_header
+            frames[:, tm.HEADER_LENGTH:tm.HEADER_LENGTH + k] = tm.pack_secondary_header(secondary)
 
 
 class AOSFrameType(FrameType):
@@ -254,6 +292,24 @@ class AOSFrameType(FrameType):
         if len(rows):
             fhp[rows] = aos.decode_mpdu_header(frames[rows], self.header_length(config))
         return fhp
+
+    # -- appended for the mission loader and the simulator -------------------------------------
+    max_frame_length = 65535
+
+    def pack_headers(self, frames, config, *, scid, vcid, vcfc, fhp, data, idle, mcfc=None,
+                     ocf_flag=None, secondary=None, insert_zone=None):
+        n = frames.shape[0]
+        frames[:, :aos.HEADER_LENGTH] = aos.pack_primary_header(scid, vcid, vcfc, n=n)
+        at = aos.HEADER_LENGTH
+        if config.fhec:
+            frames[:, at:at + aos.FHEC_LENGTH] = aos.fhec_encode(frames[:, :aos.HEADER_LENGTH])
+            at += aos.FHEC_LENGTH
+        if config.insert_zone:
+            frames[:, at:at + config.insert_zone] = insert_zone
+            at += config.insert_zone
+        mp = np.asarray(data, bool) & ~np.asarray(idle, bool)
+        if mp.any():
+            frames[mp, at:at + self.mpdu_header_length] = aos.pack_mpdu_header(np.asarray(fhp)[mp])
 
 
 #: Every frame type by name (upper case); :func:`get` looks names up ignoring case.

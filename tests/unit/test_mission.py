@@ -306,3 +306,97 @@ def test_time_fields_mistakes(tmp_path, table, fragment):
 def test_time_fields_exclusive_with_time_code(tmp_path):
     e = error(tmp_path, BASE + '[apids.time_fields]\nyear = "coarse"\nday = "fine"\n')
     assert "either time" in str(e)
+
+
+# --------------------------------------------------------------------------- levels
+
+FRAMES_ONLY = """
+[mission]
+name = "frames-sat"
+spacecraft_id = 42
+[link]
+level = "frames"
+frame_length = 1115
+fecf = true
+"""
+
+
+def test_coding_keys_do_not_constrain_a_frames_mission(tmp_path):
+    from groundseg.mission import channel_config, link_config
+    m = load_mission(write(tmp_path, FRAMES_ONLY, csv=None))
+    assert m.level == "frames" and m.link.frame_length == 1115
+    assert link_config(m).frame_length == 1115
+    # asking it for the channel coding (replay --level bits, simulate --level bits) names the key
+    with pytest.raises(MissionError, match=r'\[link\] frame_length = 1115: with reed_solomon = "255,223"'):
+        channel_config(m)
+    # a coding key with a wrong value is still a mistake at level "frames"
+    e = error(tmp_path, FRAMES_ONLY + 'reed_solomon = "255/223"\n', csv=None)
+    assert '[link] reed_solomon = "255/223"' in str(e)
+    # the frame keys still are checked at level "frames"
+    e = error(tmp_path, FRAMES_ONLY.replace("frame_length = 1115", "frame_length = 7"), csv=None)
+    assert "[link] frame_length = 7: must exceed the 8 bytes" in str(e)
+
+
+def test_frame_keys_are_optional_at_level_packets(tmp_path):
+    from groundseg.mission import link_config
+    m = load_mission(write(tmp_path, '[mission]\nname = "pk"\n[link]\nlevel = "packets"\nbit_rate = 1e6\n', csv=None))
+    assert m.level == "packets" and m.spacecraft_id is None and m.link.bit_rate == 1e6
+    with pytest.raises(MissionError, match=r"\[link\] frame_length: missing \(required at level 'frames'\)"):
+        link_config(m)
+
+
+def test_configs_are_the_pipelines():
+    from groundseg import pipeline
+    from groundseg.mission import configs
+    assert pipeline.channel_config is configs.channel_config and pipeline.link_config is configs.link_config
+    m = load_mission(MISSIONS / "tianwen2-hdr.toml")
+    cfg = configs.link_config(m)
+    assert (cfg.frame_type, cfg.frame_length, cfg.spacecraft_id, cfg.ocf) == \
+        ("AOS", 892, m.spacecraft_id, m.ocf_vcids())
+
+
+# --------------------------------------------------------------------------- bad input (issue 8)
+
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_deep_nesting_is_a_mission_error(tmp_path, value):
+    e = error(tmp_path, BASE.replace('name = "test-sat"', f'name = "test-sat"\ndescription = {value}'))
+    assert "nested 5000 deep" in str(e) and "recursion" not in str(e)
+
+
+def test_brackets_inside_strings_are_not_nesting(tmp_path):
+    m = load_mission(write(tmp_path, BASE.replace('name = "test-sat"',
+                                                  'name = "test-sat"\ndescription = "' + "[" * 200 + '" # {{{{')))
+    assert m.description == "[" * 200
+
+
+@pytest.mark.parametrize("csv,fragment", [
+    ("name,data_type,bit_length\nx,uint(999999999),8\n", "999999999 elements of 8 bits cannot fit a Space Packet"),
+    ('name,data_type,bit_length\nx,"uint(2, 999999999)",8\n', "cannot fit a Space Packet"),
+    ("name,data_type,bit_length\nx,uint(20000),16\ny,uint(20000),16\n", "the fields span 80006 bytes"),
+    ("name,data_type,bit_length\nx,str,99999999999\n", "bit_length 99999999999: must be 1..524336"),
+    ("name,data_type,bit_length,bit_offset\nx,uint,8,999999999999\n", "beyond the largest Space Packet"),
+    ("name,data_type,bit_length\nx,uint(0),8\n", "array dimensions must be >= 1"),
+])
+def test_field_sizes_are_checked_at_load_time(tmp_path, csv, fragment):
+    e = error(tmp_path, BASE.replace('time = "cuc:4,2"\n', ""), csv)
+    assert 'definition = "hk.csv"' in str(e) and fragment in str(e), str(e)
+
+
+def test_names_ignore_case(tmp_path):
+    # APID names: looked up in any case, unique ignoring case
+    m = load_mission(write(tmp_path, BASE))
+    assert m.apid_by_name("HK") == m.apid_by_name("Hk") == 100 and m.apid("HK").name == "hk"
+    e = error(tmp_path, BASE + '\n[[apids]]\nid = 101\nname = "HK"\n')
+    assert '[[apids]] id = 101: name = "HK": duplicate APID name' in str(e)
+    # field names: unique ignoring case, looked up ignoring case
+    e = error(tmp_path, BASE, HK_CSV + "VOLTS,uint,8,,\n")
+    assert "duplicate field name 'VOLTS' (names ignore case: 'volts' above)" in str(e)
+    assert m.apids[100].field_name("VOLTS") == "volts"
+    with pytest.raises(ValueError, match="no field 'volt'.*did you mean 'volts'"):
+        m.apids[100].field_name("volt")
+    # time_fields name the fields in any case; the model keeps the definition's spelling
+    text = BASE.replace('time = "cuc:4,2"\n', "") + '[apids.time_fields]\nyear = "COARSE"\nday = "Fine"\n'
+    assert load_mission(write(tmp_path, text)).apids[100].time_fields == {"year": "coarse", "day": "fine"}
+    # virtual channel names too
+    e = error(tmp_path, BASE + '\n[[virtual_channels]]\nid = 1\nname = "REALTIME"\n')
+    assert "duplicate virtual channel name" in str(e)

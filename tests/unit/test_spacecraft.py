@@ -12,6 +12,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from groundseg import spacecraft as sc
+from groundseg.link import packets as pk
+from groundseg.mission import definitions
+from groundseg.mission.configs import channel_config
+from groundseg.sim import kernels, packets as sim_packets
 from groundseg.coding import crc
 from groundseg.coding.channel import ChannelDecoder, ChannelEncoder
 from groundseg.link import aos, clcw, timecodes, tm
@@ -96,7 +100,7 @@ def test_scatter_matches_reference(lengths, seed):
     dst_off = np.concatenate([[0], np.cumsum(lengths[order])[:-1]]).astype(np.int64)[np.argsort(order)]
     a = np.zeros(int(lengths.sum()), np.uint8)
     b = a.copy()
-    sc._scatter(src, src_off, lengths, a, dst_off)
+    kernels.scatter(src, src_off, lengths, a, dst_off)
     ref_scatter(src, src_off, lengths, b, dst_off)
     assert np.array_equal(a, b)
 
@@ -113,7 +117,7 @@ def test_put_bits_matches_reference(bits, off, seed):
         body[i] = np.frombuffer(word.to_bytes(width, "big"), np.uint8)
     values = rng.integers(0, 2**63, 5, dtype=np.uint64) & np.uint64((1 << bits) - 1 if bits < 64 else 2**64 - 1)
     a, b = body.copy(), body.copy()
-    sc._put_bits(a, values, np.int64(off), np.int64(bits))
+    kernels.put_bits(a, values, np.int64(off), np.int64(bits))
     ref_put_bits(b, values, off, bits)
     assert np.array_equal(a, b)
 
@@ -130,7 +134,7 @@ def test_concat_bits_matches_reference(n, width, seed):
     ins = rng.integers(0, 256, sum(ins_bytes) + 8, dtype=np.uint8)
     total = int(row_bits.sum() + ins_bits.sum())
     out = np.zeros((total + 7) // 8 + 8, np.uint8)
-    starts = sc._concat_bits(rows, row_bits, ins, ins_off, ins_bits, out)
+    starts = kernels.concat_bits(rows, row_bits, ins, ins_off, ins_bits, out)
     ref, ref_starts = ref_concat_bits(rows, row_bits, ins, ins_off, ins_bits)
     assert out[:(total + 7) // 8].tobytes() == ref
     assert list(starts) == ref_starts
@@ -160,7 +164,7 @@ def test_mission_path_or_object(demo, clean):
 # --------------------------------------------------------------------------- what is sent
 
 def test_capture_is_the_channel_encoding_of_the_frames(demo, clean):
-    enc = ChannelEncoder(sc.channel_config(demo.link))
+    enc = ChannelEncoder(channel_config(demo))
     assert bytes(enc.encode(clean.frames)) == clean.capture
     assert len(clean.capture) == N * (4 + 1115 + 160)
 
@@ -249,14 +253,15 @@ def test_field_bits_against_ccsdspy_unaligned_little_endian_arrays():
     definition = ccsdspy.FixedLength(fields)
     length = 6 + sum(f._bit_length * (3 if f._name == "arr" else 1) for f in fields) // 8
     rng = np.random.default_rng(1)
-    ex = sc._expanded_fields(definition)
-    offsets = sc._field_offsets(ex, length)
+    lay = definitions.layout(definition)
+    assert lay.length == length
     body = np.zeros((30, length), np.uint8)
     t = sc.CLOCK_START + np.arange(30) * 10.0
-    written = sc._fill_fields(rng, body, ex, offsets, t, np.arange(30))
-    body[:, :6] = sc.pk.pack_primary_headers(300, np.arange(30), length - 7)
+    written = sim_packets.fill_fields(rng, body, lay, t, np.arange(30))
+    body[:, :6] = pk.pack_primary_headers(300, np.arange(30), length - 7)
     got = definition.load(io.BytesIO(body.tobytes()))
-    for name, dtype, bits, _, _ in ex:
+    for e in lay.elements:
+        name, dtype, bits = e.label(lay.fields), lay.fields[e.field].data_type, e.bit_length
         raw = written[name]
         if dtype == "int":
             want = np.where(raw >= 2 ** (bits - 1), raw.astype(np.int64) - 2 ** bits, raw.astype(np.int64))
@@ -427,7 +432,7 @@ def test_channel_decoder_agrees_with_truth(demo):
     """The real synchroniser and RS decoder count what the truth says (channel half of replay)."""
     s = _sim(demo, bit_error_rate=1e-3, garbage_bytes=1, bit_slips=2, slip_bits=4, bit_offset=3,
              polarity_flips=1, byte_errors_per_codeword=17, byte_error_fraction=0.1, truncate_last=True)
-    dec = ChannelDecoder(sc.channel_config(demo.link))
+    dec = ChannelDecoder(channel_config(demo))
     dec.push(np.frombuffer(s.capture, np.uint8))
     dec.flush()
     st_ = dec.stats
@@ -603,7 +608,7 @@ def test_flywheel_codeblock_that_rs_corrects():
     s = sc.simulate(m, frames=3, seed=2, impairments=sc.Impairments(garbage_bytes=1, garbage_length=12))
     f = s.truth["frames"]
     assert f["total"] == 3 and f["corrected"] == 1 and f["rejected"] == 1 and s.truth["rejects"] == {"version": 1}
-    dec = ChannelDecoder(sc.channel_config(m.link))
+    dec = ChannelDecoder(channel_config(m))
     batch = dec.push(np.frombuffer(s.capture, np.uint8))
     rest = dec.flush()
     q = np.concatenate([batch.quality, rest.quality])
@@ -632,7 +637,7 @@ time = "cuc:4,3"
 
 
 def ref_tm_check(frame: bytes, scid: int, sec_len: int, ocf: bool, fecf: bool) -> str:
-    """Slow reference of the TM frame checks, in DESIGN.md's order, then the FECF."""
+    """Slow reference of the TM frame checks, in the decoder's order, then the FECF."""
     import binascii
     if frame[0] >> 6 != 0:
         return "version"
@@ -687,3 +692,21 @@ def test_calibrated_fields_sit_in_their_units_range(demo):
                 assert lo - slack <= eng.min() and eng.max() <= hi + slack, (name, eng.min(), eng.max())
                 checked += 1
     assert checked >= 8
+
+
+def test_fields_sit_where_the_decoder_reads_them_when_packet_length_exceeds_the_definition(tmp_path):
+    """One placement rule (mission.definitions.layout): with packet_length beyond the fields,
+    they still start after the primary header, as ccsdspy and the telemetry kernel read them."""
+    (tmp_path / "hk.csv").write_text("name,data_type,bit_length,units,calibration\n"
+                                     "coarse,uint,32,s,\nfine,uint,16,,\nvolts,uint,16,V,\"poly:0.0,0.001\"\n")
+    m = loads_mission('[mission]\nname = "pl"\n[[apids]]\nid = 100\nname = "hk"\ndefinition = "hk.csv"\n'
+                      'time = "cuc:4,2"\npacket_length = 24\n', tmp_path / "pl.toml")
+    s = sc.simulate(m, frames=30, seed=5, level="packets")
+    flat, lengths = s.packets[100]
+    assert (lengths == 24).all()
+    rows = flat.reshape(-1, 24)
+    volts = rows[:, 12].astype(int) << 8 | rows[:, 13]
+    assert volts.std() > 0 and (volts * 0.001 <= 40.5).all()        # a housekeeping voltage, in range
+    assert not rows[:, 14:].any()                                     # nothing written past the fields
+    decoded = m.apids[100].packet_definition.load(io.BytesIO(flat.tobytes()))
+    assert np.array_equal(decoded["volts"], volts)

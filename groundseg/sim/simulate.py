@@ -1,0 +1,163 @@
+"""A whole simulation: the plan, packets, frames, the channel at the level asked for, and
+the truth; and the files the CLI writes (``FILE`` and ``FILE.truth.json``)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from groundseg.mission import configs
+from groundseg.sim.channel import bits_level, frames_level
+from groundseg.sim.frames import build_frames
+from groundseg.sim.impairments import Impairments, choose_lost
+from groundseg.sim.kernels import scatter
+from groundseg.sim.plan import IDLE_APID, LEVELS, load, make_plan
+from groundseg.sim.truth import empty_truth, master_channel_truth, packet_truth, vc_truth
+
+
+@dataclass
+class SimulatedDownlink:
+    """A simulated capture and what a correct decoder must make of it."""
+    capture: bytes
+    truth: dict
+    level: str
+    frames: np.ndarray | None = None     # the transmitted frames (n, frame_length), before impairments
+    packets: dict = field(default_factory=dict)  # apid -> (flat uint8, starts int64) as generated
+
+    def write(self, path: str | Path) -> Path:
+        """Write the capture to ``path`` and the truth to ``path``.truth.json."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.capture)
+        Path(str(path) + ".truth.json").write_text(json.dumps(self.truth, indent=1, sort_keys=True) + "\n")
+        return path
+
+
+# ----------------------------------------------------------------------------- simulate
+
+def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairments | None = None,
+             level: str | None = None, idle_fraction: float = 0.02, flush_fraction: float = 0.01,
+             list_limit: int = 5000) -> SimulatedDownlink:
+    """A simulated downlink of ``frames`` transfer frames for ``mission`` (a Mission or a path).
+
+    ``level``: "bits" (CADU stream), "frames" (frames back to back) or "packets" (the Space
+    Packet stream); default the mission's level. ``idle_fraction`` of the frames are idle
+    frames; ``flush_fraction`` of the packets close their frame early with an idle packet.
+    The same arguments give byte-identical output.
+    """
+    mission = load(mission)
+    imp = impairments if impairments is not None else Impairments()
+    if not isinstance(imp, Impairments):
+        raise ValueError("impairments must be an Impairments instance")
+    level = level or getattr(mission, "level", None) or "bits"
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if int(frames) < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if not 0 <= idle_fraction < 1 or not 0 <= flush_fraction < 1:
+        raise ValueError("idle_fraction and flush_fraction must be in 0..1")
+    if mission.link is None and level != "packets":
+        raise ValueError(f"the mission has no [link]: only level \"packets\" can be simulated, not {level!r}")
+    if level != "packets":
+        configs.link_config(mission)       # a MissionError naming the key if frames cannot be made
+    cfg = configs.channel_config(mission) if level == "bits" else None
+    if level != "bits" and imp.channel_only():
+        raise ValueError(f"impairments {', '.join(imp.channel_only())} exist only at level \"bits\", "
+                         f"not {level!r}")
+    if level == "packets" and imp.any:
+        raise ValueError("level \"packets\" takes no impairments")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6753]))
+    plan = make_plan(mission, rng)
+    n = int(frames)
+    tx, sched, vcfc, is_idle, packet_info, vc_mod = build_frames(rng, plan, n, idle_fraction, flush_fraction)
+    truth = empty_truth()
+    truth["simulation"] = {"mission": plan.name, "frames": n, "seed": int(seed), "level": level,
+                           "impairments": asdict(imp)}
+    per_apid = {}
+    for info in packet_info.values():
+        per_apid.update(info["per_apid"])
+    if level == "packets":
+        capture = packet_level(truth, packet_info, list_limit)
+        return SimulatedDownlink(capture, truth, level, tx, per_apid)
+    rng_imp = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1A7E]))
+    status = np.full(n, "lost", dtype=object)        # per transmitted frame, its fate
+    kept = np.arange(n)
+    if imp.lost_frames:
+        lost = choose_lost(rng_imp, int(imp.lost_frames), np.arange(n), sched, packet_info)
+        kept = np.setdiff1d(kept, lost)
+    if level == "frames":
+        capture = frames_level(truth, rng_imp, imp, plan, cfg, tx, kept, status)
+    else:
+        capture = bits_level(truth, rng_imp, imp, plan, cfg, tx, kept, status)
+    delivered = status == "delivered"
+    rows = np.flatnonzero(delivered)
+    f = truth["frames"]
+    f["idle"] = int(is_idle[rows].sum())
+    truth["virtual_channels"] = vc_truth(rows, sched, vcfc, is_idle, vc_mod)
+    mc = master_channel_truth(tx[rows], plan)
+    if mc is not None:
+        truth["master_channel"] = mc
+    packet_truth(truth, packet_info, delivered, list_limit)
+    truth["sync"]["bits_in"] = len(capture) * 8
+    if not truth["notes"]:
+        del truth["notes"]
+    return SimulatedDownlink(capture, truth, level, tx, per_apid)
+
+
+def packet_level(truth: dict, packet_info: dict, list_limit: int) -> bytes:
+    """The Space Packet stream (no idle packets), VCs merged in their packets' order."""
+    parts = []
+    for v in sorted(packet_info):
+        info = packet_info[v]
+        real = info["apids"] != IDLE_APID
+        parts.append((info, real))
+    truth["frames"] = {k: 0 for k in truth["frames"]}
+    truth["virtual_channels"] = {}
+    truth["sync"] = {"bits_in": 0, "lock_losses": 0, "inverted_codeblocks": 0}
+    chunks = []
+    for info, real in parts:
+        starts, lens = info["starts"][real], info["lengths"][real]
+        out = np.empty(int(lens.sum()), np.uint8)
+        dst = np.zeros(len(lens), np.int64)
+        if len(lens):
+            np.cumsum(lens[:-1], out=dst[1:])
+        scatter(info["stream"], starts, lens, out, dst)
+        chunks.append(out)
+    # every packet is delivered: reuse the frame-level rule with all frames delivered
+    total_rows = max([int(i["rows"].max()) + 1 for i in packet_info.values() if len(i["rows"])] or [0])
+    packet_truth(truth, packet_info, np.ones(total_rows, bool), list_limit)
+    truth["idle_packets"] = 0
+    truth["sync"]["bits_in"] = int(sum(c.size for c in chunks)) * 8
+    if not truth["notes"]:
+        del truth["notes"]
+    return b"".join(c.tobytes() for c in chunks)
+
+
+# ----------------------------------------------------------------------------- files
+
+def write_capture(path: str | Path, mission, *, frames: int = 1000, seed: int = 0,
+                  impairments: Impairments | None = None, level: str | None = None,
+                  **options) -> SimulatedDownlink:
+    """Simulate and write ``path`` (the capture) and ``path``.truth.json."""
+    sim = simulate(mission, frames=frames, seed=seed, impairments=impairments, level=level, **options)
+    sim.write(path)
+    return sim
+
+
+_IMPAIRMENT_NAMES = {f for f in Impairments.__dataclass_fields__}
+
+
+def simulate_to_file(mission, out_path: str | Path, frames: int = 1000, seed: int = 0, *,
+                     impairments: Impairments | None = None, level: str | None = None,
+                     **kwargs) -> dict:
+    """The CLI's entry: ``mission`` is a Mission or a path; impairments as an
+    :class:`Impairments` or as keyword arguments (``lost_frames=3``). Returns the truth."""
+    imp_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _IMPAIRMENT_NAMES}
+    if imp_kwargs:
+        base = asdict(impairments) if impairments is not None else {}
+        base.update(imp_kwargs)
+        impairments = Impairments(**base)
+    return write_capture(out_path, mission, frames=frames, seed=seed, impairments=impairments,
+                         level=level, **kwargs).truth
