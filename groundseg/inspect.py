@@ -229,10 +229,11 @@ def _text(data: np.ndarray) -> dict | None:
 
 # --- sync markers -------------------------------------------------------------------------------
 
-def _codeblocks(data: np.ndarray, pos: np.ndarray, inverted: np.ndarray, length: int) -> np.ndarray:
+def _codeblocks(data: np.ndarray, pos: np.ndarray, inverted: np.ndarray, length: int,
+                asm_bits: int = ASM_BITS) -> np.ndarray:
     """The ``length``-byte codeblocks after the markers at bit positions ``pos`` (complete ones
     only), polarity corrected: bytes gathered and bit-shifted for the whole set at once."""
-    start = pos + ASM_BITS
+    start = pos + asm_bits
     keep = start + 8 * length <= data.size * 8
     start, inverted = start[keep], inverted[keep]
     if not len(start):
@@ -246,13 +247,13 @@ def _codeblocks(data: np.ndarray, pos: np.ndarray, inverted: np.ndarray, length:
     return blocks
 
 
-def _sync(data: np.ndarray):
+def _sync(data: np.ndarray, asm: int = sync.CCSDS_ASM, asm_bits: int = ASM_BITS):
     """(what the markers found say: count, offset, polarity, dominant spacing and how many
     are at it; or None without any), bit positions, inverted flags."""
-    pos, inv, _ = sync.find_asm(data, max_bit_errors=2)
+    pos, inv, _ = sync.find_asm(data, asm=asm, max_bit_errors=2, asm_bits=asm_bits)
     if pos.size == 0:
         return None, pos, inv
-    info = {"asm": "1ACFFC1D", "found": int(pos.size), "first_bit": int(pos[0]),
+    info = {"asm": f"{asm:0{asm_bits // 4}X}", "found": int(pos.size), "first_bit": int(pos[0]),
             "bit_offset": int(pos[0] % 8), "inverted": f"{int(inv.sum())} of {pos.size}"}
     if pos.size < 2:
         return info, pos, inv
@@ -263,8 +264,10 @@ def _sync(data: np.ndarray):
     return info, pos, inv
 
 
-def inspect_capture(source: str | Path | bytes | np.ndarray, sample_bytes: int = SAMPLE_BYTES) -> dict:
-    """What ``source`` (a path, or the bytes themselves) holds: a dict for ``groundseg inspect``."""
+def inspect_capture(source: str | Path | bytes | np.ndarray, sample_bytes: int = SAMPLE_BYTES,
+                    asm: int = sync.CCSDS_ASM, asm_bits: int = ASM_BITS) -> dict:
+    """What ``source`` (a path, or the bytes themselves) holds: a dict for ``groundseg inspect``.
+    ``asm``/``asm_bits``: the attached sync marker searched for (CCSDS 131.0-B's by default)."""
     if isinstance(source, (bytes, bytearray, memoryview, np.ndarray)):
         raw = np.frombuffer(bytes(source), np.uint8) if not isinstance(source, np.ndarray) \
             else np.ascontiguousarray(source, np.uint8).ravel()
@@ -288,17 +291,17 @@ def inspect_capture(source: str | Path | bytes | np.ndarray, sample_bytes: int =
     if (data == data[0]).all():
         info["contents"] = "unrecognised: " + _unrecognised_reason(data, None)
         return info
-    markers, pos, inv = _sync(data) if not _is_text(data) else (None, None, None)
+    markers, pos, inv = _sync(data, asm, asm_bits) if not _is_text(data) else (None, None, None)
     if markers is not None:
         info["sync_marker"] = markers
         cadu_bits = markers.get("spacing_bits", 0)
-        if cadu_bits % 8 == 0 and cadu_bits > ASM_BITS:
-            cb_len = cadu_bits // 8 - ASM_BITS // 8
+        if cadu_bits % 8 == 0 and cadu_bits > asm_bits:
+            cb_len = cadu_bits // 8 - asm_bits // 8
             diffs = np.diff(pos)
             on = np.zeros(pos.size, bool)            # markers followed or preceded at the spacing
             on[:-1] |= diffs == cadu_bits
             on[1:] |= diffs == cadu_bits
-            blocks = _codeblocks(data, pos[on], inv[on], cb_len)[:MAX_CODEBLOCKS]
+            blocks = _codeblocks(data, pos[on], inv[on], cb_len, asm_bits)[:MAX_CODEBLOCKS]
             g = _guess_coding(blocks) if len(blocks) else None
             rs_valid = g is not None and g["parity"] and g["rs_ok"] > 0
             if g is not None and (rs_valid or markers["at_that_spacing"] >= MIN_EVEN_MARKERS):
@@ -357,12 +360,12 @@ def _unrecognised_reason(data: np.ndarray, markers: dict | None) -> str:
 
 
 def describe_failure(source: str | Path | bytes | np.ndarray, expected_codeblock_length: int | None = None,
-                     asm_bits: int = ASM_BITS) -> str:
+                     asm_bits: int = ASM_BITS, asm: int = sync.CCSDS_ASM) -> str:
     """One line on what a capture that decoded nothing looks like, for the operator: what it
     is instead (WAV, text, a packet stream, frames without markers), or the sync marker
     spacing seen against the one ``expected_codeblock_length`` (bytes after the marker)
     implies, or that no marker was found at any bit offset."""
-    info = inspect_capture(source)
+    info = inspect_capture(source, asm=asm, asm_bits=asm_bits)
     contents = info.get("contents", "")
     expected = (f"{expected_codeblock_length * 8 + asm_bits} bits apart ({expected_codeblock_length}-byte "
                 f"codeblocks)" if expected_codeblock_length else None)
