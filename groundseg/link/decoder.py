@@ -140,7 +140,8 @@ class LinkDecoder:
     must end exactly where the repeated frame's FHP says the next one starts, otherwise its
     bytes are refused as ``packet_length`` and extraction resyncs at that FHP (the
     duplicate's own packets come out again, counted in ``sequence_repeats``, and the
-    archive keeps one copy).
+    archive keeps one copy). The one stitch this lets through is a duplicate whose FHP
+    happens to equal the bytes the packet in progress still needs.
     """
 
     def __init__(self, config: LinkConfig):
@@ -154,7 +155,7 @@ class LinkDecoder:
         if self._time is not None and self._time.end > config.insert_zone:
             raise ValueError(f"insert_zone_time reads {self._time.end} bytes but the insert zone "
                              f"has {config.insert_zone}")
-        self.demux = demux.Demux(self.ft.n_vcids, self.ft.mc_modulus if self.ft.master_channel_counter else 0)
+        self.demux = demux.Demux(self.ft.n_vcids, self.ft.mc_modulus)
         self.extractor = PacketExtractor(self.ft.n_vcids, config.max_packet_length)
         self._frame_rejects = np.zeros(len(REJECT_REASONS), np.int64)
 
