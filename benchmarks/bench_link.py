@@ -40,7 +40,7 @@ def _frames(cfg: LinkConfig, n_packets: int, payload: tuple[int, int], rng) -> t
         per_vc.append(np.concatenate(head + [zones, np.zeros((m, cfg.trailer_max), np.uint8)], axis=1))
     m = min(len(f) for f in per_vc)
     frames = np.stack([f[:m] for f in per_vc], axis=1).reshape(-1, cfg.frame_length)
-    if cfg.frame_type == "TM":
+    if cfg.ft.master_channel_counter:
         frames[:, 2] = np.arange(len(frames)) % 256     # master channel count
     return np.ascontiguousarray(frames), k
 
@@ -87,7 +87,7 @@ def run(quick: bool) -> list[dict]:
     for _ in range(3):
         sp = P.PacketStreamSplitter()
         t0 = time.perf_counter()
-        pb = sp.push(stream)
+        pb = sp.push(stream).packets
         sp.flush()
         best = min(best, time.perf_counter() - t0)
     rows.append({"stage": "packets_from_stream", "params": "raw packet stream, packets 7..46 B, 64 APIDs",

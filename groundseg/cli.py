@@ -194,12 +194,16 @@ def cmd_replay(args, con: Console) -> int:
 
 def _nothing_decoded(captures, pipe) -> str:
     """One line on why a replay delivered nothing: what the capture looks like instead."""
-    try:
-        from groundseg.inspect import describe_failure
-        return describe_failure(captures[0], pipe)
-    except ImportError:
-        return (f"warning: nothing decoded from {', '.join(map(str, captures))} at level "
-                f"{pipe.level!r}: does the mission match the capture? (groundseg inspect CAPTURE)")
+    from groundseg.inspect import describe_failure
+    from groundseg.mission.configs import channel_config
+    link = pipe.mission.link
+    expected = asm = asm_bits = None
+    if pipe.level == "bits" and link is not None:
+        cfg = channel_config(pipe.mission)
+        expected, asm, asm_bits = cfg.codeblock_length, cfg.asm, cfg.asm_bits
+    what = describe_failure(captures[0], expected, **({"asm": asm, "asm_bits": asm_bits} if asm else {}))
+    return (f"nothing decoded from {captures[0]}{' (and the others)' if len(captures) > 1 else ''} "
+            f"at level {pipe.level!r} with mission {pipe.mission.name!r}: {what}")
 
 
 def cmd_simulate(args, con: Console) -> int:

@@ -95,10 +95,10 @@ class Pipeline:
         if self.channel is not None:
             self.channel.reset()
         if self.link is not None:
-            self.link.reset_stream()
+            self.link.reset()
         if self.splitter is not None:
             self._splitter_output(self.splitter.flush())
-            self.splitter.reset_stream()
+            self.splitter.reset()
         self.clock.reset()
         self._stream_time = np.nan
 
@@ -120,12 +120,13 @@ class Pipeline:
         else:
             self._splitter_output(self.splitter.flush())
 
-    def _splitter_output(self, packets: PacketBatch, reception_time: float = np.nan) -> None:
+    def _splitter_output(self, out, reception_time: float = np.nan) -> None:
+        packets = out.packets
         if len(packets):
             # a packet stream carries no reception time: the chunk's, else the stream's origin
             packets.header["reception_time"] = (reception_time if np.isfinite(reception_time)
                                                 else self._stream_time)
-        rejects = self.splitter.last_rejects
+        rejects = out.rejects
         if len(rejects) and self.archive is not None:
             self.archive.append(rejects=rejects)
         self._packets(packets)
@@ -201,7 +202,7 @@ class Pipeline:
         if isinstance(self.channel, ChannelDecoder):
             p.rs_symbols_corrected = self.channel.stats.rs_symbols_corrected
         if self.link is not None:
-            c = self.link.counts()
+            c = self.link.stats.to_dict()
             p.crc_failed = int(c["frames"].get("crc_failed", 0))
             p.gaps = sum(int(v.get("gaps", 0)) for v in c["virtual_channels"].values())
         return p
@@ -238,7 +239,7 @@ class Pipeline:
                 rep.frames.rejected += truncated
                 rep.add_reject("truncated", truncated)
         if self.link is not None:
-            counts = self.link.counts()
+            counts = self.link.stats.to_dict()
             rep.frames.rejected += int(counts["frames"].get("rejected", 0))
             rep.frames.crc_failed += int(counts["frames"].get("crc_failed", 0))
             rep.frames.idle += int(counts["frames"].get("idle", 0))
@@ -249,7 +250,7 @@ class Pipeline:
                 rep.add_reject(k, v)
             rep.master_channel = counts.get("master_channel")
         else:
-            counts = self.splitter.counts()
+            counts = self.splitter.stats.to_dict()
             rep.packets = counts["packets"]
             rep.idle_packets = int(counts.get("idle_packets", 0))
             for k, v in counts.get("rejects", {}).items():

@@ -7,7 +7,8 @@ counter, the idle rule, where the data field and the packet zone start and end, 
 rule, header decoding and checking, and the header encoders the simulator uses.
 
 Adding a frame type (USLP, 732.1-B) is one more subclass registered in
-:data:`FRAME_TYPES` plus its tests; docs/architecture.md has the checklist.
+:data:`FRAME_TYPES` plus its tests; docs/architecture.md ("Adding a frame type") has the
+checklist.
 
 Arrays in and out are per frame (``(n, L)`` uint8 frames, ``(n,)`` fields): a batch of
 frames costs a handful of numpy operations whatever its size.
@@ -19,6 +20,10 @@ import numpy as np
 from groundseg.link import aos, tm
 from groundseg.link.records import REJECT_CODE
 
+#: The four OCF bytes (CCSDS 232.0-B CLCW) and the FECF, common to every frame type.
+OCF_LENGTH = 4
+FECF_LENGTH = 2
+
 
 class FrameType:
     """The interface; one instance per frame type (stateless, shared)."""
@@ -26,15 +31,19 @@ class FrameType:
     name: str = ""
     standard: str = ""
     version: int = -1             # transfer frame version number field
+    version_bits: int = 2         # its width (USLP: 4)
     n_vcids: int = 0
     scid_bits: int = 0
     vc_counter_bits: int = 0      # the VC frame count as transmitted (before any extension)
     master_channel_counter: bool = False
+    mc_modulus: int = 0           # the master-channel frame count's modulus (0: none)
     default_idle_vcid: int | None = None
     has_insert_zone: bool = False
     has_fhec: bool = False
     has_secondary_header: bool = False
     mpdu_header_length: int = 0   # bytes between the data field start and the packet zone
+    #: header fields ``inspect`` lists for the first frames of a capture
+    summary_fields: tuple[str, ...] = ("scid", "vcid", "vcfc")
 
     # -- vocabulary ------------------------------------------------------------------------
     @property
@@ -45,8 +54,34 @@ class FrameType:
     def vc_modulus(self) -> int:
         return 1 << self.vc_counter_bits
 
+    @property
+    def mcid_bits(self) -> int:
+        """Leading header bits that name the master channel: version number + SCID."""
+        return self.version_bits + self.scid_bits
+
     def __repr__(self) -> str:
         return f"<frame type {self.name} ({self.standard})>"
+
+    # -- identification (inspect, sync-less captures) ----------------------------------------
+    def master_channel_ids(self, frames: np.ndarray) -> np.ndarray:
+        """(n,) int64: the leading :attr:`mcid_bits` of each row (version << scid_bits | SCID),
+        from the first 4 bytes only (rows shorter than that are zero-padded)."""
+        f = np.asarray(frames)
+        if f.ndim == 1:
+            f = f[None, :]
+        head = np.zeros((f.shape[0], 4), np.int64)
+        k = min(4, f.shape[1])
+        head[:, :k] = f[:, :k]
+        word = (head[:, 0] << 24) | (head[:, 1] << 16) | (head[:, 2] << 8) | head[:, 3]
+        return word >> (32 - self.mcid_bits)
+
+    def master_channel_id(self, spacecraft_id: int) -> int:
+        """The value :meth:`master_channel_ids` gives for this type's frames of ``spacecraft_id``."""
+        return (self.version << self.scid_bits) | int(spacecraft_id)
+
+    def versions_match(self, frames: np.ndarray) -> np.ndarray:
+        """(n,) bool: rows whose version number field is this type's."""
+        return (self.master_channel_ids(frames) >> self.scid_bits) == self.version
 
     # -- configuration -----------------------------------------------------------------------
     def validate(self, config) -> None:
@@ -74,6 +109,10 @@ class FrameType:
         """Bytes before the data field for frames that carry every optional header."""
         raise NotImplementedError
 
+    def insert_zone_offset(self, config) -> int:
+        """First byte of the insert zone (types that have one)."""
+        raise ValueError(f"{self.name} frames have no insert zone")
+
     def ocf_per_vc(self, link_ocf: bool, vc_ocf: bool | None) -> bool:
         """Whether a VC's frames carry an OCF, from the link's setting and the VC's own
         (None: not given)."""
@@ -83,16 +122,32 @@ class FrameType:
         """The LinkConfig ``ocf`` value for a mission: a bool, or the set of VCIDs with an OCF."""
         return bool(link_ocf)
 
+    def ocf_by_vcid(self, ocf) -> np.ndarray:
+        """(n_vcids,) bool from a LinkConfig ``ocf`` value (a bool or a set of VCIDs)."""
+        out = np.zeros(self.n_vcids, bool)
+        if isinstance(ocf, (set, frozenset, list, tuple)):
+            out[list(ocf)] = True
+        else:
+            out[:] = bool(ocf)
+        return out
+
     def trailer_max(self, config) -> int:
         """The most bytes after the packet zone: OCF (if any VC has one) and FECF."""
-        return (2 if config.fecf else 0) + (4 if config.ocf else 0)
+        return (FECF_LENGTH if config.fecf else 0) + (OCF_LENGTH if config.ocf else 0)
 
     def min_frame_length(self, config) -> int:
         """The shortest frame with a data field of at least one byte."""
         return self.header_length(config) + self.mpdu_header_length + self.trailer_max(config) + 1
 
+    def zone_length(self, config, vcid: int) -> int:
+        """Bytes of packet zone (after any M_PDU header, before OCF and FECF) in a frame of
+        ``vcid`` with every optional header present."""
+        has_ocf = bool(self.ocf_by_vcid(config.ocf)[int(vcid)])
+        return (config.frame_length - self.header_length(config) - self.mpdu_header_length
+                - (FECF_LENGTH if config.fecf else 0) - OCF_LENGTH * has_ocf)
+
     # -- decoding ----------------------------------------------------------------------------
-    def decode_header(self, frames: np.ndarray, config) -> dict[str, np.ndarray]:
+    def decode_header(self, frames: np.ndarray, config=None) -> dict[str, np.ndarray]:
         """Header fields per row; always ``version``, ``scid``, ``vcid``, ``vcfc`` (int64,
         extended where the frame type extends it), ``vcfc_modulus`` (int64) and ``mcfc``
         (int64, -1 where the type has no master-channel counter)."""
@@ -100,7 +155,8 @@ class FrameType:
 
     def check(self, frames: np.ndarray, config, status: np.ndarray) -> dict[str, np.ndarray]:
         """Decode the headers and mark in ``status`` (updated in place where still 0) each
-        frame's first failing check: version, scid, frame_length, fhec."""
+        frame's first failing check: version, scid, frame_length, fhec. Returns the header
+        fields (after FHEC correction where the type has one; ``frames`` is never changed)."""
         pending = status == 0
         head, length_ok, fhec_ok = self._decode_checked(frames, config)
         version_ok = head["version"] == self.version
@@ -114,6 +170,7 @@ class FrameType:
         return head
 
     def _decode_checked(self, frames, config):
+        """(header fields, layout ok (n,) bool, FHEC ok (n,) bool)."""
         raise NotImplementedError
 
     def idle(self, frames: np.ndarray, head: dict, config) -> np.ndarray:
@@ -121,6 +178,7 @@ class FrameType:
         raise NotImplementedError
 
     def has_ocf(self, head: dict, config, ocf_by_vcid: np.ndarray) -> np.ndarray:
+        """(n,) bool: frames that carry an OCF."""
         raise NotImplementedError
 
     def data_field_start(self, head: dict, config, n: int) -> np.ndarray:
@@ -139,11 +197,6 @@ class FrameType:
     #: the longest frame the standard allows (bytes)
     max_frame_length: int = 0
 
-    @property
-    def mc_modulus(self) -> int:
-        """Modulus of the master-channel frame count (0: the type has none)."""
-        return 0
-
     def pack_headers(self, frames: np.ndarray, config, *, scid: int, vcid, vcfc, fhp, data,
                      idle, mcfc=None, ocf_flag=None, secondary=None, insert_zone=None) -> None:
         """Encoder (the simulator): write every header of ``frames`` in place.
@@ -154,6 +207,43 @@ class FrameType:
         header's data, ``insert_zone`` (n, insert_zone) bytes."""
         raise NotImplementedError
 
+    # -- encoding (the simulator, tests) -------------------------------------------------------
+    def pack_header(self, config, vcid, vcfc, fhp=None, *, mcfc=None, insert_zone=None,
+                    secondary_header=None, n: int | None = None) -> np.ndarray:
+        """Everything before the packet zone, for a batch: ``(n, k)`` uint8.
+
+        ``vcid``, ``vcfc``, ``fhp``, ``mcfc`` are scalars or (n,) arrays (counters taken
+        modulo the type's moduli). ``fhp`` None: no M_PDU (a VCA or idle data field; TM
+        writes FHP 0x7FF). The OCF flag (TM) follows ``config.ocf``; the insert zone (AOS)
+        and secondary header data (TM) are zeros unless given as ``(n, k)`` arrays.
+        """
+        raise NotImplementedError
+
+    def build_frames(self, config, vcid, vcfc, zones: np.ndarray, fhp=None, *, mcfc=None,
+                     ocf_words=None, insert_zone=None, secondary_header=None) -> np.ndarray:
+        """Whole frames ``(m, frame_length)`` of one VC (or per-row ``vcid``) from packet zones
+        ``(m, zone)``: headers (:meth:`pack_header`), the zones, the OCF where the VC has one
+        (``ocf_words`` (m,) uint32 CLCWs, zeros if None) and the FECF if ``config.fecf``."""
+        from groundseg.coding.crc import append_fecf
+        zones = np.atleast_2d(np.asarray(zones, np.uint8))
+        m = zones.shape[0]
+        vc = np.broadcast_to(np.asarray(vcid, np.int64), (m,))
+        parts = [self.pack_header(config, vc, vcfc, fhp, mcfc=mcfc, insert_zone=insert_zone,
+                                  secondary_header=secondary_header, n=m), zones]
+        has_ocf = self.ocf_by_vcid(config.ocf)[vc]
+        if has_ocf.any():
+            if not has_ocf.all():
+                raise ValueError("build_frames: frames with and without an OCF in one call")
+            words = np.zeros(m, np.uint32) if ocf_words is None else np.broadcast_to(
+                np.asarray(ocf_words, np.uint32), (m,))
+            parts.append(words.astype(">u4").view(np.uint8).reshape(m, OCF_LENGTH))
+        frames = np.concatenate(parts, axis=1)
+        width = config.frame_length - (FECF_LENGTH if config.fecf else 0)
+        if frames.shape[1] != width:
+            raise ValueError(f"zones of {zones.shape[1]} bytes make frames of "
+                             f"{frames.shape[1] + config.frame_length - width} bytes, not {config.frame_length}")
+        return append_fecf(frames) if config.fecf else frames
+
 
 class TMFrameType(FrameType):
     name = "TM"
@@ -163,8 +253,10 @@ class TMFrameType(FrameType):
     scid_bits = 10
     vc_counter_bits = 8
     master_channel_counter = True
+    mc_modulus = tm.MC_MODULUS
     default_idle_vcid = None      # idle frames are those with FHP 0x7FE, on whichever VC
     has_secondary_header = True
+    summary_fields = ("scid", "vcid", "mcfc", "vcfc", "fhp")
 
     def validate(self, config) -> None:
         super().validate(config)
@@ -179,11 +271,11 @@ class TMFrameType(FrameType):
     def ocf_per_vc(self, link_ocf, vc_ocf):
         return bool(link_ocf)     # the OCF flag is per frame; the mission sets it link-wide
 
-    def decode_header(self, frames, config):
+    def decode_header(self, frames, config=None):
         head = tm.decode_primary_header(frames)
         head["vcfc"] = head["vcfc"].astype(np.int64)
         head["mcfc"] = head["mcfc"].astype(np.int64)
-        head["vcfc_modulus"] = np.full(len(frames), tm.VC_MODULUS, np.int64)
+        head["vcfc_modulus"] = np.full(len(head["vcfc"]), tm.VC_MODULUS, np.int64)
         return head
 
     def _decode_checked(self, frames, config):
@@ -215,10 +307,6 @@ class TMFrameType(FrameType):
     # -- appended for the mission loader and the simulator -------------------------------------
     max_frame_length = 2048
 
-    @property
-    def mc_modulus(self) -> int:
-        return tm.MC_MODULUS
-
     def pack_headers(self, frames, config, *, scid, vcid, vcfc, fhp, data, idle, mcfc=None,
                      ocf_flag=None, secondary=None, insert_zone=None):
         n = frames.shape[0]
@@ -230,6 +318,19 @@ class TMFrameType(FrameType):
         if config.tm_secondary_header:
             k = config.tm_secondary_header
             frames[:, tm.HEADER_LENGTH:tm.HEADER_LENGTH + k] = tm.pack_secondary_header(secondary)
+    def pack_header(self, config, vcid, vcfc, fhp=None, *, mcfc=None, insert_zone=None,
+                    secondary_header=None, n=None):
+        if insert_zone is not None:
+            raise ValueError("TM frames have no insert zone")
+        vcfc = np.asarray(vcfc, np.int64)
+        h = tm.pack_primary_header(config.spacecraft_id, vcid, vcfc if mcfc is None else mcfc, vcfc,
+                                   tm.FHP_NO_PACKET if fhp is None else fhp, ocf_flag=bool(config.ocf),
+                                   sec_hdr_flag=config.tm_secondary_header > 0, n=n)
+        if not config.tm_secondary_header:
+            return h
+        k = config.tm_secondary_header - 1
+        data = np.zeros((len(h), k), np.uint8) if secondary_header is None else secondary_header
+        return np.concatenate([h, tm.pack_secondary_header(np.broadcast_to(data, (len(h), k)))], axis=1)
 
 
 class AOSFrameType(FrameType):
@@ -253,6 +354,9 @@ class AOSFrameType(FrameType):
     def header_length(self, config) -> int:
         return aos.HEADER_LENGTH + (aos.FHEC_LENGTH if config.fhec else 0) + config.insert_zone
 
+    def insert_zone_offset(self, config) -> int:
+        return aos.HEADER_LENGTH + (aos.FHEC_LENGTH if config.fhec else 0)
+
     def ocf_per_vc(self, link_ocf, vc_ocf):
         return bool(link_ocf) if vc_ocf is None else bool(vc_ocf)
 
@@ -262,9 +366,9 @@ class AOSFrameType(FrameType):
                              if self.ocf_per_vc(link_ocf, vc_ocf.get(v)))
         return bool(link_ocf)
 
-    def decode_header(self, frames, config):
+    def decode_header(self, frames, config=None):
         head = aos.decode_primary_header(frames)
-        head["mcfc"] = np.full(len(frames), -1, np.int64)
+        head["mcfc"] = np.full(len(head["vcfc"]), -1, np.int64)
         return head
 
     def _decode_checked(self, frames, config):
@@ -311,9 +415,29 @@ class AOSFrameType(FrameType):
         if mp.any():
             frames[mp, at:at + self.mpdu_header_length] = aos.pack_mpdu_header(np.asarray(fhp)[mp])
 
+    def pack_header(self, config, vcid, vcfc, fhp=None, *, mcfc=None, insert_zone=None,
+                    secondary_header=None, n=None):
+        if secondary_header is not None or mcfc is not None:
+            raise ValueError("AOS frames have no secondary header and no master-channel count")
+        vcfc = np.asarray(vcfc, np.int64)
+        usage = bool((vcfc >= aos.VC_MODULUS).any())
+        h = aos.pack_primary_header(config.spacecraft_id, vcid, vcfc, vc_count_usage=usage, n=n)
+        parts = [h]
+        if config.fhec:
+            parts.append(aos.fhec_encode(h))
+        if config.insert_zone:
+            iz = np.zeros((len(h), config.insert_zone), np.uint8) if insert_zone is None else insert_zone
+            parts.append(np.broadcast_to(np.asarray(iz, np.uint8), (len(h), config.insert_zone)))
+        if fhp is not None:
+            parts.append(aos.pack_mpdu_header(np.broadcast_to(np.asarray(fhp, np.int64), (len(h),))))
+        return np.concatenate(parts, axis=1)
+
+
+TM = TMFrameType()
+AOS = AOSFrameType()
 
 #: Every frame type by name (upper case); :func:`get` looks names up ignoring case.
-FRAME_TYPES: dict[str, FrameType] = {t.name: t for t in (TMFrameType(), AOSFrameType())}
+FRAME_TYPES: dict[str, FrameType] = {t.name: t for t in (TM, AOS)}
 
 
 def get(name: str | FrameType) -> FrameType:

@@ -7,14 +7,15 @@ of frames of one or more virtual channels (each its own state "slot") and writes
 packet into preallocated flat arrays; the thin :class:`PacketExtractor` keeps only what
 crosses a batch boundary: each slot's packet in progress and whether it is in sync.
 
-Rules (DESIGN.md's counting rules):
+Rules (the counting rules of docs/report.md):
 - FHP 0x7FF: no packet starts in this frame (continuation only); 0x7FE: idle data, the
   frame is skipped and the packet in progress waits for the next frame.
 - FHP beyond the packet zone: reject ``fhp_out_of_range``, the packet in progress is
   dropped, extraction resyncs at the next frame's FHP.
 - A counter discontinuity (``gap_before``) drops the slot's packet in progress
   (``dropped_incomplete`` for its APID if its header was seen) and extraction resyncs at
-  the FHP: a packet is never stitched from two sides of a gap.
+  the FHP: a packet is never stitched from two sides of a gap. An exact repeat of the
+  VC frame count is not a discontinuity (see :class:`groundseg.link.decoder.LinkDecoder`).
 - When a packet in progress ends, the next one must start exactly at the FHP of the frame
   the FHP points into; if not, the FHP is trusted, the disagreeing bytes are rejected as
   ``packet_length`` and extraction goes on from the FHP.
@@ -23,10 +24,11 @@ Rules (DESIGN.md's counting rules):
 - Idle packets (APID 0x7FF) are counted (``idle_packets``) and dropped.
 - A packet's ``reception_time`` and ``frame_time`` are those of the frame its first byte
   arrived in (the insert-zone time stamp nearest its generation).
-- Per APID the 14-bit sequence count is followed: a discontinuity is a sequence gap; the
-  counts skipped, (new - old - 1) mod 2^14, are added to ``sequence_missing`` unless the
-  jump is backward (a repeat, or a forward distance of 2^13 or more), which is a gap with
-  0 missing.
+- Per APID the 14-bit sequence count is followed, d = (new - old) mod 2^14: d = 1 is in
+  order; d = 0, an exact repeat, is counted in ``sequence_repeats`` and is not a gap
+  (spacecraft that do not use the count leave it at 0; a duplicated packet repeats it);
+  any other d is a sequence gap, and adds d - 1 to ``sequence_missing`` unless the jump is
+  backward (d of 2^13 or more), which is a gap with 0 missing.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import numpy as np
 
 from groundseg._numba import kernel
 from groundseg.link.records import (PACKET_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
-                                    PacketBatch, RejectBatch)
+                                    ApidStats, PacketBatch, PacketOutput, PacketStats, RejectBatch)
 
 PRIMARY_HEADER_LENGTH = 6
 IDLE_APID = 0x7FF
@@ -46,7 +48,7 @@ DEFAULT_MAX_PACKET_LENGTH = 65542
 N_APIDS = 2048
 
 # per-APID statistics columns
-ST_COUNT, ST_BYTES, ST_GAPS, ST_MISSING, ST_DROPPED = range(5)
+ST_COUNT, ST_BYTES, ST_GAPS, ST_MISSING, ST_DROPPED, ST_REPEATS = range(6)
 
 _R_FHP = REJECT_CODE["fhp_out_of_range"]
 _R_LEN = REJECT_CODE["packet_length"]
@@ -69,10 +71,12 @@ def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data
     gap = False
     if last >= 0:
         d = (seq - last) & (SEQ_MODULUS - 1)
-        if d != 1:
+        if d == 0:
+            apid_stats[apid, ST_REPEATS] += 1
+        elif d != 1:
             gap = True
             apid_stats[apid, ST_GAPS] += 1
-            if d != 0 and d < SEQ_MODULUS // 2:
+            if d < SEQ_MODULUS // 2:
                 apid_stats[apid, ST_MISSING] += d - 1
     apid_last[apid] = seq
     apid_stats[apid, ST_COUNT] += 1
@@ -356,30 +360,32 @@ class _Outputs:
 class _ApidCounters:
     def __init__(self):
         self.apid_last = np.full(N_APIDS, -1, np.int64)
-        self.apid_stats = np.zeros((N_APIDS, 5), np.int64)
+        self.apid_stats = np.zeros((N_APIDS, 6), np.int64)
         self.rej_counts = np.zeros(len(REJECT_REASONS), np.int64)
         self.idle_count = np.zeros(1, np.int64)
 
-    def counts(self) -> dict:
-        """{"packets": {apid: {...}}, "idle_packets": n, "rejects": {reason: n}} (string keys)."""
+    @property
+    def stats(self) -> PacketStats:
+        """The counters so far (a snapshot; ``.to_dict()`` gives the report's form)."""
         st = self.apid_stats
         active = np.flatnonzero(st.any(axis=1))
-        packets = {str(int(a)): {"count": int(st[a, ST_COUNT]), "bytes": int(st[a, ST_BYTES]),
-                                 "sequence_gaps": int(st[a, ST_GAPS]),
-                                 "sequence_missing": int(st[a, ST_MISSING]),
-                                 "dropped_incomplete": int(st[a, ST_DROPPED])} for a in active}
+        packets = {int(a): ApidStats(count=int(st[a, ST_COUNT]), bytes=int(st[a, ST_BYTES]),
+                                     sequence_gaps=int(st[a, ST_GAPS]),
+                                     sequence_missing=int(st[a, ST_MISSING]),
+                                     sequence_repeats=int(st[a, ST_REPEATS]),
+                                     dropped_incomplete=int(st[a, ST_DROPPED])) for a in active}
         rejects = {REJECT_REASONS[i]: int(c) for i, c in enumerate(self.rej_counts) if c}
-        return {"packets": packets, "idle_packets": int(self.idle_count[0]), "rejects": rejects}
+        return PacketStats(packets, int(self.idle_count[0]), rejects)
 
 
 class PacketExtractor(_ApidCounters):
     """Space Packets out of M_PDU packet zones, with state per slot (one slot per VC).
 
     ``push`` takes whole frames and, per frame, where its packet zone lies; only the
-    frames listed in ``rows`` are read, in that order. ``reset_stream`` (a new file) and
+    frames listed in ``rows`` are read, in that order. ``reset`` (a new stream) and
     ``flush`` (end of stream) drop the packets in progress (``dropped_incomplete``) and
-    forget sync; ``reset_stream`` also forgets the APID sequence counts, so no gap is
-    counted across a file boundary. Counters accumulate over the object's life.
+    forget sync; ``reset`` also forgets the APID sequence counts, so no gap is counted
+    across a stream boundary. Counters (``stats``) accumulate over the object's life.
     """
 
     def __init__(self, n_slots: int = 1, max_packet_length: int = DEFAULT_MAX_PACKET_LENGTH):
@@ -397,7 +403,7 @@ class PacketExtractor(_ApidCounters):
         self.in_sync = np.zeros(n_slots, np.bool_)
 
     def push(self, frames: np.ndarray, rows: np.ndarray, zone_start, zone_end, fhp, gap_before,
-             slot=0, vcid=0, reception_time=np.nan, frame_time=np.nan) -> tuple[PacketBatch, RejectBatch]:
+             slot=0, vcid=0, reception_time=np.nan, frame_time=np.nan) -> PacketOutput:
         """Extract from ``frames[rows]``; per-frame arguments are scalars or (n,) arrays over all
         rows of ``frames``. ``zone_start``/``zone_end`` bound each packet zone (after the
         M_PDU header, before OCF/FECF); ``fhp`` counts from ``zone_start``."""
@@ -433,10 +439,10 @@ class PacketExtractor(_ApidCounters):
                         self.pbuf, self.plen, self.p_rt, self.p_ft, self.in_sync,
                         self.apid_last, self.apid_stats, self.rej_counts, self.idle_count,
                         np.int64(self.max_packet_length), *out.args(), *out.rej_args())
-        return out.packets(), out.rejects(vc, rt)
+        return PacketOutput(out.packets(), out.rejects(vc, rt))
 
     def push_data_fields(self, data_fields: np.ndarray, fhp, gap_before=False, vcid=0,
-                         reception_time=np.nan, frame_time=np.nan) -> tuple[PacketBatch, RejectBatch]:
+                         reception_time=np.nan, frame_time=np.nan) -> PacketOutput:
         """One VC (slot 0): ``data_fields`` (m, L) packet zones, ``fhp`` (m,)."""
         d = np.ascontiguousarray(data_fields, np.uint8)
         if d.ndim != 2:
@@ -451,13 +457,14 @@ class PacketExtractor(_ApidCounters):
         self.plen[:] = 0
         self.in_sync[:] = False
 
-    def flush(self) -> tuple[PacketBatch, RejectBatch]:
-        """End of stream: packets in progress are counted ``dropped_incomplete``."""
+    def flush(self) -> PacketOutput:
+        """End of stream: packets in progress are counted ``dropped_incomplete`` (their bytes
+        are not returned: nothing is complete)."""
         self._drop_all()
-        return PacketBatch.empty(), RejectBatch.empty()
+        return PacketOutput.empty()
 
-    def reset_stream(self) -> None:
-        """A new file: packets in progress dropped and counted, sequence counts forgotten."""
+    def reset(self) -> None:
+        """A new stream: packets in progress dropped and counted, sequence counts forgotten."""
         self._drop_all()
         self.apid_last[:] = -1
 
@@ -465,9 +472,13 @@ class PacketExtractor(_ApidCounters):
 class PacketStreamSplitter(_ApidCounters):
     """Back-to-back Space Packets (level "packets", e.g. a Level-0 file) -> PacketBatch.
 
-    ``push(chunk)`` may cut packets anywhere; the tail is carried to the next chunk.
-    ``flush()`` ends the stream: a truncated tail is refused as ``truncated`` (and counted
-    ``dropped_incomplete`` if its header was seen). A header with version != 0 or a length
+    A stage like the others: ``push(chunk) -> PacketOutput`` (packets and rejects; it may cut
+    packets anywhere, the tail is carried to the next chunk), ``flush() -> PacketOutput``
+    (end of stream: a truncated tail is refused as ``truncated`` and counted
+    ``dropped_incomplete`` if its header was seen), ``reset()`` (a new stream: any tail is
+    dropped as by ``flush``, whose output it does not return, so call ``flush`` first to
+    keep it; APID sequence counts are forgotten, so no gap is counted across), ``stats``
+    (:class:`~groundseg.link.records.PacketStats`). A header with version != 0 or a length
     over ``max_packet_length`` cannot be resynchronised in an unframed stream: the rest of
     the chunk is refused as ``packet_length`` and the next chunk is read as starting on a
     packet boundary.
@@ -479,10 +490,8 @@ class PacketStreamSplitter(_ApidCounters):
             raise ValueError(f"max_packet_length must be in 7..{DEFAULT_MAX_PACKET_LENGTH}")
         self.max_packet_length = int(max_packet_length)
         self.tail = np.zeros(0, np.uint8)
-        self.last_rejects = RejectBatch.empty()   # what the last push/flush refused
 
-    def push(self, chunk) -> PacketBatch:
-        self.last_rejects = RejectBatch.empty()
+    def push(self, chunk) -> PacketOutput:
         chunk = np.frombuffer(chunk, np.uint8) if isinstance(chunk, (bytes, bytearray, memoryview)) \
             else np.asarray(chunk, np.uint8).ravel()
         buf = np.concatenate([self.tail, chunk]) if len(self.tail) else np.ascontiguousarray(chunk)
@@ -490,11 +499,10 @@ class PacketStreamSplitter(_ApidCounters):
         consumed = _split_kernel(buf, np.int64(self.max_packet_length), self.apid_last, self.apid_stats,
                                  self.rej_counts, self.idle_count, *out.args(), *out.rej_args())
         self.tail = buf[consumed:].copy()
-        self.last_rejects = out.rejects()
-        return out.packets()
+        return PacketOutput(out.packets(), out.rejects())
 
-    def flush(self) -> PacketBatch:
-        self.last_rejects = RejectBatch.empty()
+    def flush(self) -> PacketOutput:
+        rejects = RejectBatch.empty()
         if len(self.tail):
             if len(self.tail) >= PRIMARY_HEADER_LENGTH:
                 _drop(self.tail, len(self.tail), self.apid_stats)
@@ -504,14 +512,14 @@ class PacketStreamSplitter(_ApidCounters):
             rec["apid"] = _header_apid(self.tail, 0) if len(self.tail) >= 2 else -1
             rec["reception_time"] = np.nan
             rec["length"] = len(self.tail)
-            self.last_rejects = RejectBatch(rec, self.tail.copy())
+            rejects = RejectBatch(rec, self.tail.copy())
             self.rej_counts[_R_TRUNC] += 1
             self.tail = np.zeros(0, np.uint8)
-        return PacketBatch.empty()
+        return PacketOutput(PacketBatch.empty(), rejects)
 
-    def reset_stream(self) -> None:
-        """A new file: a leftover tail is refused as by ``flush`` (see ``last_rejects``) and the
-        APID sequence counts are forgotten, so no gap is counted across the boundary."""
+    def reset(self) -> None:
+        """A new stream: a leftover tail is refused and counted as by ``flush`` and the APID
+        sequence counts are forgotten, so no gap is counted across the boundary."""
         self.flush()
         self.apid_last[:] = -1
 

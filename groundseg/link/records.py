@@ -3,15 +3,19 @@
 Packets travel as one flat byte buffer plus offsets and a structured header
 array, so a batch of a million packets is three numpy arrays, not a million
 objects. Telemetry decoding and the archive read these and nothing else.
+The stage outputs (:class:`PacketOutput`; ``LinkOutput`` in decoder.py) and the
+stages' counters (:class:`LinkStats`, :class:`PacketStats`, whose ``to_dict()`` are the
+pass report's link keys, see docs/report.md) are defined here too.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 #: One row per Space Packet, primary header fields decoded.
-#: ``gap_before``: the APID's 14-bit sequence count jumped before this packet.
+#: ``gap_before``: the APID's 14-bit sequence count jumped before this packet (an exact
+#: repeat of the previous count is not a jump).
 #: ``frame_time``: the carrying frame's insert-zone time (UNIX s), NaN if none.
 PACKET_DTYPE = np.dtype([
     ("apid", "<u2"),
@@ -27,7 +31,7 @@ PACKET_DTYPE = np.dtype([
     ("gap_before", "?"),
 ])
 
-#: Fixed vocabulary of reject reasons (DESIGN.md); index 0 means delivered.
+#: Fixed vocabulary of reject reasons (docs/report.md); index 0 means delivered.
 REJECT_REASONS = ("delivered", "rs_uncorrectable", "crc", "version", "scid",
                   "frame_length", "truncated", "fhp_out_of_range",
                   "packet_length", "fhec")
@@ -80,7 +84,8 @@ class PacketBatch:
 #: ``vcid`` -1 and counters -1 where the header was not trusted (RS-uncorrectable, or
 #: rejected for version, SCID, length, truncation or FHEC). ``mcfc`` is -1 on AOS.
 #: ``vcfc`` is the AOS 24-bit count, extended to 28 bits with the cycle when the usage
-#: flag is set. ``gap_before``/``frames_lost``: VC counter discontinuity before this frame.
+#: flag is set. ``gap_before``/``frames_lost``: VC counter discontinuity before this frame
+#: (an exact repeat of the previous count is not one; it is counted in the VC's ``repeats``).
 #: ``fhp`` -1 where the VC carries no M_PDU. ``ocf`` raw OCF (CLCW) word where ``has_ocf``.
 #: ``insert_zone_time``: UNIX s decoded from the AOS insert zone, NaN where none.
 FRAME_RECORD_DTYPE = np.dtype([
@@ -188,3 +193,98 @@ class VcaBatch:
             data[row:row + len(b), :b.data.shape[1]] = b.data
             row += len(b)
         return cls(np.concatenate([b.records for b in batches]), data)
+
+
+@dataclass
+class PacketOutput:
+    """What a packet stage (``PacketStreamSplitter``, ``PacketExtractor``) returns per call:
+    the packets and what it refused, with its bytes."""
+    packets: PacketBatch
+    rejects: RejectBatch
+
+    @classmethod
+    def empty(cls) -> "PacketOutput":
+        return cls(PacketBatch.empty(), RejectBatch.empty())
+
+
+# --- counters ------------------------------------------------------------------------------
+
+@dataclass
+class CounterStats:
+    """One frame counter (a VC's, or the TM master channel's). ``gaps``: the count moved on by
+    anything but +1 and was not an exact repeat; ``frames_lost``: the counts skipped by the
+    forward gaps; ``repeats``: exact repeats of the previous count (not gaps)."""
+    gaps: int = 0
+    frames_lost: int = 0
+    repeats: int = 0
+
+    def to_dict(self) -> dict:
+        return {"gaps": self.gaps, "frames_lost": self.frames_lost, "repeats": self.repeats}
+
+
+@dataclass
+class VcStats(CounterStats):
+    """One virtual channel: delivered frames (``idle`` of them idle) and its counter."""
+    frames: int = 0
+    idle: int = 0
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "idle": self.idle, **super().to_dict()}
+
+
+@dataclass
+class ApidStats:
+    """One APID: packets delivered and their bytes; the 14-bit sequence count's gaps (moved on
+    by anything but +1, not an exact repeat), the counts they skipped (``sequence_missing``,
+    forward gaps only) and exact repeats (``sequence_repeats``: a spacecraft that leaves
+    the count at 0, or a duplicated packet); packets in progress abandoned after their
+    header was seen (``dropped_incomplete``)."""
+    count: int = 0
+    bytes: int = 0
+    sequence_gaps: int = 0
+    sequence_missing: int = 0
+    sequence_repeats: int = 0
+    dropped_incomplete: int = 0
+
+    def to_dict(self) -> dict:
+        return {"count": self.count, "bytes": self.bytes, "sequence_gaps": self.sequence_gaps,
+                "sequence_missing": self.sequence_missing, "sequence_repeats": self.sequence_repeats,
+                "dropped_incomplete": self.dropped_incomplete}
+
+
+@dataclass
+class PacketStats:
+    """A packet stage's counters: per APID, idle packets, and rejects by reason."""
+    packets: dict[int, ApidStats] = field(default_factory=dict)
+    idle_packets: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """{"packets": {"apid": {...}}, "idle_packets": n, "rejects": {reason: n}} (string keys)."""
+        return {"packets": {str(a): s.to_dict() for a, s in self.packets.items()},
+                "idle_packets": self.idle_packets, "rejects": dict(self.rejects)}
+
+
+@dataclass
+class LinkStats:
+    """A link decoder's counters. ``to_dict()`` is the pass report's link part: ``frames``
+    {rejected, crc_failed, idle}, ``virtual_channels`` {"vcid": {...}}, ``master_channel``
+    (frame types with a master-channel counter only), ``packets``, ``idle_packets``,
+    ``rejects`` (frames and packets, by reason)."""
+    rejected: int = 0
+    crc_failed: int = 0
+    idle: int = 0
+    virtual_channels: dict[int, VcStats] = field(default_factory=dict)
+    master_channel: CounterStats | None = None
+    packet: PacketStats = field(default_factory=PacketStats)
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {"frames": {"rejected": self.rejected, "crc_failed": self.crc_failed, "idle": self.idle},
+               "virtual_channels": {str(v): s.to_dict() for v, s in self.virtual_channels.items()}}
+        if self.master_channel is not None:
+            out["master_channel"] = self.master_channel.to_dict()
+        out["packets"] = self.packet.to_dict()["packets"]
+        out["idle_packets"] = self.packet.idle_packets
+        out["rejects"] = dict(self.rejects)
+        return out

@@ -29,10 +29,12 @@ def vc_truth(delivered_rows: np.ndarray, sched, vcfc, is_idle, vc_mod) -> dict:
         rows = delivered_rows[sched[delivered_rows] == v]
         c = vcfc[rows]
         d = (c[1:] - c[:-1]) % vc_mod
-        gap = d != 1
-        lost = np.where(gap & (d != 0) & (d < vc_mod // 2), d - 1, 0)
+        # an exact repeat (an idle VC that never advances its counter) is not a gap
+        gap = (d != 1) & (d != 0)
+        lost = np.where(gap & (d < vc_mod // 2), d - 1, 0)
         out[str(int(v))] = {"frames": int(len(rows)), "idle": int(is_idle[rows].sum()),
-                            "gaps": int(gap.sum()), "frames_lost": int(lost.sum())}
+                            "gaps": int(gap.sum()), "frames_lost": int(lost.sum()),
+                            "repeats": int((d == 0).sum())}
     return out
 
 
@@ -61,14 +63,16 @@ def packet_truth(truth: dict, packet_info: dict, delivered: np.ndarray, list_lim
             got = sel & whole
             s = seqs[got]
             d = (s[1:] - s[:-1]) % SEQ_MODULUS
-            gap = d != 1
-            missing = np.where(gap & (d != 0) & (d < SEQ_MODULUS // 2), d - 1, 0)
+            gap = (d != 1) & (d != 0)
+            missing = np.where(gap & (d < SEQ_MODULUS // 2), d - 1, 0)
             st = stats.setdefault(int(apid), {"count": 0, "bytes": 0, "sequence_gaps": 0,
-                                              "sequence_missing": 0, "dropped_incomplete": 0})
+                                              "sequence_missing": 0, "sequence_repeats": 0,
+                                              "dropped_incomplete": 0})
             st["count"] += int(got.sum())
             st["bytes"] += int(lens[got].sum())
             st["sequence_gaps"] += int(gap.sum())
             st["sequence_missing"] += int(missing.sum())
+            st["sequence_repeats"] += int((d == 0).sum())
             st["dropped_incomplete"] += int((sel & header & ~whole).sum())
             out = np.empty(int(lens[got].sum()), np.uint8)
             dst = np.zeros(int(got.sum()), np.int64)
@@ -113,8 +117,9 @@ def master_channel_truth(frames: np.ndarray, plan: Plan) -> dict | None:
     mc = ft.decode_header(frames, plan.link_config)["mcfc"].astype(np.int64) if len(frames) \
         else np.zeros(0, np.int64)
     d = (mc[1:] - mc[:-1]) % mod
-    gap = d != 1
-    return {"gaps": int(gap.sum()), "frames_lost": int(np.where(gap & (d < mod // 2), d - 1, 0).sum())}
+    gap = (d != 1) & (d != 0)
+    return {"gaps": int(gap.sum()), "frames_lost": int(np.where(gap & (d < mod // 2), d - 1, 0).sum()),
+            "repeats": int((d == 0).sum())}
 
 
 def count_checked(truth: dict, frames: np.ndarray, plan: Plan, what: str) -> np.ndarray:

@@ -36,7 +36,7 @@ def cygnss(captures):
     batch = splitter.push(data[:5000])        # cut mid-packet on purpose: the splitter carries the tail
     rest = splitter.push(data[5000:])
     tail = splitter.flush()
-    packets = PacketBatch.concatenate([batch, rest, tail])
+    packets = PacketBatch.concatenate([batch.packets, rest.packets, tail.packets])
     decoded, rejects = telemetry.decode(packets, mission)
     return folder, mission, packets, decoded, rejects
 

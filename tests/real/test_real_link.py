@@ -70,18 +70,18 @@ def test_tianwen2_hdr_files_each_their_own_stream(captures):
     for stem, n in zip(TW2_HDR, TW2_HDR_FRAMES):
         frames = frames_of(tw2_file(captures, stem), 892)
         assert len(frames) == n
-        dec.reset_stream()
+        dec.reset()
         outs.append(dec.push(FrameBatch.from_frames(frames)))
         all_frames.append(frames)
         # no VC frame-count gap inside any file
         assert not outs[-1].frames["gap_before"].any(), stem
     dec.flush()
-    c = dec.counts()
+    c = dec.stats.to_dict()
     rec = np.concatenate([o.frames for o in outs])
     assert len(rec) == 1603
     assert c["frames"] == {"rejected": 5, "crc_failed": 0, "idle": 0}
     assert c["rejects"] == {"version": 5}
-    assert c["virtual_channels"] == {"1": {"frames": 1598, "idle": 0, "gaps": 0, "frames_lost": 0}}
+    assert c["virtual_channels"] == {"1": {"frames": 1598, "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}}
     pb = PacketBatch.concatenate([o.packets for o in outs])
     assert len(pb) == 21568
     assert apid_counts(c) == TW2_HDR_APIDS
@@ -106,12 +106,15 @@ def test_tianwen2_hdr_files_each_their_own_stream(captures):
     # the sequence counts restart their bookkeeping at each file
     gaps = Counter()
     missing = Counter()
+    repeats = Counter()
     for out in outs:
-        g, m = reference_sequence(packets_list(out.packets))
+        g, m, r = reference_sequence(packets_list(out.packets))
         gaps.update(g)
         missing.update(m)
+        repeats.update(r)
     for k, v in c["packets"].items():
-        assert (v["sequence_gaps"], v["sequence_missing"]) == (gaps[int(k)], missing[int(k)]), k
+        assert ((v["sequence_gaps"], v["sequence_missing"], v["sequence_repeats"])
+                == (gaps[int(k)], missing[int(k)], repeats[int(k)])), k
 
 
 def test_tianwen2_hdr_concatenated_has_five_gaps_at_the_file_boundaries(captures):
@@ -120,13 +123,13 @@ def test_tianwen2_hdr_concatenated_has_five_gaps_at_the_file_boundaries(captures
     frames = np.concatenate([frames_of(tw2_file(captures, s), 892) for s in TW2_HDR])
     dec = LinkDecoder(LinkConfig(frame_type="AOS", frame_length=892, spacecraft_id=237, insert_zone=8))
     out = dec.push(FrameBatch.from_frames(frames))
-    dropped_before_flush = sum(v["dropped_incomplete"] for v in dec.counts()["packets"].values())
+    dropped_before_flush = sum(v["dropped_incomplete"] for v in dec.stats.to_dict()["packets"].values())
     dec.flush()
     boundaries = np.cumsum(TW2_HDR_FRAMES)[:-1]
     assert np.flatnonzero(out.frames["gap_before"]).tolist() == boundaries.tolist()
     assert dropped_before_flush == 5
     assert len(out.packets) == 21568
-    assert apid_counts(dec.counts()) == TW2_HDR_APIDS
+    assert apid_counts(dec.stats.to_dict()) == TW2_HDR_APIDS
 
 
 def test_tianwen2_ldr(captures):
@@ -136,8 +139,8 @@ def test_tianwen2_ldr(captures):
     assert len(frames) == 299
     out = dec.push(FrameBatch.from_frames(frames))
     dec.flush()
-    c = dec.counts()
-    assert c["virtual_channels"] == {"1": {"frames": 299, "idle": 0, "gaps": 0, "frames_lost": 0}}
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"] == {"1": {"frames": 299, "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}}
     assert len(out.packets) == 706
     assert apid_counts(c) == TW2_LDR_APIDS
     z, fhp = mpdu_zones(frames, cfg, np.arange(299))
@@ -152,11 +155,11 @@ def test_change5(captures):
     frames = frames_of(captures / "change5-aos" / "ce5_ata_2021-09-18_frames.u8", 220)
     out = dec.push(FrameBatch.from_frames(frames))
     dec.flush()
-    c = dec.counts()
+    c = dec.stats.to_dict()
     rec = out.frames
     assert len(rec) == 396 and (rec["status"] == 0).all()
     assert rec["vcfc"][0] == 5417483 and rec["vcfc"][-1] == 5417884
-    assert c["virtual_channels"] == {"1": {"frames": 396, "idle": 0, "gaps": 1, "frames_lost": 6}}
+    assert c["virtual_channels"] == {"1": {"frames": 396, "idle": 0, "gaps": 1, "frames_lost": 6, "repeats": 0}}
     (gap_at,) = np.flatnonzero(rec["gap_before"])
     assert (rec["vcfc"][gap_at - 1], rec["vcfc"][gap_at]) == (5417877, 5417884)
     assert len(out.packets) == 2139 and apid_counts(c) == CE5_APIDS
@@ -175,8 +178,8 @@ def test_queqiao2_vca_and_none(captures):
     for kind in ("vca", "none"):
         dec = LinkDecoder(LinkConfig(frame_type="AOS", frame_length=220, spacecraft_id=179, vc_data={0: kind}))
         out = dec.push(FrameBatch.from_frames(frames))
-        c = dec.counts()
-        assert c["virtual_channels"] == {"0": {"frames": 72, "idle": 0, "gaps": 0, "frames_lost": 0}}
+        c = dec.stats.to_dict()
+        assert c["virtual_channels"] == {"0": {"frames": 72, "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}}
         assert out.frames["vcfc"].tolist() == list(range(10242, 10314))
         assert len(out.packets) == 0 and c["packets"] == {}
         if kind == "vca":
@@ -217,8 +220,8 @@ def test_suomi_npp(captures):
     dec = LinkDecoder(LinkConfig(frame_type="AOS", frame_length=892, spacecraft_id=157))
     out = dec.push(FrameBatch.from_frames(frames))
     dec.flush()
-    c = dec.counts()
-    assert c["virtual_channels"] == {"16": {"frames": 65, "idle": 0, "gaps": 1, "frames_lost": 1}}
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"] == {"16": {"frames": 65, "idle": 0, "gaps": 1, "frames_lost": 1, "repeats": 0}}
     assert out.frames["vcfc"][0] == 9842876 and out.frames["vcfc"][-1] == 9842941
     h = out.packets.header
     assert h["apid"].tolist() == [802] + [803] * 11
@@ -235,7 +238,7 @@ def test_suomi_npp_two_vcids(captures):
     frames = snpp_frames(captures / "snpp-cadu" / "snpp_7cadus_2vcids.dat", _pn)
     dec = LinkDecoder(LinkConfig(frame_type="AOS", frame_length=892, spacecraft_id=157))
     out = dec.push(FrameBatch.from_frames(frames))
-    c = dec.counts()
+    c = dec.stats.to_dict()
     assert {k: v["frames"] for k, v in c["virtual_channels"].items()} == {"6": 4, "16": 3}
     assert out.frames["vcfc"][out.frames["vcid"] == 6].tolist() == list(range(6820673, 6820677))
     assert out.frames["vcfc"][out.frames["vcid"] == 16].tolist() == list(range(9847470, 9847473))
@@ -250,9 +253,10 @@ def test_cygnss_packet_stream(captures):
     data = np.fromfile(tlm, np.uint8)
     sp = PacketStreamSplitter()
     parts = [sp.push(data[k:k + 1000]) for k in range(0, len(data), 1000)]   # chunks cut packets anywhere
-    sp.flush()
-    pb = PacketBatch.concatenate(parts)
-    c = sp.counts()
+    parts.append(sp.flush())
+    pb = PacketBatch.concatenate([o.packets for o in parts])
+    assert sum(len(o.rejects) for o in parts) == 0
+    c = sp.stats.to_dict()
     assert len(pb) == 101 and c["rejects"] == {}
     assert apid_counts(c) == {384: 4, 386: 4, 391: 1, 392: 4, 393: 40, 394: 39, 1313: 9}
     assert (pb.header["version"] == 0).all() and (pb.header["sec_hdr"] == 1).all()
@@ -262,7 +266,7 @@ def test_cygnss_packet_stream(captures):
         truth = (root / "split_by_apid" / f"apid{int(apid):05d}.tlm").read_bytes()
         assert mine.data.tobytes() == truth, apid
     # sequence gaps, checked against the reference on the truth: APIDs 384, 386 and 392 step by 10
-    gaps, missing = reference_sequence(packets_list(pb))
+    gaps, missing, repeats = reference_sequence(packets_list(pb))
     for apid in (384, 386, 392):
         seq = pb.header["seq_count"][pb.header["apid"] == apid]
         assert (np.diff(seq.astype(int)) == 10).all()

@@ -1,4 +1,4 @@
-"""Frame checks and VC counters (132.0-B / 732.0-B): kernel vs a plain-Python reference."""
+"""Frame checks (FrameType.check) and VC counters (132.0-B / 732.0-B): kernel vs a plain-Python reference."""
 import numpy as np
 import pytest
 
@@ -8,18 +8,22 @@ from groundseg.link.records import REJECT_CODE
 
 
 def reference_counters(keys, counters, moduli):
-    last, gaps, lost = {}, [], []
+    """d = 0 a repeat (not a gap); d = 1 in order; else a gap, d - 1 lost when d < m / 2."""
+    last, gaps, lost, repeats = {}, [], [], []
     for k, c, m in zip(keys, counters, moduli):
-        g, n = False, 0
+        g, n, r = False, 0, False
         if k in last:
             d = (c - last[k]) % m
-            if d != 1:
+            if d == 0:
+                r = True
+            elif d != 1:
                 g = True
-                n = d - 1 if 0 < d < m // 2 else 0
+                n = d - 1 if d < m // 2 else 0
         last[k] = c
         gaps.append(g)
         lost.append(n)
-    return gaps, lost
+        repeats.append(r)
+    return gaps, lost, repeats
 
 
 @pytest.mark.parametrize("modulus", [256, 2 ** 24, 2 ** 28])
@@ -36,21 +40,26 @@ def test_counter_kernel_matches_reference(modulus):
         counters[i] = state[k]
     rows = np.flatnonzero(rng.random(n) < 0.9)   # some frames not delivered: skipped entirely
     last = np.full(4, -1, np.int64)
-    stats = np.zeros((4, 2), np.int64)
-    gap, lost = demux.counter_gaps(rows, keys, counters, modulus, last, stats)
-    ref_gap, ref_lost = reference_counters(keys[rows], counters[rows], [modulus] * len(rows))
+    stats = np.zeros((4, 3), np.int64)
+    gap, lost, repeat = demux.counter_gaps(rows, keys, counters, modulus, last, stats)
+    ref_gap, ref_lost, ref_repeat = reference_counters(keys[rows], counters[rows], [modulus] * len(rows))
     assert gap[rows].tolist() == ref_gap and lost[rows].tolist() == ref_lost
+    assert repeat[rows].tolist() == ref_repeat and any(ref_repeat)
     skipped = np.setdiff1d(np.arange(n), rows)
-    assert not gap[skipped].any()
+    assert not gap[skipped].any() and not repeat[skipped].any()
     assert stats[:, 0].sum() == sum(ref_gap) and stats[:, 1].sum() == sum(ref_lost)
+    assert stats[:, 2].sum() == sum(ref_repeat)
 
 
 def test_counter_state_carries_across_calls():
     last = np.full(1, -1, np.int64)
-    stats = np.zeros((1, 2), np.int64)
+    stats = np.zeros((1, 3), np.int64)
     demux.counter_gaps(np.array([0]), np.array([0]), np.array([254]), 256, last, stats)
-    gap, lost = demux.counter_gaps(np.array([0, 1]), np.array([0, 0]), np.array([255, 1]), 256, last, stats)
+    gap, lost, _ = demux.counter_gaps(np.array([0, 1]), np.array([0, 0]), np.array([255, 1]), 256, last, stats)
     assert gap.tolist() == [False, True] and lost.tolist() == [0, 1]
+    gap, lost, repeat = demux.counter_gaps(np.array([0, 1]), np.array([0, 0]), np.array([1, 0]), 256, last, stats)
+    assert repeat.tolist() == [True, False] and gap.tolist() == [False, True] and lost.tolist() == [0, 0]
+    assert stats.tolist() == [[2, 1, 1]]
 
 
 def test_check_order_version_then_scid_then_length():
@@ -60,7 +69,7 @@ def test_check_order_version_then_scid_then_length():
     frames[4, 0] |= 0x80          # version 2 and (below) a wrong SCID too
     status = np.zeros(5, np.uint8)
     status[0] = REJECT_CODE["rs_uncorrectable"]
-    demux.check_frames(frames, cfg, status)
+    cfg.ft.check(frames, cfg, status)
     assert [int(s) for s in status] == [REJECT_CODE[r] for r in
                                         ("rs_uncorrectable", "scid", "frame_length", "scid", "version")]
 
@@ -69,19 +78,31 @@ def test_check_scid_can_be_disabled():
     cfg = LinkConfig(frame_type="AOS", frame_length=20, spacecraft_id=5, check_scid=False)
     frames = np.concatenate([aos.pack_primary_header([5, 6], 1, 0), np.zeros((2, 14), np.uint8)], axis=1)
     status = np.zeros(2, np.uint8)
-    demux.check_frames(frames, cfg, status)
+    cfg.ft.check(frames, cfg, status)
     assert (status == 0).all()
 
 
-def test_demux_counts_per_vc():
+def test_demux_counts_per_vc_idle_vc_that_never_advances_is_repeats():
     d = demux.Demux(64)
-    vcid = np.array([1, 1, 2, 1, 2])
-    vcfc = np.array([10, 11, 0, 13, 1])
-    idle = np.array([False, False, True, False, True])
-    gap, lost = d.update(np.arange(5), vcid, vcfc, np.full(5, 2 ** 24), idle)
-    assert gap.tolist() == [False, False, False, True, False] and lost.tolist() == [0, 0, 0, 1, 0]
-    assert d.vc_counts() == {"1": {"frames": 3, "idle": 0, "gaps": 1, "frames_lost": 1},
-                             "2": {"frames": 2, "idle": 2, "gaps": 0, "frames_lost": 0}}
-    d.reset_stream()
-    gap, _ = d.update(np.arange(1), np.array([1]), np.array([100]), np.array([2 ** 24]), np.array([False]))
+    vcid = np.array([1, 1, 2, 1, 2, 2])
+    vcfc = np.array([10, 11, 0, 13, 1, 1])
+    idle = np.array([False, False, True, False, True, True])
+    gap, lost, repeat = d.update(np.arange(6), vcid, vcfc, np.full(6, 2 ** 24), idle)
+    assert gap.tolist() == [False, False, False, True, False, False] and lost.tolist() == [0, 0, 0, 1, 0, 0]
+    assert repeat.tolist() == [False] * 5 + [True]
+    assert {v: s.to_dict() for v, s in d.stats.items()} == {
+        1: {"frames": 3, "idle": 0, "gaps": 1, "frames_lost": 1, "repeats": 0},
+        2: {"frames": 3, "idle": 3, "gaps": 0, "frames_lost": 0, "repeats": 1}}
+    assert d.master_channel is None
+    d.reset()
+    gap, _, _ = d.update(np.arange(1), np.array([1]), np.array([100]), np.array([2 ** 24]), np.array([False]))
     assert not gap.any()
+
+
+def test_master_channel_counter():
+    d = demux.Demux(8, 256)
+    vcid = np.array([0, 1, 0, 1])
+    gap, lost, _ = d.update(np.arange(4), vcid, np.array([0, 0, 1, 1]), np.full(4, 256),
+                            np.zeros(4, bool), mcfc=np.array([7, 8, 8, 11]))
+    assert not gap.any()
+    assert d.master_channel.to_dict() == {"gaps": 1, "frames_lost": 2, "repeats": 1}

@@ -1,51 +1,26 @@
-"""LinkDecoder: frames -> packets with DESIGN.md's counting rules, on frames built by our encoders."""
+"""LinkDecoder: frames -> packets with the counting rules of docs/report.md, on frames built by our encoders."""
 import numpy as np
 import pytest
 
 from groundseg.coding.crc import append_fecf
-from groundseg.coding.frame_batch import INTEGRITY_UNCORRECTABLE, FrameBatch
+from groundseg.coding.frame_batch import INTEGRITY_CRC_FAILED, INTEGRITY_UNCORRECTABLE, FrameBatch
 from groundseg.link import aos, clcw, packets as P, tm
 from groundseg.link.decoder import LinkConfig, LinkDecoder
-from groundseg.link.records import REJECT_CODE, PacketBatch
+from groundseg.link.records import REJECT_CODE, LinkStats, PacketBatch
 
 NO = 0x7FF
 
 
 def zone_length(cfg: LinkConfig, vcid: int) -> int:
-    ocf = cfg.ocf_by_vcid()[vcid] if cfg.frame_type == "AOS" else bool(cfg.ocf)
-    mpdu = 2 if cfg.frame_type == "AOS" else 0
-    return cfg.frame_length - cfg.header_length - mpdu - (2 if cfg.fecf else 0) - 4 * ocf
+    return cfg.zone_length(vcid)
 
 
 def build_frames(cfg: LinkConfig, vcid, counts, zones, fhp, ocf_words=None, iz=None, mcfc=None):
-    """Frames of one VC from packet zones: the encoders of tm.py / aos.py / clcw.py."""
+    """Frames of one VC from packet zones: the frame type's encoder (tm.py / aos.py / clcw.py)."""
     m = len(zones)
-    counts = np.asarray(counts)
-    parts = []
-    if cfg.frame_type == "AOS":
-        usage = bool((counts >= 2 ** 24).any())
-        h = aos.pack_primary_header(cfg.spacecraft_id, vcid, counts, vc_count_usage=usage, n=m)
-        parts.append(h)
-        if cfg.fhec:
-            parts.append(aos.fhec_encode(h))
-        if cfg.insert_zone:
-            parts.append(np.zeros((m, cfg.insert_zone), np.uint8) if iz is None else iz)
-        parts.append(aos.pack_mpdu_header(fhp))
-        has_ocf = cfg.ocf_by_vcid()[vcid]
-    else:
-        has_ocf = bool(cfg.ocf)
-        mc = counts if mcfc is None else mcfc
-        parts.append(tm.pack_primary_header(cfg.spacecraft_id, vcid, mc, counts, fhp, ocf_flag=has_ocf,
-                                            sec_hdr_flag=cfg.tm_secondary_header > 0, n=m))
-        if cfg.tm_secondary_header:
-            parts.append(tm.pack_secondary_header(np.zeros((m, cfg.tm_secondary_header - 1), np.uint8)))
-    parts.append(zones)
-    if has_ocf:
-        words = clcw.encode(vcid=vcid % 64, report_value=np.arange(m) % 256) if ocf_words is None else ocf_words
-        parts.append(clcw.to_bytes(np.broadcast_to(words, (m,))))
-    frames = np.concatenate(parts, axis=1)
-    if cfg.fecf:
-        frames = append_fecf(frames)
+    if ocf_words is None and cfg.ocf_by_vcid()[vcid]:
+        ocf_words = clcw.encode(vcid=vcid % 64, report_value=np.arange(m) % 256)
+    frames = cfg.ft.build_frames(cfg, vcid, counts, zones, fhp, mcfc=mcfc, ocf_words=ocf_words, insert_zone=iz)
     assert frames.shape[1] == cfg.frame_length
     return frames
 
@@ -96,9 +71,9 @@ def test_aos_round_trip_two_vcs_with_fhec_iz_ocf_fecf():
     got, pb = packets_of(outs)
     assert [p for p, v in zip(got, pb.header["vcid"]) if v == 1] == p1
     assert [p for p, v in zip(got, pb.header["vcid"]) if v == 2] == p2
-    c = dec.counts()
-    assert c["virtual_channels"] == {"1": {"frames": len(f1), "idle": 0, "gaps": 0, "frames_lost": 0},
-                                     "2": {"frames": len(f2), "idle": 0, "gaps": 0, "frames_lost": 0}}
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"] == {"1": {"frames": len(f1), "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0},
+                                     "2": {"frames": len(f2), "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}}
     assert c["frames"] == {"rejected": 0, "crc_failed": 0, "idle": 0}
     assert sum(v["count"] for v in c["packets"].values()) == 70
     rec = outs[0].frames
@@ -141,7 +116,7 @@ def test_tm_round_trip_with_secondary_header():
     frames, pk = vc_traffic(cfg, 3, rng, 25)
     dec, outs = decode_all(cfg, frames)
     assert packets_of(outs)[0] == pk
-    assert dec.counts()["master_channel"] == {"gaps": 0, "frames_lost": 0}
+    assert dec.stats.to_dict()["master_channel"] == {"gaps": 0, "frames_lost": 0, "repeats": 0}
     # a frame whose secondary header disagrees with the mission is refused as frame_length
     bad = frames.copy()
     bad[0, 6] = 0x07              # length field 8 instead of 5
@@ -150,12 +125,13 @@ def test_tm_round_trip_with_secondary_header():
     assert outs[0].frames["status"][0] == REJECT_CODE["frame_length"]
 
 
-@pytest.mark.parametrize("kind,first,second,gap,lost", [
-    ("TM", 255, 0, False, 0), ("TM", 255, 1, True, 1), ("TM", 10, 10, True, 0), ("TM", 10, 5, True, 0),
-    ("AOS", 2 ** 24 - 1, 0, False, 0), ("AOS", 2 ** 24 - 1, 2, True, 2), ("AOS", 2 ** 28 - 1, 0, False, 0),
-    ("AOS", 5, 3, True, 0),
+@pytest.mark.parametrize("kind,first,second,gap,lost,repeat", [
+    ("TM", 255, 0, False, 0, 0), ("TM", 255, 1, True, 1, 0), ("TM", 10, 10, False, 0, 1), ("TM", 10, 5, True, 0, 0),
+    ("AOS", 2 ** 24 - 1, 0, False, 0, 0), ("AOS", 2 ** 24 - 1, 2, True, 2, 0), ("AOS", 2 ** 28 - 1, 0, False, 0, 0),
+    ("AOS", 5, 3, True, 0, 0), ("AOS", 7, 7, False, 0, 1),
 ])
-def test_counter_wrap_and_gaps(kind, first, second, gap, lost):
+def test_counter_wrap_and_gaps(kind, first, second, gap, lost, repeat):
+    """An exact repeat (10 -> 10) is a repeat, not a gap; a backward jump is a gap with 0 lost."""
     cfg = tm_cfg() if kind == "TM" else LinkConfig(frame_type="AOS", frame_length=40, spacecraft_id=1)
     zl = zone_length(cfg, 0)
     zones = P.pack_mpdu(*P.build_packets([1, 1], [0, 1], [bytes(zl - 6), bytes(zl - 6)]), zl)
@@ -168,8 +144,8 @@ def test_counter_wrap_and_gaps(kind, first, second, gap, lost):
     rec = outs[0].frames
     assert rec["gap_before"].tolist() == [False, gap]
     assert rec["frames_lost"].tolist() == [0, lost]
-    vc = dec.counts()["virtual_channels"]["0"]
-    assert (vc["gaps"], vc["frames_lost"]) == (int(gap), lost)
+    vc = dec.stats.to_dict()["virtual_channels"]["0"]
+    assert (vc["gaps"], vc["frames_lost"], vc["repeats"]) == (int(gap), lost, repeat)
 
 
 def test_idle_frames_update_counters_and_carry_no_packets():
@@ -187,8 +163,8 @@ def test_idle_frames_update_counters_and_carry_no_packets():
     all_frames = append_fecf(all_frames[:, :-2])
     dec, outs = decode_all(cfg, all_frames)
     assert packets_of(outs)[0] == pk + pk2
-    c = dec.counts()
-    assert c["virtual_channels"]["1"] == {"frames": len(all_frames), "idle": 1, "gaps": 0, "frames_lost": 0}
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"]["1"] == {"frames": len(all_frames), "idle": 1, "gaps": 0, "frames_lost": 0, "repeats": 0}
     assert c["frames"]["idle"] == 1
     assert outs[0].frames["idle"].tolist() == [False] * m + [True] + [False] * len(later)
     assert outs[0].frames["has_ocf"][m]
@@ -201,8 +177,8 @@ def test_aos_idle_vc():
     idle = build_frames(cfg, 63, [0, 1, 3], np.full((3, zone_length(cfg, 63)), 0x55, np.uint8), [NO] * 3)
     dec, outs = decode_all(cfg, np.concatenate([frames[:2], idle, frames[2:]]))
     assert packets_of(outs)[0] == pk
-    c = dec.counts()
-    assert c["virtual_channels"]["63"] == {"frames": 3, "idle": 3, "gaps": 1, "frames_lost": 1}
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"]["63"] == {"frames": 3, "idle": 3, "gaps": 1, "frames_lost": 1, "repeats": 0}
     assert c["frames"]["idle"] == 3 and c["virtual_channels"]["0"]["gaps"] == 0
 
 
@@ -228,8 +204,8 @@ def test_refused_frames_do_not_touch_state(bad):
         with_junk[4, 10] ^= 0x5A
     dec, outs = decode_all(cfg, with_junk, q)
     assert packets_of(outs)[0] == pk
-    c = dec.counts()
-    assert c["virtual_channels"]["2"] == {"frames": len(frames), "idle": 0, "gaps": 0, "frames_lost": 0}
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"]["2"] == {"frames": len(frames), "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}
     reason = {"rs_uncorrectable": "rs_uncorrectable", "version": "version", "scid": "scid", "crc": "crc"}[bad]
     assert c["rejects"] == {reason: 1}
     assert c["frames"]["rejected"] == (1 if bad in ("version", "scid") else 0)
@@ -252,7 +228,7 @@ def test_gap_on_one_vc_does_not_disturb_another():
     dec, outs = decode_all(cfg, frames)
     got, batch = packets_of(outs)
     assert [p for p, v in zip(got, batch.header["vcid"]) if v == 2] == pb_
-    c = dec.counts()
+    c = dec.stats.to_dict()
     assert c["virtual_channels"]["1"]["gaps"] == 1 and c["virtual_channels"]["1"]["frames_lost"] == 1
     assert c["virtual_channels"]["2"]["gaps"] == 0
     assert c["packets"]["500"]["dropped_incomplete"] == 0
@@ -267,26 +243,26 @@ def test_every_batch_boundary_gives_identical_results():
     frames = np.concatenate([f1[:6], f2[:3], f1[7:], f2[4:]])   # one gap on each VC
     dec, outs = decode_all(cfg, frames)
     whole, _ = packets_of(outs)
-    whole_counts = dec.counts()
+    whole_counts = dec.stats.to_dict()
     whole_frames = outs[0].frames
     for cut in range(1, len(frames)):
         d, o = decode_all(cfg, frames, cuts=[cut])
         assert packets_of(o)[0] == whole
-        assert d.counts() == whole_counts
+        assert d.stats.to_dict() == whole_counts
         rec = np.concatenate([x.frames for x in o])
         assert np.array_equal(rec["gap_before"], whole_frames["gap_before"])
 
 
-def test_reset_stream_forgets_counters_and_drops_in_progress():
+def test_reset_forgets_counters_and_drops_in_progress():
     cfg = tm_cfg()
     rng = np.random.default_rng(8)
     frames, pk = vc_traffic(cfg, 0, rng, 20)
     dec = LinkDecoder(cfg)
     a = dec.push(FrameBatch.from_frames(frames[:3]))
-    dec.reset_stream()
+    dec.reset()
     b = dec.push(FrameBatch.from_frames(frames[5:]))
     dec.flush()
-    c = dec.counts()
+    c = dec.stats.to_dict()
     assert c["virtual_channels"]["0"]["gaps"] == 0
     assert c["master_channel"]["gaps"] == 0
     dropped = sum(v["dropped_incomplete"] for v in c["packets"].values())
@@ -308,7 +284,7 @@ def test_vca_and_none_virtual_channels():
     assert np.array_equal(o.vca.data, data)
     assert o.vca.records["vcfc"].tolist() == list(range(5)) and (o.vca.records["vcid"] == 3).all()
     assert (o.frames["fhp"] == -1).all()
-    c = dec.counts()
+    c = dec.stats.to_dict()
     assert c["virtual_channels"]["4"]["frames"] == 5 and c["packets"] == {}
 
 
@@ -336,8 +312,8 @@ def test_wrong_frame_width():
     assert (out.frames["status"] == REJECT_CODE["truncated"]).all()
     out = dec.push(FrameBatch.from_frames(np.zeros((2, 70), np.uint8)))
     assert (out.frames["status"] == REJECT_CODE["frame_length"]).all()
-    assert dec.counts()["rejects"] == {"truncated": 3, "frame_length": 2}
-    assert dec.counts()["frames"]["rejected"] == 5
+    assert dec.stats.to_dict()["rejects"] == {"truncated": 3, "frame_length": 2}
+    assert dec.stats.to_dict()["frames"]["rejected"] == 5
 
 
 def test_fecf_checked_when_quality_does_not_know():
@@ -348,19 +324,22 @@ def test_fecf_checked_when_quality_does_not_know():
     frames[1, 30] ^= 1
     dec, outs = decode_all(cfg, frames)   # from_frames: crc -1 (unknown)
     assert outs[0].frames["crc"].tolist()[:3] == [1, 0, 1]
-    assert dec.counts()["frames"]["crc_failed"] == 1
+    assert dec.stats.to_dict()["frames"]["crc_failed"] == 1
 
 
-def test_counts_shape_and_string_keys():
+def test_stats_shape_and_string_keys():
     cfg = tm_cfg()
     dec, _ = decode_all(cfg, vc_traffic(cfg, 0, np.random.default_rng(11), 5)[0])
-    c = dec.counts()
+    assert isinstance(dec.stats, LinkStats)
+    c = dec.stats.to_dict()
     assert set(c) == {"frames", "virtual_channels", "master_channel", "packets", "idle_packets", "rejects"}
     assert set(c["frames"]) == {"rejected", "crc_failed", "idle"}
     for vc in c["virtual_channels"].values():
-        assert set(vc) == {"frames", "idle", "gaps", "frames_lost"}
+        assert set(vc) == {"frames", "idle", "gaps", "frames_lost", "repeats"}
+    assert set(c["master_channel"]) == {"gaps", "frames_lost", "repeats"}
     for p in c["packets"].values():
-        assert set(p) == {"count", "bytes", "sequence_gaps", "sequence_missing", "dropped_incomplete"}
+        assert set(p) == {"count", "bytes", "sequence_gaps", "sequence_missing", "sequence_repeats",
+                          "dropped_incomplete"}
     assert all(isinstance(k, str) for k in c["packets"])
 
 
@@ -385,7 +364,7 @@ def test_tm_ocf_flag_must_match_the_mission():
     bad = append_fecf(bad[:, :-2])
     dec, outs = decode_all(cfg, bad)
     assert outs[0].frames["status"][2] == REJECT_CODE["frame_length"]
-    assert dec.counts()["virtual_channels"]["0"]["gaps"] == 1   # the refused frame is missing
+    assert dec.stats.to_dict()["virtual_channels"]["0"]["gaps"] == 1   # the refused frame is missing
 
 
 @pytest.mark.parametrize("frame_type", ["TM", "AOS"])
@@ -407,7 +386,7 @@ def test_garbage_frames_never_crash_and_every_frame_is_counted(frame_type):
     q = FrameBatch.from_frames(frames).quality
     q["integrity"][rng.random(len(frames)) < 0.05] = INTEGRITY_UNCORRECTABLE
     dec, outs = decode_all(cfg, frames, q, cuts=[7, 20])
-    c = dec.counts()
+    c = dec.stats.to_dict()
     delivered = sum(v["frames"] for v in c["virtual_channels"].values())
     refused = sum(v for k, v in c["rejects"].items() if k not in ("fhp_out_of_range", "packet_length"))
     assert delivered + refused == len(frames)
@@ -428,3 +407,81 @@ def test_reject_batch_offsets_and_concatenate():
     rj = RejectBatch.concatenate([o.rejects for o in outs])
     assert len(rj) == 2 and rj.offsets.tolist() == [0, 64, 128]
     assert rj.raw(1) == frames[2].tobytes() and (rj.records["vcid"] == -1).all()
+
+
+# -- repeats, integrity, stage shape -------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["TM", "AOS"])
+def test_vc_counter_that_never_advances_is_repeats_and_packets_span_frames(kind):
+    """Spacecraft that leave a VC's frame count fixed: every frame a repeat, no gap, and the
+    packets spanning frames come out whole (a repeat is not a discontinuity)."""
+    cfg = tm_cfg() if kind == "TM" else LinkConfig(frame_type="AOS", frame_length=60, spacecraft_id=9)
+    rng = np.random.default_rng(20)
+    frames, pk = vc_traffic(cfg, 1, rng, 40)
+    stuck = build_frames(cfg, 1, np.full(len(frames), 5), *_zones_of(cfg, frames, 1),
+                         mcfc=np.arange(len(frames)) if kind == "TM" else None)
+    dec, outs = decode_all(cfg, stuck, cuts=[3, 11])
+    assert packets_of(outs)[0] == pk
+    vc = dec.stats.to_dict()["virtual_channels"]["1"]
+    assert vc == {"frames": len(frames), "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": len(frames) - 1}
+    assert not np.concatenate([o.frames["gap_before"] for o in outs]).any()
+    assert sum(v["dropped_incomplete"] for v in dec.stats.to_dict()["packets"].values()) == 0
+
+
+def _zones_of(cfg, frames, vcid):
+    """(zones, fhp) back out of frames built by build_frames (the packet zone and the FHP)."""
+    head = cfg.ft.decode_header(frames)
+    start = int(cfg.ft.data_field_start(head, cfg, len(frames))[0]) + cfg.ft.mpdu_header_length
+    zl = zone_length(cfg, vcid)
+    fhp = cfg.ft.first_header_pointer(frames, head, cfg, np.arange(len(frames)), np.zeros(len(frames), bool))
+    return frames[:, start:start + zl], fhp
+
+
+def test_duplicated_frame_is_a_repeat_and_no_packet_is_corrupted():
+    cfg = tm_cfg()
+    rng = np.random.default_rng(21)
+    frames, pk = vc_traffic(cfg, 0, rng, 60)
+    dup = np.concatenate([frames[:5], frames[4:5], frames[5:]])
+    dup[:, 2] = np.arange(len(dup)) % 256          # the master channel runs on
+    dup = append_fecf(dup[:, :-2])
+    dec, outs = decode_all(cfg, dup)
+    got, _ = packets_of(outs)
+    assert set(got) == set(pk)                       # nothing lost, nothing stitched wrongly
+    c = dec.stats.to_dict()
+    assert c["virtual_channels"]["0"]["repeats"] == 1 and c["virtual_channels"]["0"]["gaps"] == 0
+    assert c["master_channel"] == {"gaps": 0, "frames_lost": 0, "repeats": 0}
+    # packets that started in the duplicate come out twice: sequence repeats, not gaps
+    assert sum(v["sequence_repeats"] for v in c["packets"].values()) == len(got) - len(pk)
+    assert sum(v["sequence_gaps"] for v in c["packets"].values()) == 0
+
+
+def test_integrity_decides_crc_after_the_header_checks():
+    cfg = tm_cfg()
+    frames, pk = vc_traffic(cfg, 0, np.random.default_rng(22), 10)
+    bad = frames.copy()
+    bad[3, 0] ^= 0x01                                 # wrong SCID
+    q = FrameBatch.from_frames(bad).quality
+    q["crc"] = 1
+    q["integrity"][[2, 3]] = INTEGRITY_CRC_FAILED     # frame 2: header fine -> crc; 3: scid first
+    q["crc"][[2, 3]] = 0
+    dec, outs = decode_all(cfg, bad, q)
+    st = outs[0].frames["status"]
+    assert st[2] == REJECT_CODE["crc"] and st[3] == REJECT_CODE["scid"]
+    c = dec.stats.to_dict()
+    assert c["rejects"] == {"crc": 1, "scid": 1} and c["frames"]["crc_failed"] == 1
+    # a crc-failed frame's header is kept in its record; it touches no counter
+    assert outs[0].frames["vcid"][2] == 0 and c["virtual_channels"]["0"]["frames"] == len(frames) - 2
+
+
+def test_flush_returns_a_link_output_and_reset_starts_a_new_stream():
+    cfg = tm_cfg()
+    frames, _ = vc_traffic(cfg, 0, np.random.default_rng(23), 20)
+    dec = LinkDecoder(cfg)
+    dec.push(FrameBatch.from_frames(frames[:4]))
+    out = dec.flush()
+    assert len(out.frames) == 0 and len(out.packets) == 0 and len(out.vca) == 0
+    dropped = sum(v["dropped_incomplete"] for v in dec.stats.to_dict()["packets"].values())
+    dec.reset()
+    dec.push(FrameBatch.from_frames(frames[10:]))
+    assert dec.stats.to_dict()["virtual_channels"]["0"]["gaps"] == 0
+    assert dropped == sum(v["dropped_incomplete"] for v in dec.stats.to_dict()["packets"].values())

@@ -114,18 +114,21 @@ def reference_extract(zones, fhps, gaps, max_len=P.DEFAULT_MAX_PACKET_LENGTH):
 
 
 def reference_sequence(packets):
-    """(gaps, missing) per APID following the 14-bit count, backward jumps 0 missing."""
-    last, gaps, missing = {}, Counter(), Counter()
+    """(gaps, missing, repeats) per APID following the 14-bit count: an exact repeat is not a
+    gap; backward jumps are gaps with 0 missing."""
+    last, gaps, missing, repeats = {}, Counter(), Counter(), Counter()
     for p in packets:
         a, s = _apid(p), ((p[2] & 0x3F) << 8) | p[3]
         if a in last:
             d = (s - last[a]) % 16384
-            if d != 1:
+            if d == 0:
+                repeats[a] += 1
+            elif d != 1:
                 gaps[a] += 1
-                if 0 < d < 8192:
+                if d < 8192:
                     missing[a] += d - 1
         last[a] = s
-    return gaps, missing
+    return gaps, missing, repeats
 
 
 def batch_packets(pb: PacketBatch):
@@ -151,9 +154,9 @@ def run_kernel(zones, fhps, gaps, chunks=None, max_len=P.DEFAULT_MAX_PACKET_LENG
     outs = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         if b > a:
-            outs.append(ex.push_data_fields(zones[a:b], fhps[a:b], gaps[a:b])[0])
+            outs.append(ex.push_data_fields(zones[a:b], fhps[a:b], gaps[a:b]).packets)
     ex.flush()
-    return PacketBatch.concatenate(outs), ex.counts()
+    return PacketBatch.concatenate(outs), ex.stats.to_dict()
 
 
 # --- encoders ------------------------------------------------------------------------
@@ -327,9 +330,10 @@ def test_bad_packet_length_resyncs_at_next_fhp():
     zones[1] = a[20:40]
     zones[2, :16] = b
     zones[2, 16:] = 0
-    pb, rj = ex.push_data_fields(zones, np.array([0, NO, 0]))
+    out = ex.push_data_fields(zones, np.array([0, NO, 0]))
+    pb, rj = out.packets, out.rejects
     assert batch_packets(pb) == [b.tobytes()]   # a refused, b found at frame 2's FHP
-    assert ex.counts()["rejects"]["packet_length"] == 1
+    assert ex.stats.to_dict()["rejects"]["packet_length"] == 1
     assert rj.records["reason"][0] == P.REJECT_CODE["packet_length"]
     assert rj.raw(0) == a[:20].tobytes()
 
@@ -346,18 +350,28 @@ def test_idle_packets_counted_and_dropped():
     assert (pb.header["apid"] != 0x7FF).all()
 
 
-def test_sequence_gaps_and_missing():
+def test_sequence_gaps_missing_and_repeats():
     seq = [0, 1, 2, 5, 6, 6, 16383 + 6, 0]  # +2 missing, repeat, backward, forward wrap
     seq = [s % 16384 for s in seq]
     stream, starts = P.build_packets(7, np.array(seq), [b"x"] * len(seq))
     zones, fhp = P.pack_mpdu(stream, starts, 30)
     pb, counts = run_kernel(zones, fhp, np.zeros(len(fhp), bool))
-    gaps, missing = reference_sequence(batch_packets(pb))
+    gaps, missing, repeats = reference_sequence(batch_packets(pb))
     c = counts["packets"]["7"]
-    assert (c["sequence_gaps"], c["sequence_missing"]) == (gaps[7], missing[7])
-    # 2->5 (2 missing), 6->6 repeat (0), 6->5 backward (0), 5->0 (16378: backward, 0)
-    assert pb.header["gap_before"].tolist() == [False, False, False, True, False, True, True, True]
-    assert c["sequence_gaps"] == 4 and c["sequence_missing"] == 2
+    assert (c["sequence_gaps"], c["sequence_missing"], c["sequence_repeats"]) == (gaps[7], missing[7], repeats[7])
+    # 2->5 (gap, 2 missing), 6->6 (a repeat, not a gap), 6->5 backward (gap, 0), 5->0 (16378: backward, 0)
+    assert pb.header["gap_before"].tolist() == [False, False, False, True, False, False, True, True]
+    assert c["sequence_gaps"] == 3 and c["sequence_missing"] == 2 and c["sequence_repeats"] == 1
+
+
+def test_sequence_count_left_at_zero_is_repeats_not_gaps():
+    """A spacecraft that does not use the sequence count: every packet repeats 0."""
+    stream, starts = P.build_packets(9, np.zeros(40, np.int64), [b"abc"] * 40)
+    zones, fhp = P.pack_mpdu(stream, starts, 25)
+    pb, counts = run_kernel(zones, fhp, np.zeros(len(fhp), bool))
+    assert len(pb) == 40 and not pb.header["gap_before"].any()
+    c = counts["packets"]["9"]
+    assert (c["sequence_gaps"], c["sequence_missing"], c["sequence_repeats"]) == (0, 0, 39)
 
 
 def test_segmented_packets_delivered_with_flags():
@@ -409,10 +423,11 @@ def test_kernel_matches_reference_on_random_streams(seed):
     got_dropped = {int(k): v["dropped_incomplete"] for k, v in counts["packets"].items()
                    if v["dropped_incomplete"]}
     assert got_dropped == dict(ref_dropped)
-    gaps_ref, missing_ref = reference_sequence(ref_packets)
+    gaps_ref, missing_ref, repeats_ref = reference_sequence(ref_packets)
     for k, v in counts["packets"].items():
         assert v["sequence_gaps"] == gaps_ref[int(k)]
         assert v["sequence_missing"] == missing_ref[int(k)]
+        assert v["sequence_repeats"] == repeats_ref[int(k)]
         assert v["count"] == sum(1 for p in ref_packets if _apid(p) == int(k))
     # chunk boundaries anywhere give the same packets
     cuts = rng.choice(np.arange(1, max(2, len(zones))), size=min(5, max(1, len(zones) - 1)), replace=False)
@@ -452,21 +467,21 @@ def test_multi_slot_equals_separate_vcs():
         idx[vc] += 1
     frames = np.array(frames)
     ex = P.PacketExtractor(3)
-    pb, _ = ex.push(frames, np.arange(len(frames)), 0, 30, np.array(fhp), np.array(gap), order, order)
+    pb = ex.push(frames, np.arange(len(frames)), 0, 30, np.array(fhp), np.array(gap), order, order).packets
     for vc in range(3):
         alone, _ = run_kernel(zs[vc], fs[vc], gs[vc])
         mine = pb.select(pb.header["vcid"] == vc)
         assert batch_packets(mine) == batch_packets(alone)
 
 
-def test_reset_stream_counts_dropped_and_forgets_sequence():
+def test_reset_counts_dropped_and_forgets_sequence():
     a = P.build_packets(4, 10, [bytes(30)])[0]
     ex = P.PacketExtractor()
     ex.push_data_fields(a[:20][None, :], np.array([0]))
-    ex.reset_stream()
-    assert ex.counts()["packets"]["4"]["dropped_incomplete"] == 1
+    ex.reset()
+    assert ex.stats.to_dict()["packets"]["4"]["dropped_incomplete"] == 1
     b = P.build_packets(4, 500, [bytes(14)])[0]
-    pb, _ = ex.push_data_fields(b[None, :], np.array([0]))
+    pb = ex.push_data_fields(b[None, :], np.array([0])).packets
     assert len(pb) == 1 and not pb.header["gap_before"][0]
 
 
@@ -491,23 +506,23 @@ def test_stream_splitter_any_chunking():
         sp = P.PacketStreamSplitter()
         got = []
         for k in range(0, len(stream), step):
-            got += batch_packets(sp.push(stream[k:k + step]))
+            got += batch_packets(sp.push(stream[k:k + step]).packets)
         sp.flush()
         assert got == want
-        assert sp.counts()["idle_packets"] == int((h["apid"] == 0x7FF).sum())
-        assert sp.counts()["rejects"] == {}
+        assert sp.stats.to_dict()["idle_packets"] == int((h["apid"] == 0x7FF).sum())
+        assert sp.stats.to_dict()["rejects"] == {}
 
 
 def test_stream_splitter_truncated_tail():
     stream, _ = P.build_packets([1, 2], [0, 0], [bytes(10), bytes(10)])
     sp = P.PacketStreamSplitter()
-    pb = sp.push(stream[:-3])
-    assert len(pb) == 1
-    sp.flush()
-    c = sp.counts()
+    out = sp.push(stream[:-3])
+    assert len(out.packets) == 1 and len(out.rejects) == 0
+    out = sp.flush()
+    c = sp.stats.to_dict()
     assert c["packets"]["2"]["dropped_incomplete"] == 1
     assert c["rejects"] == {"truncated": 1}
-    assert sp.last_rejects.raw(0) == stream[16:-3].tobytes()
+    assert len(out.packets) == 0 and out.rejects.raw(0) == stream[16:-3].tobytes()
 
 
 def test_stream_splitter_bad_header_refuses_rest():
@@ -515,22 +530,23 @@ def test_stream_splitter_bad_header_refuses_rest():
     bad = stream.copy()
     bad[16] |= 0xE0  # version 7
     sp = P.PacketStreamSplitter()
-    pb = sp.push(bad)
-    assert len(pb) == 1
-    assert sp.counts()["rejects"] == {"packet_length": 1}
+    out = sp.push(bad)
+    assert len(out.packets) == 1
+    assert sp.stats.to_dict()["rejects"] == {"packet_length": 1}
+    assert len(out.rejects) == 1 and out.rejects.raw(0) == bad[16:].tobytes()
 
 
-def test_stream_splitter_reset_stream():
+def test_stream_splitter_reset():
     a, _ = P.build_packets([1, 1], [0, 1], [bytes(4), bytes(4)])
     b, _ = P.build_packets([1], [100], [bytes(4)])
     sp = P.PacketStreamSplitter()
-    assert len(sp.last_rejects) == 0
-    sp.push(np.concatenate([a, b[:3]]))
-    sp.reset_stream()
-    assert sp.counts()["rejects"] == {"truncated": 1} and len(sp.last_rejects) == 1
-    pb = sp.push(b)
+    out = sp.push(np.concatenate([a, b[:3]]))
+    assert len(out.packets) == 2 and len(out.rejects) == 0
+    sp.reset()
+    assert sp.stats.to_dict()["rejects"] == {"truncated": 1}
+    pb = sp.push(b).packets
     assert len(pb) == 1 and not pb.header["gap_before"][0]
-    assert sp.counts()["packets"]["1"]["sequence_gaps"] == 0
+    assert sp.stats.to_dict()["packets"]["1"]["sequence_gaps"] == 0
 
 
 def test_build_packets_matches_a_struct_reference():

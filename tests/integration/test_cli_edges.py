@@ -1,0 +1,78 @@
+"""The operator's first hour at the edges: a replay that decodes nothing says what the capture
+looks like; outputs in directories that do not exist are refused; global flags anywhere."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+DEMO = ROOT / "fixtures" / "missions" / "demo.toml"
+SNPP = ROOT / "fixtures" / "missions" / "snpp.toml"
+CADU = ROOT / "fixtures" / "demo" / "demo.cadu"
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "groundseg", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_wrong_mission_says_the_marker_spacing():
+    p = run("-q", "replay", CADU, "--mission", SNPP, "--no-archive")
+    assert p.returncode == 0
+    line = p.stderr.strip().splitlines()[-1]
+    assert "nothing decoded" in line and "10232 bits apart" in line and "8192 bits apart" in line
+
+
+def test_random_bytes_say_nothing_recognised(tmp_path):
+    cap = tmp_path / "noise.bin"
+    np.random.default_rng(3).integers(0, 256, 100_000, dtype=np.uint8).tofile(cap)
+    p = run("replay", cap, "--mission", DEMO, "--no-archive", "-q")
+    assert p.returncode == 0 and "nothing decoded" in p.stderr and "nothing recognised" in p.stderr
+
+
+def test_empty_capture(tmp_path):
+    cap = tmp_path / "empty.cadu"
+    cap.write_bytes(b"")
+    p = run("replay", cap, "--mission", DEMO, "--no-archive", "-q")
+    assert p.returncode == 0 and "the capture is empty" in p.stderr
+
+
+def test_packet_stream_with_a_frame_mission(tmp_path):
+    from groundseg.link.packets import build_packets
+    cap = tmp_path / "pkts.bin"
+    data, _ = build_packets(np.full(20, 100), np.arange(20), np.zeros((20, 40), np.uint8))
+    cap.write_bytes(np.asarray(data, np.uint8).tobytes())
+    p = run("replay", cap, "--mission", DEMO, "--no-archive", "-q")
+    assert p.returncode == 0 and "Space Packet stream" in p.stderr and 'level "packets"' in p.stderr
+
+
+def test_a_good_replay_warns_nothing():
+    p = run("replay", CADU, "--mission", DEMO, "--no-archive", "-q")
+    assert p.returncode == 0 and p.stderr == "" and p.stdout == ""
+
+
+@pytest.mark.parametrize("flag", ["--report"])
+def test_output_in_a_missing_directory_is_refused(tmp_path, flag):
+    target = tmp_path / "no" / "such" / "dir" / "r.json"
+    p = run("replay", CADU, "--mission", DEMO, "--no-archive", flag, target)
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_flags_either_side_of_the_command(where):
+    args = ["replay", CADU, "--mission", DEMO, "--no-archive"]
+    p = run(*(["-q", *args] if where == "before" else [*args, "-q"]))
+    assert p.returncode == 0 and p.stdout == ""
+
+
+def test_a_level_not_built_is_refused_before_any_pass(tmp_path):
+    p = run("replay", CADU, "--mission", DEMO, "--archive", tmp_path / "arc", "--level", "iq")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "arc").exists() or not any((tmp_path / "arc").iterdir())
