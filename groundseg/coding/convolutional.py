@@ -478,5 +478,342 @@ def _decode_range(code: _Code, ch: np.ndarray, ch_base: int, hyp: Hypothesis, k0
     return bits.reshape(-1)[:nwin_bits], stats
 
 
+
+# --- streaming stage ---------------------------------------------------------------------
+
+#: One row per decoded window (B bits): where it starts, which hypothesis decoded it and
+#: the link quality measured on it. ``ser``: channel symbol error rate, the re-encoded
+#: decoded bits against the hard decisions of the received symbols (erasures excluded).
+#: ``esn0_db``: decision-directed Es/N0 of the int8 symbols, mean^2 / (2 var) of the soft
+#: symbols signed by the re-encoded symbols (+inf when they do not vary, e.g. saturated;
+#: int8 clipping biases it upwards above about 10 dB).
+WINDOW_DTYPE = np.dtype([
+    ("bit_position", "<i8"),      # first decoded bit of the window in the output stream
+    ("symbol_position", "<i8"),   # its first channel symbol in the input stream
+    ("bits", "<i4"),
+    ("hypothesis", "u1"),         # index into ViterbiDecoder.hypotheses
+    ("symbols", "<i4"),           # symbols compared (not erased)
+    ("symbol_errors", "<i4"),
+    ("ser", "<f4"),
+    ("esn0_db", "<f4"),
+])
+
+_SEARCH, _LOCKED = 0, 1
+
+
+def _esn0_db(n, sum_y, sum_y2) -> float:
+    if n <= 0:
+        return float("nan")
+    mean = sum_y / n
+    var = sum_y2 / n - mean * mean
+    if mean <= 0:
+        return float("nan")
+    if var <= 0:
+        return float("inf")
+    return float(10 * np.log10(mean * mean / (2 * var)))
+
+
+@dataclass
+class ViterbiStats:
+    """Counters of a :class:`ViterbiDecoder` (whole stream, or streams since the last clearing reset)."""
+    symbols_in: int = 0
+    bits_out: int = 0
+    windows: int = 0
+    symbols_compared: int = 0
+    symbol_errors: int = 0
+    sum_y: float = 0.0
+    sum_y2: float = 0.0
+    locks: int = 0             # search -> locked (a hypothesis gave a symbol error rate below lock_ser)
+    lock_losses: int = 0       # locked -> search (the window under the current hypothesis did not)
+    switches: int = 0          # hypothesis changes
+    searches: int = 0          # windows decoded under every hypothesis
+    symbols_dropped: int = 0   # at flush: trailing symbols that carry no whole input bit
+    pad_bits: int = 0          # zero bits completing the last byte at flush
+    bytes_carried: int = 0     # bytes held back because they were not a whole symbol (byte input)
+    #: (symbol_position, bit_position, offset, swap, negate) each time the hypothesis changed,
+    #: including the first choice.
+    changes: list = field(default_factory=list)
+
+    @property
+    def ser(self) -> float:
+        return self.symbol_errors / self.symbols_compared if self.symbols_compared else float("nan")
+
+    @property
+    def esn0_db(self) -> float:
+        return _esn0_db(self.symbols_compared, self.sum_y, self.sum_y2)
+
+
+class ViterbiDecoder:
+    """Streaming soft-decision Viterbi stage: soft symbols in, packed decoded bits out.
+
+    ``push(chunk) -> bytes`` (uint8 array), ``flush() -> bytes``, ``reset()``, ``stats``
+    (:class:`ViterbiStats`), ``last_windows`` (``WINDOW_DTYPE`` rows of the windows the last
+    push or flush delivered: link quality per 2048-bit block).
+
+    Input: int8 or float32/float64 numpy arrays, or bytes-like interpreted as ``dtype``
+    ("int8" or "float32"; a partial float is carried to the next chunk). Floats are quantised
+    with ``scale`` or, when None, per block of ``quant_block`` symbols at absolute positions,
+    each with its own automatic scale (so the result does not depend on the chunking).
+
+    The output is identical whatever the chunk boundaries: window k (bits [kB, (k+1)B))
+    is decoded from symbols at fixed absolute positions, and the hypothesis it uses is
+    decided window by window from the windows' own decodes. Only the symbols from the next
+    window's start minus the depth are carried.
+
+    Ambiguities (``ambiguity``): None (the symbols are as the variant says); "bpsk" tries
+    every symbol alignment of the period (pair alignment at rate 1/2); "qpsk" (rate 1/2)
+    tries the I/Q transforms of :class:`Hypothesis`. Inverted polarity needs no hypothesis:
+    G1 and G2 both have odd weight, so inverted symbols are the codeword of the complemented
+    bits under every variant here; the decoder outputs the complement, which the frame
+    synchroniser corrects per codeblock (or NRZ-M makes irrelevant). The decision: a window
+    decoded under the current hypothesis is kept while its symbol error rate (re-encoded
+    bits against hard decisions) is below ``lock_ser``; otherwise (loss of lock), and every
+    ``recheck`` windows, the window is decoded under every hypothesis and the lowest rate
+    wins if it is below ``lock_ser`` (the current one is kept on ties and unless another is
+    better by ``margin``). ``stats.changes`` lists every change.
+    """
+
+    def __init__(self, rate: str = "1/2", variant: str = "ccsds", ambiguity: str | None = None,
+                 lock_ser: float = 0.2, recheck: int = 64, margin: float = 0.05,
+                 scale: float | None = None, quant_block: int = 65536, dtype: str = "int8"):
+        self.code = _code(rate, variant)
+        if ambiguity is None:
+            self.hypotheses = [Hypothesis()]
+        elif ambiguity == "bpsk":
+            self.hypotheses = [Hypothesis(o) for o in range(self.code.period_symbols)]
+        elif ambiguity == "qpsk":
+            if rate != "1/2":
+                raise ValueError("ambiguity 'qpsk' is supported at rate 1/2 only")
+            self.hypotheses = [Hypothesis(0, s, n) for s in (False, True) for n in (False, True)]
+        else:
+            raise ValueError(f"ambiguity must be None, 'bpsk' or 'qpsk', not {ambiguity!r}")
+        if dtype not in ("int8", "float32"):
+            raise ValueError(f"dtype must be 'int8' or 'float32', not {dtype!r}")
+        if recheck < 1 or quant_block < 1:
+            raise ValueError("recheck and quant_block must be >= 1")
+        self.ambiguity = ambiguity
+        self.lock_ser = float(lock_ser)
+        self.recheck = int(recheck)
+        self.margin = float(margin)
+        self.scale = scale
+        self.quant_block = int(quant_block)
+        self.dtype = dtype
+        self.stats = ViterbiStats()
+        self.reset()
+
+    @property
+    def block_bits(self) -> int:
+        return self.code.block_bits
+
+    @property
+    def hypothesis(self) -> Hypothesis:
+        return self.hypotheses[self._h]
+
+    def reset(self, clear_stats: bool = True) -> None:
+        """A new stream: symbol and bit positions from 0, state forgotten."""
+        if clear_stats:
+            self.stats = ViterbiStats()
+        self._sym = np.zeros(0, np.int8)
+        self._base = 0                      # absolute index of self._sym[0]
+        self._k = 0                         # next window
+        self._h = 0
+        self._mode = _LOCKED if self.ambiguity is None else _SEARCH
+        self._recorded = False
+        self._fbuf = np.zeros(0, np.float32)
+        self._fbase = 0                     # absolute index of self._fbuf[0]
+        self._bytes = b""
+        self.last_windows = np.zeros(0, WINDOW_DTYPE)
+
+    # input conversion -------------------------------------------------------------------
+    def _to_int8(self, chunk, final: bool) -> np.ndarray:
+        if chunk is None:
+            a = np.zeros(0, np.float32 if self._fbuf.size else np.int8)
+        elif isinstance(chunk, np.ndarray):
+            a = chunk.reshape(-1)
+        else:
+            raw = self._bytes + bytes(chunk)
+            size = 1 if self.dtype == "int8" else 4
+            cut = len(raw) - len(raw) % size
+            self._bytes = raw[cut:]
+            self.stats.bytes_carried = len(self._bytes)
+            a = np.frombuffer(raw[:cut], np.int8 if size == 1 else np.float32)
+        if a.dtype == np.int8 and not self._fbuf.size:
+            return a
+        if a.dtype not in (np.int8, np.float32, np.float64):
+            raise ValueError(f"ViterbiDecoder.push: soft symbols must be int8 or float32, got dtype {a.dtype}")
+        if a.dtype == np.int8:
+            raise ValueError("ViterbiDecoder.push: int8 symbols after float ones in the same stream")
+        if self.scale is not None:
+            return quantize(a, self.scale)
+        buf = np.concatenate([self._fbuf, a.astype(np.float32, copy=False)])
+        Q = self.quant_block
+        # blocks at absolute multiples of Q, each scaled by its own mean magnitude
+        first = (-self._fbase) % Q
+        end = buf.size if final else buf.size - (self._fbase + buf.size) % Q
+        if end < 0:
+            end = 0
+        parts = []
+        p = 0
+        while p < end:
+            q = min(end, p + (first if p == 0 and first else Q))
+            parts.append(quantize(buf[p:q]))
+            p = q
+        self._fbuf = buf[end:].copy()
+        self._fbase += end
+        return np.concatenate(parts) if parts else np.zeros(0, np.int8)
+
+    # decoding ------------------------------------------------------------------------------
+    def _steps(self, h: int) -> int:
+        return self.code.bits_in(self._base + self._sym.size - self.hypotheses[h].offset)
+
+    def _decode(self, h: int, k0: int, n: int, final: bool):
+        total = self._steps(h)
+        B = self.code.block_bits
+        nbits = min(n * B, total - k0 * B) if final else n * B
+        if nbits <= 0:
+            return np.zeros(0, np.uint8), np.zeros((0, 4), np.int64), 0
+        bits, st = _decode_range(self.code, self._sym, self._base, self.hypotheses[h], k0, nbits,
+                                 total, _ERASE, _ERASE)
+        return bits, st, nbits
+
+    def _available(self, h: int, final: bool) -> int:
+        """Windows decodable under hypothesis h (exclusive end index)."""
+        B, D = self.code.block_bits, self.code.depth
+        total = self._steps(h)
+        if final:
+            return -(-total // B)
+        return max(0, (total - D) // B)
+
+    def _ser(self, st: np.ndarray, i: int) -> float:
+        if i >= st.shape[0]:
+            return 1.0
+        return st[i, 1] / st[i, 0] if st[i, 0] else 0.5
+
+    def _run(self, final: bool) -> np.ndarray:
+        B = self.code.block_bits
+        H = len(self.hypotheses)
+        out_bits: list = []
+        rows: list = []
+        amb = self.ambiguity is not None
+        while True:
+            k = self._k
+            if self._mode == _LOCKED and not (amb and k % self.recheck == 0):
+                kmax = self._available(self._h, final)
+                if k >= kmax:
+                    break
+                n = min(LANES, kmax - k)
+                if amb:
+                    n = min(n, self.recheck - k % self.recheck)
+                bits, st, nbits = self._decode(self._h, k, n, final)
+                if nbits <= 0:
+                    break
+                for i in range(st.shape[0]):
+                    if amb and self._ser(st, i) >= self.lock_ser:
+                        self.stats.lock_losses += 1
+                        self._mode = _SEARCH
+                        break
+                    self._accept(bits[i * B: min((i + 1) * B, nbits)], st[i], out_bits, rows)
+                continue
+            # every hypothesis on up to LANES // H windows; each window then follows the
+            # same per-window rule as above, so the result does not depend on the batching
+            avail = [self._available(h, final) for h in range(H)]
+            kmax = max(avail) if final else min(avail)
+            if k >= kmax:
+                break
+            n = max(1, min(LANES // H, kmax - k))
+            res = [self._decode(h, k, n, final) for h in range(H)]
+            for i in range(n):
+                if self._mode == _LOCKED and not (amb and self._k % self.recheck == 0):
+                    if self._ser(res[self._h][1], i) < self.lock_ser:
+                        self._accept_from(res[self._h], i, out_bits, rows)
+                        continue
+                    self.stats.lock_losses += 1
+                    self._mode = _SEARCH
+                sers = [self._ser(res[h][1], i) for h in range(H)]
+                self.stats.searches += 1
+                cur = self._h
+                best = int(np.argmin(sers))
+                if sers[cur] <= sers[best]:
+                    best = cur
+                if best != cur and sers[best] < self.lock_ser and (
+                        sers[cur] >= self.lock_ser or sers[best] < sers[cur] - self.margin):
+                    self._h = best
+                    self.stats.switches += 1
+                    self._record_change()
+                good = sers[self._h] < self.lock_ser
+                if good and self._mode == _SEARCH:
+                    self.stats.locks += 1
+                    if not self._recorded:
+                        self._record_change()
+                self._mode = _LOCKED if good else _SEARCH
+                if i >= res[self._h][1].shape[0]:
+                    break
+                self._accept_from(res[self._h], i, out_bits, rows)
+        # carry only what the next window needs
+        D = self.code.depth
+        keep = self.code.symbols_for(max(0, self._k * B - D))
+        drop = min(max(0, keep - self._base), self._sym.size)
+        if drop:
+            self._sym = self._sym[drop:].copy()
+            self._base += drop
+        self.last_windows = np.array(rows, WINDOW_DTYPE) if rows else np.zeros(0, WINDOW_DTYPE)
+        bits = np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
+        if final and bits.size % 8:
+            self.stats.pad_bits += 8 - bits.size % 8
+        return np.packbits(bits)
+
+    def _record_change(self) -> None:
+        hyp = self.hypotheses[self._h]
+        sym_pos = hyp.offset + self.code.symbols_for(self._k * self.code.block_bits)
+        self.stats.changes.append((int(sym_pos), int(self.stats.bits_out), hyp.offset, hyp.swap, hyp.negate))
+        self._recorded = True
+
+    def _accept_from(self, res, i: int, out_bits: list, rows: list) -> None:
+        bits, st, nbits = res
+        B = self.code.block_bits
+        self._accept(bits[i * B: min((i + 1) * B, nbits)], st[i], out_bits, rows)
+
+    def _accept(self, wb: np.ndarray, st: np.ndarray, out_bits: list, rows: list) -> None:
+        B = self.code.block_bits
+        hyp = self.hypotheses[self._h]
+        n, err, sy, sy2 = (int(v) for v in st)
+        rows.append((self.stats.bits_out, hyp.offset + self.code.symbols_for(self._k * B), wb.size, self._h,
+                     n, err, err / n if n else np.nan, _esn0_db(n, sy, sy2)))
+        s = self.stats
+        s.bits_out += wb.size
+        s.windows += 1
+        s.symbols_compared += n
+        s.symbol_errors += err
+        s.sum_y += sy
+        s.sum_y2 += sy2
+        out_bits.append(wb)
+        self._k += 1
+
+    def push(self, chunk) -> np.ndarray:
+        """Decoded bits (packed, MSB first) of every window this chunk completes."""
+        a = self._to_int8(chunk, final=False)
+        self.stats.symbols_in += a.size
+        if a.size:
+            self._sym = np.concatenate([self._sym, a]) if self._sym.size else a.copy()
+        return self._run(final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the remaining windows, the last byte zero-padded. Further pushes
+        would continue the same stream; call :meth:`reset` for a new one."""
+        a = self._to_int8(None, final=True)
+        self.stats.symbols_in += a.size
+        if a.size:
+            self._sym = np.concatenate([self._sym, a])
+        out = self._run(final=True)
+        h = self.hypotheses[self._h]
+        total = self._steps(self._h)
+        used = h.offset + self.code.symbols_for(total)
+        self.stats.symbols_dropped += max(0, self._base + self._sym.size - used)
+        self._sym = np.zeros(0, np.int8)
+        self._base = self._base + 0
+        return out
+
+
 __all__ = ["K", "G1", "G2", "PUNCTURE", "RATES", "VARIANTS", "QUANT_TARGET", "Hypothesis",
+           "ViterbiDecoder", "ViterbiStats", "WINDOW_DTYPE",
            "quantize", "encode", "viterbi", "symbols_to_soft"]
