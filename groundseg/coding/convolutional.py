@@ -101,10 +101,12 @@ class _Code:
         step = 2 * self.period_bits
         return -(-DEPTH[self.rate] // step) * step
 
+    block: int = BLOCK_BITS
+
     @property
     def block_bits(self) -> int:
         step = 8 * self.period_bits
-        return max(step, round(BLOCK_BITS / step) * step)
+        return max(step, round(self.block / step) * step)
 
     def symbols_for(self, nbits: int) -> int:
         """Channel symbols that carry the first ``nbits`` input bits."""
@@ -128,7 +130,7 @@ class _Code:
         return n
 
 
-def _code(rate: str, variant: str) -> _Code:
+def _code(rate: str, variant: str, block_bits: int = BLOCK_BITS) -> _Code:
     if rate not in PUNCTURE:
         raise ValueError(f"rate must be one of {', '.join(RATES)}, not {rate!r}")
     if variant not in VARIANTS:
@@ -136,7 +138,9 @@ def _code(rate: str, variant: str) -> _Code:
     if rate != "1/2" and variant == "nasa-dsn":
         raise ValueError("the NASA-DSN convention exists only at rate 1/2 (131.0-B punctures the CCSDS code)")
     c1, c2 = PUNCTURE[rate]
-    return _Code(rate, variant, len(c1), sum(c1) + sum(c2), (c1, c2))
+    if block_bits < 8:
+        raise ValueError(f"block_bits must be >= 8, got {block_bits}")
+    return _Code(rate, variant, len(c1), sum(c1) + sum(c2), (c1, c2), int(block_bits))
 
 
 @dataclass(frozen=True)
@@ -574,9 +578,10 @@ class ViterbiDecoder:
     """
 
     def __init__(self, rate: str = "1/2", variant: str = "ccsds", ambiguity: str | None = None,
-                 lock_ser: float = 0.2, recheck: int = 64, margin: float = 0.05,
-                 scale: float | None = None, quant_block: int = 65536, dtype: str = "int8"):
-        self.code = _code(rate, variant)
+                 lock_ser: float = 0.12, recheck: int = 64, margin: float = 0.02,
+                 scale: float | None = None, quant_block: int = 65536, dtype: str = "int8",
+                 block_bits: int = BLOCK_BITS):
+        self.code = _code(rate, variant, block_bits)
         if ambiguity is None:
             self.hypotheses = [Hypothesis()]
         elif ambiguity == "bpsk":
