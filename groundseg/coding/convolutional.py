@@ -228,19 +228,36 @@ def _encode_kernel(bits, sym, c1, c2, pb, swap, inv1, inv2, out):
 
 
 @kernel
+def _pairs_half(src, swap, s0, s1, out):
+    # slices start at 0, so the indices are provably non-negative and the loop vectorises
+    for i in range(out.shape[0]):
+        a = max(np.int16(src[2 * i]), np.int16(-127))
+        b = max(np.int16(src[2 * i + 1]), np.int16(-127))
+        if swap:
+            a, b = b, a
+        out[i, 0] = np.int8(a * np.int16(s0))
+        out[i, 1] = np.int8(b * np.int16(s1))
+
+
+@kernel
 def _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, sign, pad_before, pad_after, out):
     """Soft pairs (G1, G2) of the base code for steps step0..step0+nsteps from channel symbols
     ch (ch[0] is absolute symbol ch_base); steps < 0 or >= valid_end are padding."""
-    for i in range(nsteps):
+    lo = min(max(-step0, 0), nsteps)                 # first index of a real step
+    hi = min(max(valid_end - step0, lo), nsteps)     # end of the real steps
+    for i in range(lo):
+        out[i, 0] = pad_before
+        out[i, 1] = pad_before
+    for i in range(hi, nsteps):
+        out[i, 0] = pad_after
+        out[i, 1] = pad_after
+    if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
+        if hi > lo:
+            j0 = offset - ch_base + 2 * (step0 + lo)
+            _pairs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, sign[0, 0], sign[0, 1], out[lo:hi])
+        return
+    for i in range(lo, hi):
         s = step0 + i
-        if s < 0:
-            out[i, 0] = pad_before
-            out[i, 1] = pad_before
-            continue
-        if s >= valid_end:
-            out[i, 0] = pad_after
-            out[i, 1] = pad_after
-            continue
         q = s // pb
         ph = s - q * pb
         base = offset + q * ps - ch_base
@@ -249,10 +266,7 @@ def _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
             if j < 0:
                 out[i, k] = 0
             else:
-                v = np.int64(ch[base + j])
-                if v < -127:
-                    v = -127
-                out[i, k] = v * sign[ph, k]
+                out[i, k] = max(np.int64(ch[base + j]), -127) * sign[ph, k]
 
 
 @kernel
@@ -266,10 +280,9 @@ def _transpose(pairs, starts, nsteps, cost, c1t, c2t):
 
 
 @kernel
-def _traceback(ma, dec, pairs, starts, nsteps, first, nout, sym, bits, stats):
-    """Best final state per lane, back to step ``first``; bits of steps first..first+nout[l]-1
-    to bits[l, :]; stats[l] = symbols compared, symbol errors, sum of y, sum of y^2 where y is
-    the soft symbol signed by the re-encoded symbol (link quality)."""
+def _traceback(ma, dec, starts, nsteps, first, nout, bits):
+    """From the best final state of each lane back to step ``first - 6``; the decoded bit of
+    step ``first - 6 + j`` goes to bits[l, j] (the six before ``first`` seed the re-encoder)."""
     lanes = starts.size
     state = np.empty(lanes, np.int64)
     for l in range(lanes):
@@ -281,30 +294,51 @@ def _traceback(ma, dec, pairs, starts, nsteps, first, nout, sym, bits, stats):
                 bm = v
                 best = s
         state[l] = best
-        for k in range(4):
-            stats[l, k] = 0
-    for t in range(nsteps - 1, first - 1, -1):
+    lo = first - 6
+    for t in range(nsteps - 1, lo - 1, -1):
         db = t * 8 * lanes
         for l in range(lanes):
             st = state[l]
-            e = (dec[db + (st >> 3) * lanes + l] >> (st & 7)) & 1
-            prev = (st >> 1) | ((1 - np.int64(e)) << 5)
-            if t < first + nout[l]:
-                b = st & 1
-                bits[l, t - first] = b
-                s = sym[((prev << 1) | b) & 127]
-                row = starts[l] + t
-                for k in range(2):
-                    x = np.int64(pairs[row, k])
-                    if x != 0:
-                        c = (s >> (1 - k)) & 1
-                        y = x if c else -x
-                        stats[l, 0] += 1
-                        if y < 0:
-                            stats[l, 1] += 1
-                        stats[l, 2] += y
-                        stats[l, 3] += y * y
-            state[l] = prev
+            e = (np.int64(dec[db + (st >> 3) * lanes + l]) >> (st & 7)) & 1
+            bits[l, t - lo] = st & 1
+            state[l] = (st >> 1) | ((1 - e) << 5)
+
+
+@kernel
+def _link_quality(bits, pairs, starts, first, nout, stats):
+    """Re-encode each lane's decoded bits and compare with the received pairs: stats[l] =
+    symbols compared (non-zero), symbol errors, sum of y, sum of y^2 (y = the soft symbol
+    signed by the re-encoded symbol). The re-encoder is written as the generators' taps
+    (G1: delays 0,1,2,3,6; G2: 0,2,3,5,6) so the loop vectorises."""
+    for l in range(starts.size):
+        row0 = starts[l] + first
+        bl = bits[l]
+        pr = pairs[row0:row0 + nout[l]]
+        n = 0
+        err = 0
+        sy = 0
+        sy2 = 0
+        for j in range(nout[l]):
+            d0 = bl[j + 6]
+            d1 = bl[j + 5]
+            d2 = bl[j + 4]
+            d3 = bl[j + 3]
+            d5 = bl[j + 1]
+            d6 = bl[j]
+            g1 = np.int32(d0 ^ d1 ^ d2 ^ d3 ^ d6)
+            g2 = np.int32(d0 ^ d2 ^ d3 ^ d5 ^ d6)
+            x0 = np.int32(pr[j, 0])
+            x1 = np.int32(pr[j, 1])
+            y0 = x0 * (2 * g1 - 1)
+            y1 = x1 * (2 * g2 - 1)
+            n += np.int32(x0 != 0) + np.int32(x1 != 0)
+            err += np.int32(y0 < 0) + np.int32(y1 < 0)
+            sy += y0 + y1
+            sy2 += y0 * y0 + y1 * y1
+        stats[l, 0] = n
+        stats[l, 1] = err
+        stats[l, 2] = sy
+        stats[l, 3] = sy2
 
 
 @kernel
@@ -349,7 +383,7 @@ class _Engine:
         self.ma = np.empty(64 * L, np.uint8)
         self.mb = np.empty(64 * L, np.uint8)
         self.dec = np.empty(W * 8 * L, np.uint8)
-        self.bits = np.empty((L, block_bits), np.uint8)
+        self.bits = np.empty((L, block_bits + 6 + depth), np.uint8)
         self.stats = np.empty((L, 4), np.int64)
 
     def decode(self, pairs: np.ndarray, starts: np.ndarray, nout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -369,8 +403,9 @@ class _Engine:
             _transpose(pairs, st, self.nsteps, _COST, self.c1t, self.c2t)
             self.ma[:] = 0
             acs(self.c1t, self.c2t, self.nsteps, self.ma, self.mb, self.dec)
-            _traceback(self.ma, self.dec, pairs, st, self.nsteps, self.depth, no, _SYM, self.bits, self.stats)
-            bits[b0:b0 + m] = self.bits[:m]
+            _traceback(self.ma, self.dec, st, self.nsteps, self.depth, no, self.bits)
+            _link_quality(self.bits, pairs, st, self.depth, no, self.stats)
+            bits[b0:b0 + m] = self.bits[:m, 6:6 + self.block_bits]
             stats[b0:b0 + m] = self.stats[:m]
         return bits, stats
 
@@ -712,12 +747,16 @@ class ViterbiDecoder:
                 bits, st, nbits = self._decode(self._h, k, n, final)
                 if nbits <= 0:
                     break
-                for i in range(st.shape[0]):
-                    if amb and self._ser(st, i) >= self.lock_ser:
+                nw = st.shape[0]
+                if amb:
+                    ser = st[:, 1] / np.maximum(st[:, 0], 1)
+                    ser[st[:, 0] == 0] = 0.5
+                    bad = np.flatnonzero(ser >= self.lock_ser)
+                    if bad.size:
+                        nw = int(bad[0])
                         self.stats.lock_losses += 1
                         self._mode = _SEARCH
-                        break
-                    self._accept(bits[i * B: min((i + 1) * B, nbits)], st[i], out_bits, rows)
+                self._accept_run((bits, st, nbits), 0, nw, out_bits, rows)
                 continue
             # every hypothesis on up to LANES // H windows; each window then follows the
             # same per-window rule as above, so the result does not depend on the batching
@@ -761,7 +800,7 @@ class ViterbiDecoder:
         if drop:
             self._sym = self._sym[drop:].copy()
             self._base += drop
-        self.last_windows = np.array(rows, WINDOW_DTYPE) if rows else np.zeros(0, WINDOW_DTYPE)
+        self.last_windows = np.concatenate(rows) if rows else np.zeros(0, WINDOW_DTYPE)
         bits = np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
         if final and bits.size % 8:
             self.stats.pad_bits += 8 - bits.size % 8
@@ -774,25 +813,44 @@ class ViterbiDecoder:
         self._recorded = True
 
     def _accept_from(self, res, i: int, out_bits: list, rows: list) -> None:
+        self._accept_run(res, i, i + 1, out_bits, rows)
+
+    def _accept_run(self, res, i0: int, i1: int, out_bits: list, rows: list) -> None:
+        """Deliver windows i0..i1-1 of one decode result (bits, stats, nbits) under the current hypothesis."""
+        if i1 <= i0:
+            return
         bits, st, nbits = res
         B = self.code.block_bits
-        self._accept(bits[i * B: min((i + 1) * B, nbits)], st[i], out_bits, rows)
-
-    def _accept(self, wb: np.ndarray, st: np.ndarray, out_bits: list, rows: list) -> None:
-        B = self.code.block_bits
         hyp = self.hypotheses[self._h]
-        n, err, sy, sy2 = (int(v) for v in st)
-        rows.append((self.stats.bits_out, hyp.offset + self.code.symbols_for(self._k * B), wb.size, self._h,
-                     n, err, err / n if n else np.nan, _esn0_db(n, sy, sy2)))
+        wb = bits[i0 * B: min(i1 * B, nbits)]
+        st = st[i0:i1]
+        m = i1 - i0
+        r = np.zeros(m, WINDOW_DTYPE)
+        ks = self._k + np.arange(m)
+        r["bit_position"] = self.stats.bits_out + (ks - self._k) * B
+        r["symbol_position"] = [hyp.offset + self.code.symbols_for(int(k) * B) for k in ks]
+        r["bits"] = B
+        r["bits"][-1] = wb.size - (m - 1) * B
+        r["hypothesis"] = self._h
+        n = st[:, 0]
+        r["symbols"] = n
+        r["symbol_errors"] = st[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r["ser"] = np.where(n > 0, st[:, 1] / np.maximum(n, 1), np.nan)
+            mean = st[:, 2] / np.maximum(n, 1)
+            var = st[:, 3] / np.maximum(n, 1) - mean * mean
+            es = np.where(var > 0, 10 * np.log10(mean * mean / np.where(var > 0, 2 * var, 1.0)), np.inf)
+        r["esn0_db"] = np.where((n > 0) & (mean > 0), es, np.nan)
+        rows.append(r)
         s = self.stats
         s.bits_out += wb.size
-        s.windows += 1
-        s.symbols_compared += n
-        s.symbol_errors += err
-        s.sum_y += sy
-        s.sum_y2 += sy2
+        s.windows += m
+        s.symbols_compared += int(n.sum())
+        s.symbol_errors += int(st[:, 1].sum())
+        s.sum_y += float(st[:, 2].sum())
+        s.sum_y2 += float(st[:, 3].sum())
         out_bits.append(wb)
-        self._k += 1
+        self._k += m
 
     def push(self, chunk) -> np.ndarray:
         """Decoded bits (packed, MSB first) of every window this chunk completes."""
