@@ -61,6 +61,9 @@ QUANT_TARGET = 48.0
 #: Traceback / acquisition depth per rate (bits), the overlap D on each side of a window.
 DEPTH = {"1/2": 64, "2/3": 96, "3/4": 96, "5/6": 120, "7/8": 140}
 BLOCK_BITS = 2048
+#: Link quality (and the ambiguity decisions) are measured on the first QUALITY_BITS bits of
+#: each window: plenty for a rate estimate, a quarter of the re-encoding work.
+QUALITY_BITS = 512
 
 _ERASE = 0
 _STRONG_ZERO = -127
@@ -314,27 +317,26 @@ def _link_quality(bits, pairs, starts, first, nout, stats):
         row0 = starts[l] + first
         bl = bits[l]
         pr = pairs[row0:row0 + nout[l]]
-        n = 0
-        err = 0
-        sy = 0
-        sy2 = 0
+        # int32 accumulators, re-cast at every step: numba would widen them to int64 (4 lanes)
+        n = np.int32(0)
+        err = np.int32(0)
+        sy = np.int32(0)
+        sy2 = np.int32(0)
         for j in range(nout[l]):
             d0 = bl[j + 6]
-            d1 = bl[j + 5]
             d2 = bl[j + 4]
             d3 = bl[j + 3]
-            d5 = bl[j + 1]
             d6 = bl[j]
-            g1 = np.int32(d0 ^ d1 ^ d2 ^ d3 ^ d6)
-            g2 = np.int32(d0 ^ d2 ^ d3 ^ d5 ^ d6)
+            g1 = np.int32(d0 ^ bl[j + 5] ^ d2 ^ d3 ^ d6)
+            g2 = np.int32(d0 ^ d2 ^ d3 ^ bl[j + 1] ^ d6)
             x0 = np.int32(pr[j, 0])
             x1 = np.int32(pr[j, 1])
-            y0 = x0 * (2 * g1 - 1)
-            y1 = x1 * (2 * g2 - 1)
-            n += np.int32(x0 != 0) + np.int32(x1 != 0)
-            err += np.int32(y0 < 0) + np.int32(y1 < 0)
-            sy += y0 + y1
-            sy2 += y0 * y0 + y1 * y1
+            y0 = np.int32(x0 * np.int32(2 * g1 - 1))
+            y1 = np.int32(x1 * np.int32(2 * g2 - 1))
+            n = np.int32(n + np.int32(x0 != 0) + np.int32(x1 != 0))
+            err = np.int32(err + np.int32(y0 < 0) + np.int32(y1 < 0))
+            sy = np.int32(sy + y0 + y1)
+            sy2 = np.int32(sy2 + y0 * y0 + y1 * y1)
         stats[l, 0] = n
         stats[l, 1] = err
         stats[l, 2] = sy
@@ -404,7 +406,7 @@ class _Engine:
             self.ma[:] = 0
             acs(self.c1t, self.c2t, self.nsteps, self.ma, self.mb, self.dec)
             _traceback(self.ma, self.dec, st, self.nsteps, self.depth, no, self.bits)
-            _link_quality(self.bits, pairs, st, self.depth, no, self.stats)
+            _link_quality(self.bits, pairs, st, self.depth, np.minimum(no, QUALITY_BITS), self.stats)
             bits[b0:b0 + m] = self.bits[:m, 6:6 + self.block_bits]
             stats[b0:b0 + m] = self.stats[:m]
         return bits, stats
@@ -609,7 +611,7 @@ class ViterbiDecoder:
     bits against hard decisions) is below ``lock_ser``; otherwise (loss of lock), and every
     ``recheck`` windows, the window is decoded under every hypothesis and the lowest rate
     wins if it is below ``lock_ser`` (the current one is kept on ties and unless another is
-    better by ``margin``). ``stats.changes`` lists every change.
+    better by ``margin`` or has less than half its rate). ``stats.changes`` lists every change.
     """
 
     def __init__(self, rate: str = "1/2", variant: str = "ccsds", ambiguity: str | None = None,
@@ -779,8 +781,11 @@ class ViterbiDecoder:
                 best = int(np.argmin(sers))
                 if sers[cur] <= sers[best]:
                     best = cur
+                # switch when the current hypothesis has lost lock, or another one is better by
+                # the margin or by half (high-rate codes fit a misaligned stream closely)
                 if best != cur and sers[best] < self.lock_ser and (
-                        sers[cur] >= self.lock_ser or sers[best] < sers[cur] - self.margin):
+                        sers[cur] >= self.lock_ser or sers[best] < sers[cur] - self.margin
+                        or sers[best] < 0.5 * sers[cur]):
                     self._h = best
                     self.stats.switches += 1
                     self._record_change()
@@ -828,7 +833,7 @@ class ViterbiDecoder:
         r = np.zeros(m, WINDOW_DTYPE)
         ks = self._k + np.arange(m)
         r["bit_position"] = self.stats.bits_out + (ks - self._k) * B
-        r["symbol_position"] = [hyp.offset + self.code.symbols_for(int(k) * B) for k in ks]
+        r["symbol_position"] = hyp.offset + ks * (B // self.code.period_bits * self.code.period_symbols)
         r["bits"] = B
         r["bits"][-1] = wb.size - (m - 1) * B
         r["hypothesis"] = self._h
