@@ -805,7 +805,7 @@ class ViterbiDecoder:
         if drop:
             self._sym = self._sym[drop:].copy()
             self._base += drop
-        self.last_windows = np.concatenate(rows) if rows else np.zeros(0, WINDOW_DTYPE)
+        self.last_windows = self._rows(rows)
         bits = np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
         if final and bits.size % 8:
             self.stats.pad_bits += 8 - bits.size % 8
@@ -821,41 +821,56 @@ class ViterbiDecoder:
         self._accept_run(res, i, i + 1, out_bits, rows)
 
     def _accept_run(self, res, i0: int, i1: int, out_bits: list, rows: list) -> None:
-        """Deliver windows i0..i1-1 of one decode result (bits, stats, nbits) under the current hypothesis."""
+        """Deliver windows i0..i1-1 of one decode result (bits, stats, nbits) under the current
+        hypothesis; their WINDOW_DTYPE rows are built once per push (:meth:`_rows`)."""
         if i1 <= i0:
             return
         bits, st, nbits = res
         B = self.code.block_bits
-        hyp = self.hypotheses[self._h]
         wb = bits[i0 * B: min(i1 * B, nbits)]
         st = st[i0:i1]
         m = i1 - i0
-        r = np.zeros(m, WINDOW_DTYPE)
-        ks = self._k + np.arange(m)
-        r["bit_position"] = self.stats.bits_out + (ks - self._k) * B
-        r["symbol_position"] = hyp.offset + ks * (B // self.code.period_bits * self.code.period_symbols)
-        r["bits"] = B
-        r["bits"][-1] = wb.size - (m - 1) * B
-        r["hypothesis"] = self._h
-        n = st[:, 0]
-        r["symbols"] = n
-        r["symbol_errors"] = st[:, 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r["ser"] = np.where(n > 0, st[:, 1] / np.maximum(n, 1), np.nan)
-            mean = st[:, 2] / np.maximum(n, 1)
-            var = st[:, 3] / np.maximum(n, 1) - mean * mean
-            es = np.where(var > 0, 10 * np.log10(mean * mean / np.where(var > 0, 2 * var, 1.0)), np.inf)
-        r["esn0_db"] = np.where((n > 0) & (mean > 0), es, np.nan)
-        rows.append(r)
+        rows.append((self._k, self.stats.bits_out, wb.size, self._h, st))
         s = self.stats
         s.bits_out += wb.size
         s.windows += m
-        s.symbols_compared += int(n.sum())
+        s.symbols_compared += int(st[:, 0].sum())
         s.symbol_errors += int(st[:, 1].sum())
         s.sum_y += float(st[:, 2].sum())
         s.sum_y2 += float(st[:, 3].sum())
         out_bits.append(wb)
         self._k += m
+
+    def _rows(self, runs: list) -> np.ndarray:
+        if not runs:
+            return np.zeros(0, WINDOW_DTYPE)
+        B = self.code.block_bits
+        per_window = B // self.code.period_bits * self.code.period_symbols
+        st = np.concatenate([r[4] for r in runs])
+        k = np.concatenate([r[0] + np.arange(r[4].shape[0]) for r in runs])
+        h = np.concatenate([np.full(r[4].shape[0], r[3], np.uint8) for r in runs])
+        first_bit = np.concatenate([r[1] + np.arange(r[4].shape[0]) * B for r in runs])
+        nbits = np.concatenate([np.minimum(B, r[2] - np.arange(r[4].shape[0]) * B) for r in runs])
+        offsets = np.array([hyp.offset for hyp in self.hypotheses], np.int64)[h]
+        out = np.zeros(st.shape[0], WINDOW_DTYPE)
+        out["bit_position"] = first_bit
+        out["symbol_position"] = offsets + k * per_window
+        out["bits"] = nbits
+        out["hypothesis"] = h
+        n = st[:, 0]
+        out["symbols"] = n
+        out["symbol_errors"] = st[:, 1]
+        nn = np.maximum(n, 1)
+        mean = st[:, 2] / nn
+        var = st[:, 3] / nn - mean * mean
+        ok = (n > 0) & (mean > 0)
+        out["ser"] = np.where(n > 0, st[:, 1] / nn, np.nan)
+        es = np.full(n.size, np.inf)
+        pos = ok & (var > 0)
+        es[pos] = 10 * np.log10(mean[pos] ** 2 / (2 * var[pos]))
+        es[~ok] = np.nan
+        out["esn0_db"] = es
+        return out
 
     def push(self, chunk) -> np.ndarray:
         """Decoded bits (packed, MSB first) of every window this chunk completes."""
