@@ -283,52 +283,69 @@ def _transpose(pairs, starts, nsteps, cost, c1t, c2t):
 
 
 @kernel
-def _traceback(ma, dec, starts, nsteps, first, nout, bits):
-    """From the best final state of each lane back to step ``first - 6``; the decoded bit of
-    step ``first - 6 + j`` goes to bits[l, j] (the six before ``first`` seed the re-encoder)."""
-    lanes = starts.size
-    state = np.empty(lanes, np.int64)
-    for l in range(lanes):
+def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
+    """From the best final state of each lane back to step ``first``: the bits of steps
+    first .. first + 8*nbytes - 1 packed MSB first into out[l, :nbytes]; seed[l] = the state
+    before step ``first`` (its six bits seed the re-encoder)."""
+    state = np.empty(LANES, np.int64)
+    acc = np.zeros(LANES, np.int64)
+    for l in range(LANES):
         best = 0
         bm = ma[l]
         for s in range(1, 64):
-            v = ma[s * lanes + l]
+            v = ma[s * LANES + l]
             if v < bm:
                 bm = v
                 best = s
         state[l] = best
-    lo = first - 6
-    for t in range(nsteps - 1, lo - 1, -1):
-        db = t * 8 * lanes
-        for l in range(lanes):
+    hi = first + 8 * nbytes
+    for t in range(nsteps - 1, hi - 1, -1):          # the trailing depth: no output
+        db = t * 8 * LANES
+        for l in range(LANES):
             st = state[l]
-            e = (np.int64(dec[db + (st >> 3) * lanes + l]) >> (st & 7)) & 1
-            bits[l, t - lo] = st & 1
+            e = (np.int64(dec[db + (st >> 3) * LANES + l]) >> (st & 7)) & 1
             state[l] = (st >> 1) | ((1 - e) << 5)
+    for j in range(nbytes - 1, -1, -1):
+        for u in range(7, -1, -1):
+            db = (first + 8 * j + u) * 8 * LANES
+            for l in range(LANES):
+                st = state[l]
+                e = (np.int64(dec[db + (st >> 3) * LANES + l]) >> (st & 7)) & 1
+                acc[l] = (acc[l] >> 1) | ((st & 1) << 7)
+                state[l] = (st >> 1) | ((1 - e) << 5)
+        for l in range(LANES):
+            out[l, j] = acc[l]
+    for l in range(LANES):
+        seed[l] = state[l]
 
 
 @kernel
-def _link_quality(bits, pairs, starts, first, nout, stats):
+def _link_quality(out, seed, pairs, starts, first, nout, bits, stats):
     """Re-encode each lane's decoded bits and compare with the received pairs: stats[l] =
     symbols compared (non-zero), symbol errors, sum of y, sum of y^2 (y = the soft symbol
     signed by the re-encoded symbol). The re-encoder is written as the generators' taps
-    (G1: delays 0,1,2,3,6; G2: 0,2,3,5,6) so the loop vectorises."""
+    (G1: delays 0,1,2,3,6; G2: 0,2,3,5,6) so the loop vectorises; ``bits`` is scratch."""
     for l in range(starts.size):
+        m = nout[l]
+        for k in range(6):
+            bits[5 - k] = (seed[l] >> k) & 1
+        ol = out[l]
+        for j in range(m):
+            bits[6 + j] = (ol[j >> 3] >> (7 - (j & 7))) & 1
         row0 = starts[l] + first
-        bl = bits[l]
-        pr = pairs[row0:row0 + nout[l]]
+        pr = pairs[row0:row0 + m]
         # int32 accumulators, re-cast at every step: numba would widen them to int64 (4 lanes)
         n = np.int32(0)
         err = np.int32(0)
         sy = np.int32(0)
         sy2 = np.int32(0)
-        for j in range(nout[l]):
-            d0 = bl[j + 6]
-            d2 = bl[j + 4]
-            d3 = bl[j + 3]
-            d6 = bl[j]
-            g1 = np.int32(d0 ^ bl[j + 5] ^ d2 ^ d3 ^ d6)
-            g2 = np.int32(d0 ^ d2 ^ d3 ^ bl[j + 1] ^ d6)
+        for j in range(m):
+            d0 = bits[j + 6]
+            d2 = bits[j + 4]
+            d3 = bits[j + 3]
+            d6 = bits[j]
+            g1 = np.int32(d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6)
+            g2 = np.int32(d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6)
             x0 = np.int32(pr[j, 0])
             x1 = np.int32(pr[j, 1])
             y0 = np.int32(x0 * np.int32(2 * g1 - 1))
@@ -385,15 +402,17 @@ class _Engine:
         self.ma = np.empty(64 * L, np.uint8)
         self.mb = np.empty(64 * L, np.uint8)
         self.dec = np.empty(W * 8 * L, np.uint8)
-        self.bits = np.empty((L, block_bits + 6 + depth), np.uint8)
+        self.out = np.empty((L, block_bits // 8), np.uint8)
+        self.seed = np.empty(L, np.int64)
+        self.scratch = np.empty(block_bits + 6, np.uint8)
         self.stats = np.empty((L, 4), np.int64)
 
     def decode(self, pairs: np.ndarray, starts: np.ndarray, nout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Window i reads pairs[starts[i] : starts[i] + nsteps] and delivers nout[i] bits.
-        Returns bits (n, block_bits) uint8 (0/1, valid up to nout) and stats (n, 4) int64."""
+        Returns packed bits (n, block_bits // 8) (valid up to nout) and stats (n, 4) int64."""
         n = starts.size
         L = LANES
-        bits = np.zeros((n, self.block_bits), np.uint8)
+        bits = np.empty((n, self.block_bits // 8), np.uint8)
         stats = np.zeros((n, 4), np.int64)
         for b0 in range(0, n, L):
             m = min(L, n - b0)
@@ -405,9 +424,10 @@ class _Engine:
             _transpose(pairs, st, self.nsteps, _COST, self.c1t, self.c2t)
             self.ma[:] = 0
             acs(self.c1t, self.c2t, self.nsteps, self.ma, self.mb, self.dec)
-            _traceback(self.ma, self.dec, st, self.nsteps, self.depth, no, self.bits)
-            _link_quality(self.bits, pairs, st, self.depth, np.minimum(no, QUALITY_BITS), self.stats)
-            bits[b0:b0 + m] = self.bits[:m, 6:6 + self.block_bits]
+            _traceback(self.ma, self.dec, self.nsteps, self.depth, self.block_bits // 8, self.out, self.seed)
+            _link_quality(self.out, self.seed, pairs, st, self.depth, np.minimum(no, QUALITY_BITS),
+                          self.scratch, self.stats)
+            bits[b0:b0 + m] = self.out[:m]
             stats[b0:b0 + m] = self.stats[:m]
         return bits, stats
 
@@ -495,14 +515,15 @@ def viterbi(soft, rate: str = "1/2", variant: str = "ccsds", terminated: bool = 
                          f"({code.symbols_for(nbits)} symbols carry {nbits} bits)")
     if nbits == 0:
         return np.zeros(0, np.uint8)
-    bits, _ = _decode_range(code, ch, 0, Hypothesis(), 0, nbits, nbits, _STRONG_ZERO,
-                            _STRONG_ZERO if terminated else _ERASE)
-    return np.packbits(bits)
+    packed, _ = _decode_range(code, ch, 0, Hypothesis(), 0, nbits, nbits, _STRONG_ZERO,
+                              _STRONG_ZERO if terminated else _ERASE)
+    return packed
 
 
 def _decode_range(code: _Code, ch: np.ndarray, ch_base: int, hyp: Hypothesis, k0: int, nwin_bits: int,
                   valid_end: int, pad_before: int, pad_after: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bits [k0*B, k0*B + nwin_bits) of the stream (windows k0...), and per-window stats."""
+    """Bits [k0*B, k0*B + nwin_bits) of the stream (windows k0...) packed MSB first (the last
+    byte's unused bits zero), and per-window stats."""
     eng = _engine(code)
     B, D = code.block_bits, code.depth
     nwin = -(-nwin_bits // B)
@@ -515,8 +536,11 @@ def _decode_range(code: _Code, ch: np.ndarray, ch_base: int, hyp: Hypothesis, k0
     starts = np.arange(nwin, dtype=np.int64) * B
     nout = np.full(nwin, B, np.int64)
     nout[-1] = nwin_bits - (nwin - 1) * B
-    bits, stats = eng.decode(pairs, starts, nout)
-    return bits.reshape(-1)[:nwin_bits], stats
+    packed, stats = eng.decode(pairs, starts, nout)
+    packed = packed.reshape(-1)[:-(-nwin_bits // 8)]
+    if nwin_bits % 8:
+        packed[-1] &= (0xFF << (8 - nwin_bits % 8)) & 0xFF
+    return packed, stats
 
 
 
@@ -806,10 +830,9 @@ class ViterbiDecoder:
             self._sym = self._sym[drop:].copy()
             self._base += drop
         self.last_windows = self._rows(rows)
-        bits = np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
-        if final and bits.size % 8:
-            self.stats.pad_bits += 8 - bits.size % 8
-        return np.packbits(bits)
+        if final and self.stats.bits_out % 8:
+            self.stats.pad_bits += 8 - self.stats.bits_out % 8
+        return np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
 
     def _record_change(self) -> None:
         hyp = self.hypotheses[self._h]
@@ -827,12 +850,13 @@ class ViterbiDecoder:
             return
         bits, st, nbits = res
         B = self.code.block_bits
-        wb = bits[i0 * B: min(i1 * B, nbits)]
+        nb = min(i1 * B, nbits) - i0 * B
+        wb = bits[i0 * B // 8: i0 * B // 8 + -(-nb // 8)]
         st = st[i0:i1]
         m = i1 - i0
-        rows.append((self._k, self.stats.bits_out, wb.size, self._h, st))
+        rows.append((self._k, self.stats.bits_out, nb, self._h, st))
         s = self.stats
-        s.bits_out += wb.size
+        s.bits_out += nb
         s.windows += m
         s.symbols_compared += int(st[:, 0].sum())
         s.symbol_errors += int(st[:, 1].sum())
