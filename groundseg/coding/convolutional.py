@@ -520,24 +520,43 @@ def _decode_range(code: _Code, ch: np.ndarray, ch_base: int, hyp: Hypothesis, k0
                   valid_end: int, pad_before: int, pad_after: int) -> tuple[np.ndarray, np.ndarray]:
     """Bits [k0*B, k0*B + nwin_bits) of the stream (windows k0...) packed MSB first (the last
     byte's unused bits zero), and per-window stats."""
+    return _decode_ranges(code, ch, ch_base, [(hyp, nwin_bits, valid_end)], k0, pad_before, pad_after)[0]
+
+
+def _decode_ranges(code: _Code, ch: np.ndarray, ch_base: int, jobs: list, k0: int,
+                   pad_before: int, pad_after: int) -> list:
+    """The same windows under several hypotheses, jobs = [(hyp, nwin_bits, valid_end)], in one
+    pass of the engine (so a search fills the lanes); [(packed, stats)] per job."""
     eng = _engine(code)
     B, D = code.block_bits, code.depth
-    nwin = -(-nwin_bits // B)
     step0 = k0 * B - D
-    nsteps = nwin * B + 2 * D
-    pairs = np.empty((nsteps, 2), np.int8)
-    idx, sign = _phase_map(code, hyp)
-    _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, code.period_bits, code.period_symbols, hyp.offset,
-                  idx, sign, pad_before, pad_after, pairs)
-    starts = np.arange(nwin, dtype=np.int64) * B
-    nout = np.full(nwin, B, np.int64)
-    nout[-1] = nwin_bits - (nwin - 1) * B
-    packed, stats = eng.decode(pairs, starts, nout)
-    packed = packed.reshape(-1)[:-(-nwin_bits // 8)]
-    if nwin_bits % 8:
-        packed[-1] &= (0xFF << (8 - nwin_bits % 8)) & 0xFF
-    return packed, stats
-
+    parts, starts, nouts, nwins = [], [], [], []
+    row = 0
+    for hyp, nwin_bits, valid_end in jobs:
+        nwin = -(-nwin_bits // B)
+        nsteps = nwin * B + 2 * D
+        pairs = np.empty((nsteps, 2), np.int8)
+        idx, sign = _phase_map(code, hyp)
+        _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, code.period_bits, code.period_symbols, hyp.offset,
+                      idx, sign, pad_before, pad_after, pairs)
+        parts.append(pairs)
+        starts.append(row + np.arange(nwin, dtype=np.int64) * B)
+        nout = np.full(nwin, B, np.int64)
+        nout[-1] = nwin_bits - (nwin - 1) * B
+        nouts.append(nout)
+        nwins.append(nwin)
+        row += nsteps
+    pairs = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    packed, stats = eng.decode(pairs, np.concatenate(starts), np.concatenate(nouts))
+    out = []
+    w = 0
+    for (hyp, nwin_bits, valid_end), nwin in zip(jobs, nwins):
+        p = packed[w:w + nwin].reshape(-1)[:-(-nwin_bits // 8)]
+        if nwin_bits % 8:
+            p[-1] &= (0xFF << (8 - nwin_bits % 8)) & 0xFF
+        out.append((p, stats[w:w + nwin]))
+        w += nwin
+    return out
 
 
 # --- streaming stage ---------------------------------------------------------------------
@@ -738,6 +757,23 @@ class ViterbiDecoder:
                                  total, _ERASE, _ERASE)
         return bits, st, nbits
 
+    def _decode_all(self, k0: int, n: int, final: bool) -> list:
+        """Windows k0..k0+n-1 under every hypothesis, in one engine pass."""
+        B = self.code.block_bits
+        jobs, which = [], []
+        res = [(np.zeros(0, np.uint8), np.zeros((0, 4), np.int64), 0)] * len(self.hypotheses)
+        for h in range(len(self.hypotheses)):
+            total = self._steps(h)
+            nbits = min(n * B, total - k0 * B) if final else n * B
+            if nbits > 0:
+                jobs.append((self.hypotheses[h], nbits, total))
+                which.append(h)
+        if jobs:
+            for h, (job, (packed, st)) in zip(which, zip(jobs, _decode_ranges(
+                    self.code, self._sym, self._base, jobs, k0, _ERASE, _ERASE))):
+                res[h] = (packed, st, job[1])
+        return res
+
     def _available(self, h: int, final: bool) -> int:
         """Windows decodable under hypothesis h (exclusive end index)."""
         B, D = self.code.block_bits, self.code.depth
@@ -787,7 +823,7 @@ class ViterbiDecoder:
             if k >= kmax:
                 break
             n = max(1, min(LANES // H, kmax - k))
-            res = [self._decode(h, k, n, final) for h in range(H)]
+            res = self._decode_all(k, n, final)
             for i in range(n):
                 if self._mode == _LOCKED and not (amb and self._k % self.recheck == 0):
                     if self._ser(res[self._h][1], i) < self.lock_ser:
