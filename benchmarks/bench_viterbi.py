@@ -115,9 +115,11 @@ def _curve(rate: str, points, nbits: int, rng) -> list[dict]:
     frame_bits = 223 * 8
     for ebn0 in points:
         nbytes = nbits // frame_bits * 223
-        data = rng.integers(0, 256, nbytes, dtype=np.uint8)
+        # 16 more bytes that are not counted: the stream is not terminated, so its last bits
+        # are decoded without the trailing depth
+        data = rng.integers(0, 256, nbytes + 16, dtype=np.uint8)
         got = _decode_stream(_soft(cc.encode(data, rate), ebn0, rate, rng), rate)
-        wrong = np.unpackbits(got[:nbytes] ^ data)
+        wrong = np.unpackbits(got[:nbytes] ^ data[:nbytes])
         ber = float(wrong.mean())
         fer = float(wrong.reshape(-1, frame_bits).any(axis=1).mean())
         rows.append({"stage": f"ber_r{rate.replace('/', '_')}", "params": f"Eb/N0 {ebn0:.1f} dB",
