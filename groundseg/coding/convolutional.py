@@ -937,19 +937,20 @@ class ViterbiDecoder:
         return self._run(final=False)
 
     def flush(self) -> np.ndarray:
-        """End of stream: the remaining windows, the last byte zero-padded. Further pushes
-        would continue the same stream; call :meth:`reset` for a new one."""
+        """End of stream: the remaining windows, the last byte zero-padded. The next push
+        starts a new stream (positions from 0, ambiguities searched again); stats accumulate."""
         a = self._to_int8(None, final=True)
         self.stats.symbols_in += a.size
         if a.size:
             self._sym = np.concatenate([self._sym, a])
         out = self._run(final=True)
         h = self.hypotheses[self._h]
-        total = self._steps(self._h)
-        used = h.offset + self.code.symbols_for(total)
+        used = h.offset + self.code.symbols_for(self._steps(self._h))
         self.stats.symbols_dropped += max(0, self._base + self._sym.size - used)
-        self._sym = np.zeros(0, np.int8)
-        self._base = self._base + 0
+        self.stats.bytes_carried = 0
+        last = self.last_windows
+        self.reset(clear_stats=False)
+        self.last_windows = last
         return out
 
 

@@ -352,3 +352,15 @@ def test_clean_link_quality():
     _stream(dec, cc.symbols_to_soft(cc.encode(data), 100), [])
     assert dec.stats.ser == 0 and dec.stats.esn0_db == float("inf")
     assert dec.stats.bits_out == data.size * 8 and dec.stats.windows == -(-data.size * 8 // dec.block_bits)
+
+
+@jit_only
+def test_flush_ends_the_stream_and_the_next_push_starts_another():
+    rng = np.random.default_rng(21)
+    a = rng.integers(0, 256, 700, dtype=np.uint8)
+    b = rng.integers(0, 256, 900, dtype=np.uint8)
+    dec = cc.ViterbiDecoder(ambiguity="bpsk")
+    out_a = _stream(dec, cc.symbols_to_soft(cc.encode(a), 90), [])
+    out_b = _stream(dec, np.concatenate([[5], cc.symbols_to_soft(cc.encode(b), 90)]).astype(np.int8), [3000])
+    assert np.array_equal(out_a[:-1], a[:-1]) and np.array_equal(out_b[:-1], b[:-1])
+    assert [c[2] for c in dec.stats.changes] == [0, 1] and dec.stats.bits_out == 8 * (a.size + b.size)
