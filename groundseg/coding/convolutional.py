@@ -259,17 +259,22 @@ def _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
             j0 = offset - ch_base + 2 * (step0 + lo)
             _pairs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, sign[0, 0], sign[0, 1], out[lo:hi])
         return
+    if hi <= lo:
+        return
+    # punctured: walk the phases incrementally (no division per step)
+    s = step0 + lo
+    q = s // pb
+    ph = s - q * pb
+    base = offset + q * ps - ch_base
     for i in range(lo, hi):
-        s = step0 + i
-        q = s // pb
-        ph = s - q * pb
-        base = offset + q * ps - ch_base
-        for k in range(2):
-            j = idx[ph, k]
-            if j < 0:
-                out[i, k] = 0
-            else:
-                out[i, k] = max(np.int64(ch[base + j]), -127) * sign[ph, k]
+        j0 = idx[ph, 0]
+        j1 = idx[ph, 1]
+        out[i, 0] = max(np.int64(ch[base + j0]), -127) * sign[ph, 0] if j0 >= 0 else 0
+        out[i, 1] = max(np.int64(ch[base + j1]), -127) * sign[ph, 1] if j1 >= 0 else 0
+        ph += 1
+        if ph == pb:
+            ph = 0
+            base += ps
 
 
 @kernel
