@@ -365,7 +365,7 @@ def _link_quality(out, seed, pairs, starts, first, nout, bits, stats):
 def _quantize_kernel(x, scale, out):
     for i in range(x.size):
         v = x[i]
-        if v != v:
+        if np.isnan(v):
             out[i] = 0
             continue
         v = v * scale
@@ -735,9 +735,7 @@ class ViterbiDecoder:
         Q = self.quant_block
         # blocks at absolute multiples of Q, each scaled by its own mean magnitude
         first = (-self._fbase) % Q
-        end = buf.size if final else buf.size - (self._fbase + buf.size) % Q
-        if end < 0:
-            end = 0
+        end = buf.size if final else max(buf.size - (self._fbase + buf.size) % Q, 0)
         parts = []
         p = 0
         while p < end:

@@ -8,7 +8,6 @@ with G2 inverted (131.0-B-4 3.3).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -236,7 +235,7 @@ def test_chunking_never_changes_output(cuts, rate, ambiguity):
     sym = cc.encode(data, rate)
     soft = cc.quantize(_noisy(sym, 3.0, rate, rng))[:6000]
     soft = np.concatenate([soft[:1700], soft[1701:]])            # a slip: the alignment changes
-    make = lambda: cc.ViterbiDecoder(rate, ambiguity=ambiguity, block_bits=256)  # noqa: E731
+    make = lambda: cc.ViterbiDecoder(rate, ambiguity=ambiguity, block_bits=256)
     whole = _stream(make(), soft, [])
     assert np.array_equal(_stream(make(), soft, cuts), whole)
     one_by_one = make()
@@ -248,7 +247,7 @@ def test_float_quantisation_blocks_do_not_depend_on_chunking():
     rng = np.random.default_rng(13)
     data = rng.integers(0, 256, 3000, dtype=np.uint8)
     x = _noisy(cc.encode(data), 3.0, "1/2", rng) * np.linspace(0.2, 3, 48000, dtype=np.float32)
-    make = lambda: cc.ViterbiDecoder(quant_block=4096)  # noqa: E731
+    make = lambda: cc.ViterbiDecoder(quant_block=4096)
     whole = _stream(make(), x, [])
     assert np.array_equal(_stream(make(), x, [5, 4096, 4097, 30000]), whole)
     assert np.unpackbits(whole ^ data).sum() < 20
