@@ -15,8 +15,8 @@ The punctured codes of 131.0-B-4 3.4 have no symbol inversion: at rates other th
 Soft symbols follow gr-satellites: int8, positive means bit 1, the magnitude is the
 confidence, 0 is an erasure (punctured positions are decoded as erasures). Float symbols
 go through :func:`quantize` first. The decoder works on 5-bit costs (0..30 per symbol,
-``cost = round((s + 127) * 30 / 254)``), so int8 symbols should use most of the range
-(``quantize`` puts the mean magnitude at ``QUANT_TARGET``).
+``15 +- round(|s| * 15 / 127)``, at least 1 from 15 unless s = 0), so int8 symbols should use
+most of the range (``quantize`` puts the mean magnitude at ``QUANT_TARGET``).
 
 How it decodes: the stream is cut into windows at absolute bit positions: window k
 delivers bits [kB, (k+1)B) and is decoded from the symbols of [kB - D, (k+1)B + D), starting
@@ -78,15 +78,6 @@ def _symbol_table() -> np.ndarray:
 
 
 _SYM = _symbol_table()
-
-
-def _cost_table() -> np.ndarray:
-    """Cost of "bit 0" for each int8 symbol, indexed by symbol + 128; 15 for an erasure."""
-    s = np.clip(np.arange(-128, 128), -127, 127)
-    return np.round((s + 127) * COST_MAX / 254).astype(np.uint8)
-
-
-_COST = _cost_table()
 
 
 # --- code geometry -----------------------------------------------------------------------
@@ -231,60 +222,127 @@ def _encode_kernel(bits, sym, c1, c2, pb, swap, inv1, inv2, out):
 
 
 @kernel
-def _pairs_half(src, swap, s0, s1, out):
-    # slices start at 0, so the indices are provably non-negative and the loop vectorises
-    for i in range(out.shape[0]):
-        a = max(np.int16(src[2 * i]), np.int16(-127))
-        b = max(np.int16(src[2 * i + 1]), np.int16(-127))
-        if swap:
-            a, b = b, a
-        out[i, 0] = np.int8(a * np.int16(s0))
-        out[i, 1] = np.int8(b * np.int16(s1))
+def _cost(v):
+    """Cost of "bit 0" (0..30, 15 = erasure) for a soft value in -127..127: 15 +- round(|v| * 15
+    / 127), but at least 1 away from 15 for v != 0 so that the hard decision (and the link
+    quality) keeps every non-zero symbol. Integer arithmetic: the loops around it vectorise."""
+    a = np.int32(abs(v))
+    m = (a * 15 + 63) // 127
+    if a > 0 and m == 0:
+        m = np.int32(1)
+    return np.uint8(15 + m) if v > 0 else np.uint8(15 - m)
 
 
 @kernel
-def _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, sign, pad_before, pad_after, out):
-    """Soft pairs (G1, G2) of the base code for steps step0..step0+nsteps from channel symbols
-    ch (ch[0] is absolute symbol ch_base); steps < 0 or >= valid_end are padding."""
+def _costs_half(src, swap, s0, s1, c0, c1):
+    # slices start at 0, so the indices are provably non-negative and the loop vectorises
+    for i in range(c0.size):
+        a = max(np.int32(src[2 * i]), np.int32(-127))
+        b = max(np.int32(src[2 * i + 1]), np.int32(-127))
+        if swap:
+            a, b = b, a
+        c0[i] = _cost(a * s0)
+        c1[i] = _cost(b * s1)
+
+
+@kernel
+def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, sign, pad_before, pad_after, c0, c1):
+    """Costs of the G1 and G2 symbols of the base code for steps step0..step0+nsteps from
+    channel symbols ch (ch[0] is absolute symbol ch_base); steps < 0 or >= valid_end are
+    the padding soft values, punctured symbols erasures."""
     lo = min(max(-step0, 0), nsteps)                 # first index of a real step
     hi = min(max(valid_end - step0, lo), nsteps)     # end of the real steps
+    pb_cost = _cost(pad_before)
+    pa_cost = _cost(pad_after)
     for i in range(lo):
-        out[i, 0] = pad_before
-        out[i, 1] = pad_before
+        c0[i] = pb_cost
+        c1[i] = pb_cost
     for i in range(hi, nsteps):
-        out[i, 0] = pad_after
-        out[i, 1] = pad_after
-    if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
-        if hi > lo:
-            j0 = offset - ch_base + 2 * (step0 + lo)
-            _pairs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, sign[0, 0], sign[0, 1], out[lo:hi])
-        return
+        c0[i] = pa_cost
+        c1[i] = pa_cost
     if hi <= lo:
+        return
+    if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
+        j0 = offset - ch_base + 2 * (step0 + lo)
+        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, sign[0, 0], sign[0, 1], c0[lo:hi], c1[lo:hi])
         return
     # punctured: walk the phases incrementally (no division per step)
     s = step0 + lo
     q = s // pb
     ph = s - q * pb
     base = offset + q * ps - ch_base
+    erased = _cost(0)
     for i in range(lo, hi):
         j0 = idx[ph, 0]
         j1 = idx[ph, 1]
-        out[i, 0] = max(np.int64(ch[base + j0]), -127) * sign[ph, 0] if j0 >= 0 else 0
-        out[i, 1] = max(np.int64(ch[base + j1]), -127) * sign[ph, 1] if j1 >= 0 else 0
+        c0[i] = _cost(max(np.int32(ch[base + j0]), np.int32(-127)) * sign[ph, 0]) if j0 >= 0 else erased
+        c1[i] = _cost(max(np.int32(ch[base + j1]), np.int32(-127)) * sign[ph, 1]) if j1 >= 0 else erased
         ph += 1
         if ph == pb:
             ph = 0
             base += ps
 
 
+_M32 = np.uint64(0x00000000FFFFFFFF)
+_M32H = np.uint64(0xFFFFFFFF00000000)
+_M16 = np.uint64(0x0000FFFF0000FFFF)
+_M16H = np.uint64(0xFFFF0000FFFF0000)
+_M8 = np.uint64(0x00FF00FF00FF00FF)
+_M8H = np.uint64(0xFF00FF00FF00FF00)
+
+
 @kernel
-def _transpose(pairs, starts, nsteps, cost, c1t, c2t):
-    lanes = starts.size
-    for l in range(lanes):
-        s0 = starts[l]
-        for t in range(nsteps):
-            c1t[t * lanes + l] = cost[np.int64(pairs[s0 + t, 0]) + 128]
-            c2t[t * lanes + l] = cost[np.int64(pairs[s0 + t, 1]) + 128]
+def _transpose(src, starts, nsteps, dst):
+    """Lane-major costs for the ACS: dst byte t*LANES + l = src byte starts[l] + t. Both are
+    uint64 views (starts and nsteps multiples of 8): 8 lanes x 8 steps are moved as eight
+    words through a three-stage 8x8 byte transpose, several times faster than byte stores."""
+    s32 = np.uint64(32)
+    s16 = np.uint64(16)
+    s8 = np.uint64(8)
+    q = LANES // 8
+    for g in range(q):
+        w0 = starts[8 * g] >> 3
+        w1 = starts[8 * g + 1] >> 3
+        w2 = starts[8 * g + 2] >> 3
+        w3 = starts[8 * g + 3] >> 3
+        w4 = starts[8 * g + 4] >> 3
+        w5 = starts[8 * g + 5] >> 3
+        w6 = starts[8 * g + 6] >> 3
+        w7 = starts[8 * g + 7] >> 3
+        for b in range(nsteps >> 3):
+            x0 = src[w0 + b]
+            x1 = src[w1 + b]
+            x2 = src[w2 + b]
+            x3 = src[w3 + b]
+            x4 = src[w4 + b]
+            x5 = src[w5 + b]
+            x6 = src[w6 + b]
+            x7 = src[w7 + b]
+            y0 = (x0 & _M32) | (x4 << s32)               # 4x4 blocks
+            y4 = (x0 >> s32) | (x4 & _M32H)
+            y1 = (x1 & _M32) | (x5 << s32)
+            y5 = (x1 >> s32) | (x5 & _M32H)
+            y2 = (x2 & _M32) | (x6 << s32)
+            y6 = (x2 >> s32) | (x6 & _M32H)
+            y3 = (x3 & _M32) | (x7 << s32)
+            y7 = (x3 >> s32) | (x7 & _M32H)
+            z0 = (y0 & _M16) | ((y2 & _M16) << s16)      # 2x2 blocks of 16 bits
+            z2 = ((y0 >> s16) & _M16) | (y2 & _M16H)
+            z1 = (y1 & _M16) | ((y3 & _M16) << s16)
+            z3 = ((y1 >> s16) & _M16) | (y3 & _M16H)
+            z4 = (y4 & _M16) | ((y6 & _M16) << s16)
+            z6 = ((y4 >> s16) & _M16) | (y6 & _M16H)
+            z5 = (y5 & _M16) | ((y7 & _M16) << s16)
+            z7 = ((y5 >> s16) & _M16) | (y7 & _M16H)
+            t = 8 * b * q + g                            # bytes
+            dst[t] = (z0 & _M8) | ((z1 & _M8) << s8)
+            dst[t + q] = ((z0 >> s8) & _M8) | (z1 & _M8H)
+            dst[t + 2 * q] = (z2 & _M8) | ((z3 & _M8) << s8)
+            dst[t + 3 * q] = ((z2 >> s8) & _M8) | (z3 & _M8H)
+            dst[t + 4 * q] = (z4 & _M8) | ((z5 & _M8) << s8)
+            dst[t + 5 * q] = ((z4 >> s8) & _M8) | (z5 & _M8H)
+            dst[t + 6 * q] = (z6 & _M8) | ((z7 & _M8) << s8)
+            dst[t + 7 * q] = ((z6 >> s8) & _M8) | (z7 & _M8H)
 
 
 @kernel
@@ -321,10 +379,11 @@ def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
 
 
 @kernel
-def _link_quality(out, seed, pairs, starts, first, nout, bits, stats):
-    """Re-encode each lane's decoded bits and compare with the received pairs: stats[l] =
-    symbols compared (non-zero), symbol errors, sum of y, sum of y^2 (y = the soft symbol
-    signed by the re-encoded symbol). The re-encoder is written as the generators' taps
+def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
+    """Re-encode each lane's decoded bits and compare with the received symbols' costs:
+    stats[l] = symbols compared (not erased), symbol errors, sum of y, sum of y^2 where
+    y = cost - 15 (the soft symbol on the decoder's 31-level scale) signed by the re-encoded
+    symbol. The re-encoder is written as the generators' taps
     (G1: delays 0,1,2,3,6; G2: 0,2,3,5,6) so the loop vectorises; ``bits`` is scratch."""
     for l in range(starts.size):
         m = nout[l]
@@ -334,7 +393,8 @@ def _link_quality(out, seed, pairs, starts, first, nout, bits, stats):
         for j in range(m):
             bits[6 + j] = (ol[j >> 3] >> (7 - (j & 7))) & 1
         row0 = starts[l] + first
-        pr = pairs[row0:row0 + m]
+        r0 = c0[row0:row0 + m]
+        r1 = c1[row0:row0 + m]
         # int32 accumulators, re-cast at every step: numba would widen them to int64 (4 lanes)
         n = np.int32(0)
         err = np.int32(0)
@@ -347,8 +407,8 @@ def _link_quality(out, seed, pairs, starts, first, nout, bits, stats):
             d6 = bits[j]
             g1 = np.int32(d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6)
             g2 = np.int32(d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6)
-            x0 = np.int32(pr[j, 0])
-            x1 = np.int32(pr[j, 1])
+            x0 = np.int32(r0[j]) - 15
+            x1 = np.int32(r1[j]) - 15
             y0 = np.int32(x0 * np.int32(2 * g1 - 1))
             y1 = np.int32(x1 * np.int32(2 * g2 - 1))
             n = np.int32(n + np.int32(x0 != 0) + np.int32(x1 != 0))
@@ -391,15 +451,17 @@ def _mean_abs_finite(x):
 # --- windowed decoding -----------------------------------------------------------------
 
 class _Engine:
-    """Decodes windows of soft pairs, LANES at a time; reuses its work buffers."""
+    """Decodes windows of costs, LANES at a time; reuses its work buffers."""
 
     def __init__(self, depth: int, block_bits: int):
         self.depth = depth
         self.block_bits = block_bits
-        self.nsteps = 2 * depth + block_bits          # a multiple of 4
+        self.nsteps = 2 * depth + block_bits          # a multiple of 8
         L, W = LANES, self.nsteps
-        self.c1t = np.empty(W * L, np.uint8)
-        self.c2t = np.empty(W * L, np.uint8)
+        self.c1w = np.empty(W * L // 8, np.uint64)   # word views for the transpose
+        self.c2w = np.empty(W * L // 8, np.uint64)
+        self.c1t = self.c1w.view(np.uint8)
+        self.c2t = self.c2w.view(np.uint8)
         self.ma = np.empty(64 * L, np.uint8)
         self.mb = np.empty(64 * L, np.uint8)
         self.dec = np.empty(W * 8 * L, np.uint8)
@@ -408,9 +470,12 @@ class _Engine:
         self.scratch = np.empty(block_bits + 6, np.uint8)
         self.stats = np.empty((L, 4), np.int64)
 
-    def decode(self, pairs: np.ndarray, starts: np.ndarray, nout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window i reads pairs[starts[i] : starts[i] + nsteps] and delivers nout[i] bits.
+    def decode(self, costs: np.ndarray, starts: np.ndarray, nout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """costs: (2, N) uint64 words holding the G1 and G2 cost bytes per step; window i reads
+        steps starts[i] .. starts[i] + nsteps (multiples of 8) and delivers nout[i] bits.
         Returns packed bits (n, block_bits // 8) (valid up to nout) and stats (n, 4) int64."""
+        c0 = costs[0].view(np.uint8)
+        c1 = costs[1].view(np.uint8)
         n = starts.size
         L = LANES
         bits = np.empty((n, self.block_bits // 8), np.uint8)
@@ -422,11 +487,12 @@ class _Engine:
             st[m:] = starts[b0]                          # idle lanes repeat a real window
             no = np.zeros(L, np.int64)
             no[:m] = nout[b0:b0 + m]
-            _transpose(pairs, st, self.nsteps, _COST, self.c1t, self.c2t)
+            _transpose(costs[0], st, self.nsteps, self.c1w)
+            _transpose(costs[1], st, self.nsteps, self.c2w)
             self.ma[:] = 0
             acs(self.c1t, self.c2t, self.nsteps, self.ma, self.mb, self.dec)
             _traceback(self.ma, self.dec, self.nsteps, self.depth, self.block_bits // 8, self.out, self.seed)
-            _link_quality(self.out, self.seed, pairs, st, self.depth, np.minimum(no, QUALITY_BITS),
+            _link_quality(self.out, self.seed, c0, c1, st, self.depth, np.minimum(no, QUALITY_BITS),
                           self.scratch, self.stats)
             bits[b0:b0 + m] = self.out[:m]
             stats[b0:b0 + m] = self.stats[:m]
@@ -535,24 +601,24 @@ def _decode_ranges(code: _Code, ch: np.ndarray, ch_base: int, jobs: list, k0: in
     eng = _engine(code)
     B, D = code.block_bits, code.depth
     step0 = k0 * B - D
-    parts, starts, nouts, nwins = [], [], [], []
+    nwins = [-(-nwin_bits // B) for _, nwin_bits, _ in jobs]
+    total = sum(n * B + 2 * D for n in nwins)
+    costs = np.empty((2, total // 8), np.uint64)     # steps of every job, back to back
+    c0 = costs[0].view(np.uint8)
+    c1 = costs[1].view(np.uint8)
+    starts, nouts = [], []
     row = 0
-    for hyp, nwin_bits, valid_end in jobs:
-        nwin = -(-nwin_bits // B)
+    for (hyp, nwin_bits, valid_end), nwin in zip(jobs, nwins):
         nsteps = nwin * B + 2 * D
-        pairs = np.empty((nsteps, 2), np.int8)
         idx, sign = _phase_map(code, hyp)
-        _pairs_kernel(ch, ch_base, step0, nsteps, valid_end, code.period_bits, code.period_symbols, hyp.offset,
-                      idx, sign, pad_before, pad_after, pairs)
-        parts.append(pairs)
+        _costs_kernel(ch, ch_base, step0, nsteps, valid_end, code.period_bits, code.period_symbols, hyp.offset,
+                      idx, sign, pad_before, pad_after, c0[row:row + nsteps], c1[row:row + nsteps])
         starts.append(row + np.arange(nwin, dtype=np.int64) * B)
         nout = np.full(nwin, B, np.int64)
         nout[-1] = nwin_bits - (nwin - 1) * B
         nouts.append(nout)
-        nwins.append(nwin)
         row += nsteps
-    pairs = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    packed, stats = eng.decode(pairs, np.concatenate(starts), np.concatenate(nouts))
+    packed, stats = eng.decode(costs, np.concatenate(starts), np.concatenate(nouts))
     out = []
     w = 0
     for (hyp, nwin_bits, valid_end), nwin in zip(jobs, nwins):

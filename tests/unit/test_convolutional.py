@@ -93,6 +93,13 @@ def test_small_decode_runs_without_jit():
     assert np.array_equal(np.concatenate([dec.push(soft[:50]), dec.push(soft[50:]), dec.flush()]), data)
 
 
+def test_cost_scale():
+    v = np.arange(-127, 128)
+    want = 15 + np.sign(v) * np.maximum(np.round(np.abs(v) * 15 / 127), v != 0)
+    assert [int(cc._cost(int(x))) for x in v] == want.astype(int).tolist()
+    assert cc._cost(0) == 15 and cc._cost(-127) == 0 and cc._cost(127) == 30
+
+
 def test_generated_acs_kernel_is_current():
     assert _viterbi_gen.TARGET.read_text() == _viterbi_gen.source()
 
