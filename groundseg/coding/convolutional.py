@@ -226,23 +226,20 @@ def _cost(v):
     """Cost of "bit 0" (0..30, 15 = erasure) for a soft value in -127..127: 15 +- round(|v| * 15
     / 127), but at least 1 away from 15 for v != 0 so that the hard decision (and the link
     quality) keeps every non-zero symbol. Integer arithmetic: the loops around it vectorise."""
-    a = np.int32(abs(v))
-    m = (a * 15 + 63) // 127
-    if a > 0 and m == 0:
-        m = np.int32(1)
-    return np.uint8(15 + m) if v > 0 else np.uint8(15 - m)
+    # float32 is exact here: |v| * 15 / 127 is never within 0.004 of a half
+    f = np.float32(v) * np.float32(15.0 / 127.0)
+    m = np.int32(np.abs(f) + np.float32(0.5))
+    m = max(m, np.int32(v != 0))
+    sgn = np.int32(v > 0) - np.int32(v < 0)
+    return np.uint8(np.int32(15) + sgn * m)
 
 
 @kernel
-def _costs_half(src, swap, s0, s1, c0, c1):
-    # slices start at 0, so the indices are provably non-negative and the loop vectorises
+def _costs_half(src, i0, i1, lut0, lut1, c0, c1):
+    # slices start at 0, so the indices are provably non-negative; the tables carry the sign
     for i in range(c0.size):
-        a = max(np.int32(src[2 * i]), np.int32(-127))
-        b = max(np.int32(src[2 * i + 1]), np.int32(-127))
-        if swap:
-            a, b = b, a
-        c0[i] = _cost(a * s0)
-        c1[i] = _cost(b * s1)
+        c0[i] = lut0[np.int32(src[2 * i + i0]) + 128]
+        c1[i] = lut1[np.int32(src[2 * i + i1]) + 128]
 
 
 @kernel
@@ -264,7 +261,9 @@ def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
         return
     if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
         j0 = offset - ch_base + 2 * (step0 + lo)
-        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, sign[0, 0], sign[0, 1], c0[lo:hi], c1[lo:hi])
+        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0], idx[0, 1], _COST[int(sign[0, 0] < 0)],
+                    _COST[int(sign[0, 1] < 0)],
+                    c0[lo:hi], c1[lo:hi])
         return
     # punctured: walk the phases incrementally (no division per step)
     s = step0 + lo
@@ -282,6 +281,14 @@ def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
             ph = 0
             base += ps
 
+
+def _cost_tables() -> np.ndarray:
+    """_COST[0][s + 128] = cost of int8 s, _COST[1] = cost of -s (-128 is read as -127)."""
+    v = np.clip(np.arange(-128, 128), -127, 127)
+    return np.array([[_cost(int(x)) for x in v], [_cost(int(-x)) for x in v]], np.uint8)
+
+
+_COST = _cost_tables()
 
 _M32 = np.uint64(0x00000000FFFFFFFF)
 _M32H = np.uint64(0xFFFFFFFF00000000)
