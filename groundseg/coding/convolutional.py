@@ -15,8 +15,8 @@ The punctured codes of 131.0-B-4 3.4 have no symbol inversion: at rates other th
 Soft symbols follow gr-satellites: int8, positive means bit 1, the magnitude is the
 confidence, 0 is an erasure (punctured positions are decoded as erasures). Float symbols
 go through :func:`quantize` first. The decoder works on 5-bit costs (0..30 per symbol,
-``15 +- round(|s| * 15 / 127)``, at least 1 from 15 unless s = 0), so int8 symbols should use
-most of the range (``quantize`` puts the mean magnitude at ``QUANT_TARGET``).
+``15 +- round(|s| * 15 / 127)``, at least 1 from 15 unless s = 0; see ``_cost``), so int8
+symbols should use most of the range (``quantize`` puts the mean magnitude at ``QUANT_TARGET``).
 
 How it decodes: the stream is cut into windows at absolute bit positions: window k
 delivers bits [kB, (k+1)B) and is decoded from the symbols of [kB - D, (k+1)B + D), starting
@@ -223,23 +223,32 @@ def _encode_kernel(bits, sym, c1, c2, pb, swap, inv1, inv2, out):
 
 @kernel
 def _cost(v):
-    """Cost of "bit 0" (0..30, 15 = erasure) for a soft value in -127..127: 15 +- round(|v| * 15
-    / 127), but at least 1 away from 15 for v != 0 so that the hard decision (and the link
-    quality) keeps every non-zero symbol. Integer arithmetic: the loops around it vectorise."""
-    # float32 is exact here: |v| * 15 / 127 is never within 0.004 of a half
-    f = np.float32(v) * np.float32(15.0 / 127.0)
-    m = np.int32(np.abs(f) + np.float32(0.5))
-    m = max(m, np.int32(v != 0))
-    sgn = np.int32(v > 0) - np.int32(v < 0)
-    return np.uint8(np.int32(15) + sgn * m)
+    """Cost of "bit 0" (0..30, 15 = erasure) for a soft value v in -127..127:
+    15 +- max((|v| * 121 + 512) >> 10, 1) (= round(|v| * 15 / 127) at least 1 away from 15
+    for v != 0, so the hard decision keeps every non-zero symbol). int16 arithmetic without
+    division or tables: the loops around it vectorise 16 lanes wide."""
+    a = np.int16(v)
+    m = np.int16(max(np.int16((np.int16(abs(a)) * np.int16(121) + np.int16(512)) >> np.int16(10)),
+                     np.int16(a != 0)))
+    return np.uint8(np.int16(15) + (m if a > 0 else np.int16(-m)))
 
 
 @kernel
-def _costs_half(src, i0, i1, lut0, lut1, c0, c1):
-    # slices start at 0, so the indices are provably non-negative; the tables carry the sign
-    for i in range(c0.size):
-        c0[i] = lut0[np.int32(src[2 * i + i0]) + 128]
-        c1[i] = lut1[np.int32(src[2 * i + i1]) + 128]
+def _costs_half(src, swap, s0, s1, c0, c1):
+    # slices start at 0, so the indices are provably non-negative; constant offsets (one loop
+    # per order) let LLVM see the interleaved pair loads and vectorise
+    if swap:
+        for i in range(c0.size):
+            a = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s0))
+            b = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s1))
+            c0[i] = _cost(a)
+            c1[i] = _cost(b)
+    else:
+        for i in range(c0.size):
+            a = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s0))
+            b = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s1))
+            c0[i] = _cost(a)
+            c1[i] = _cost(b)
 
 
 @kernel
@@ -261,8 +270,7 @@ def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
         return
     if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
         j0 = offset - ch_base + 2 * (step0 + lo)
-        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0], idx[0, 1], _COST[int(sign[0, 0] < 0)],
-                    _COST[int(sign[0, 1] < 0)],
+        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, np.int16(sign[0, 0]), np.int16(sign[0, 1]),
                     c0[lo:hi], c1[lo:hi])
         return
     # punctured: walk the phases incrementally (no division per step)
@@ -281,14 +289,6 @@ def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
             ph = 0
             base += ps
 
-
-def _cost_tables() -> np.ndarray:
-    """_COST[0][s + 128] = cost of int8 s, _COST[1] = cost of -s (-128 is read as -127)."""
-    v = np.clip(np.arange(-128, 128), -127, 127)
-    return np.array([[_cost(int(x)) for x in v], [_cost(int(-x)) for x in v]], np.uint8)
-
-
-_COST = _cost_tables()
 
 _M32 = np.uint64(0x00000000FFFFFFFF)
 _M32H = np.uint64(0xFFFFFFFF00000000)
