@@ -457,8 +457,36 @@ def _mean_abs_finite(x):
 
 # --- windowed decoding -----------------------------------------------------------------
 
+@kernel
+def _decode_windows(cw0, cw1, starts, nout, qbits, nsteps, depth, c1w, c2w, ma, mb, dec, out, seed, scratch,
+                    lstats, st, no, bits, stats):
+    """Every window, LANES at a time, in one call: transpose the costs to the lanes, ACS,
+    traceback, link quality; packed bits to bits[i], stats to stats[i]."""
+    c0 = cw0.view(np.uint8)
+    c1 = cw1.view(np.uint8)
+    c1t = c1w.view(np.uint8)
+    c2t = c2w.view(np.uint8)
+    n = starts.size
+    nbytes = out.shape[1]
+    for b0 in range(0, n, LANES):
+        m = min(LANES, n - b0)
+        for l in range(LANES):
+            k = b0 + l if l < m else b0                  # idle lanes repeat a real window
+            st[l] = starts[k]
+            no[l] = min(nout[k], qbits) if l < m else 0
+        _transpose(cw0, st, nsteps, c1w)
+        _transpose(cw1, st, nsteps, c2w)
+        ma[:] = 0
+        acs(c1t, c2t, nsteps, ma, mb, dec)
+        _traceback(ma, dec, nsteps, depth, nbytes, out, seed)
+        _link_quality(out, seed, c0, c1, st, depth, no, scratch, lstats)
+        for l in range(m):
+            bits[b0 + l, :] = out[l, :]
+            stats[b0 + l, :] = lstats[l, :]
+
+
 class _Engine:
-    """Decodes windows of costs, LANES at a time; reuses its work buffers."""
+    """Decodes windows of costs, LANES at a time; owns the work buffers."""
 
     def __init__(self, depth: int, block_bits: int):
         self.depth = depth
@@ -475,34 +503,20 @@ class _Engine:
         self.out = np.empty((L, block_bits // 8), np.uint8)
         self.seed = np.empty(L, np.int64)
         self.scratch = np.empty(block_bits + 6, np.uint8)
-        self.stats = np.empty((L, 4), np.int64)
+        self.lstats = np.empty((L, 4), np.int64)
+        self.st = np.empty(L, np.int64)
+        self.no = np.empty(L, np.int64)
 
     def decode(self, costs: np.ndarray, starts: np.ndarray, nout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """costs: (2, N) uint64 words holding the G1 and G2 cost bytes per step; window i reads
         steps starts[i] .. starts[i] + nsteps (multiples of 8) and delivers nout[i] bits.
         Returns packed bits (n, block_bits // 8) (valid up to nout) and stats (n, 4) int64."""
-        c0 = costs[0].view(np.uint8)
-        c1 = costs[1].view(np.uint8)
         n = starts.size
-        L = LANES
         bits = np.empty((n, self.block_bits // 8), np.uint8)
-        stats = np.zeros((n, 4), np.int64)
-        for b0 in range(0, n, L):
-            m = min(L, n - b0)
-            st = np.empty(L, np.int64)
-            st[:m] = starts[b0:b0 + m]
-            st[m:] = starts[b0]                          # idle lanes repeat a real window
-            no = np.zeros(L, np.int64)
-            no[:m] = nout[b0:b0 + m]
-            _transpose(costs[0], st, self.nsteps, self.c1w)
-            _transpose(costs[1], st, self.nsteps, self.c2w)
-            self.ma[:] = 0
-            acs(self.c1t, self.c2t, self.nsteps, self.ma, self.mb, self.dec)
-            _traceback(self.ma, self.dec, self.nsteps, self.depth, self.block_bits // 8, self.out, self.seed)
-            _link_quality(self.out, self.seed, c0, c1, st, self.depth, np.minimum(no, QUALITY_BITS),
-                          self.scratch, self.stats)
-            bits[b0:b0 + m] = self.out[:m]
-            stats[b0:b0 + m] = self.stats[:m]
+        stats = np.empty((n, 4), np.int64)
+        _decode_windows(costs[0], costs[1], starts, nout, QUALITY_BITS, self.nsteps, self.depth, self.c1w,
+                        self.c2w, self.ma, self.mb, self.dec, self.out, self.seed, self.scratch, self.lstats,
+                        self.st, self.no, bits, stats)
         return bits, stats
 
 
