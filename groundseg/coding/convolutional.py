@@ -29,6 +29,7 @@ start and end state imposed by padding strongly-zero symbols on both sides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -90,14 +91,14 @@ class _Code:
     period_symbols: int     # Ps: channel symbols per period
     keep: tuple             # (C1 pattern, C2 pattern)
 
-    @property
+    @cached_property
     def depth(self) -> int:
         step = 2 * self.period_bits
         return -(-DEPTH[self.rate] // step) * step
 
     block: int = BLOCK_BITS
 
-    @property
+    @cached_property
     def block_bits(self) -> int:
         step = 8 * self.period_bits
         return max(step, round(self.block / step) * step)
@@ -774,7 +775,7 @@ class ViterbiDecoder:
         self.stats = ViterbiStats()
         self.reset()
 
-    @property
+    @cached_property
     def block_bits(self) -> int:
         return self.code.block_bits
 
@@ -889,7 +890,7 @@ class ViterbiDecoder:
                 kmax = self._available(self._h, final)
                 if k >= kmax:
                     break
-                n = min(LANES, kmax - k)
+                n = kmax - k                           # one engine call for every window
                 if amb:
                     n = min(n, self.recheck - k % self.recheck)
                 bits, st, nbits = self._decode(self._h, k, n, final)
