@@ -1,0 +1,1050 @@
+"""Convolutional code k=7 r=1/2 and its punctured rates, soft-decision Viterbi (CCSDS 131.0-B-4 section 3).
+
+The code: constraint length 7, G1 = 171 and G2 = 133 (octal, leftmost bit = the newest
+input bit), punctured to 2/3, 3/4, 5/6 or 7/8 with the patterns of 131.0-B-4 table 3-2
+(``PUNCTURE``). Conventions (``variant``) for the order and inversion of the two symbols of
+a pair, at rate 1/2:
+
+- ``"ccsds"``: C1 = G1, C2 = G2 inverted (131.0-B-4 3.3; BY70-1, GNU Radio polys [79, -109]);
+- ``"ccsds-noinv"``: C1 = G1, C2 = G2, no inversion (many receivers and LRPT-style links);
+- ``"nasa-dsn"``: C1 = G2 inverted, C2 = G1 (gr-satellites "NASA-DSN", polys [-109, 79]; TRISAT).
+
+The punctured codes of 131.0-B-4 3.4 have no symbol inversion: at rates other than 1/2,
+``"ccsds"`` and ``"ccsds-noinv"`` are the same code and ``"nasa-dsn"`` is refused.
+
+Soft symbols follow gr-satellites: int8, positive means bit 1, the magnitude is the
+confidence, 0 is an erasure (punctured positions are decoded as erasures). Float symbols
+go through :func:`quantize` first. The decoder works on 5-bit costs (0..30 per symbol,
+``15 +- round(|s| * 15 / 127)``, at least 1 from 15 unless s = 0; see ``_cost``), so int8
+symbols should use most of the range (``quantize`` puts the mean magnitude at ``QUANT_TARGET``).
+
+How it decodes: the stream is cut into windows at absolute bit positions: window k
+delivers bits [kB, (k+1)B) and is decoded from the symbols of [kB - D, (k+1)B + D), starting
+with equal metrics and tracing back from the best state at its end. Windows are independent,
+so the output is a function of the absolute position alone (identical whatever the chunk
+boundaries) and 32 of them are decoded at once, one per uint8 lane of an AVX2 register
+(``_viterbi_acs.py``). A whole zero-tailed block (:func:`viterbi`) is the same with the known
+start and end state imposed by padding strongly-zero symbols on both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from groundseg._numba import kernel
+from groundseg.coding._viterbi_acs import LANES, acs
+from groundseg.coding._viterbi_gen import COST_MAX, POLY_A, POLY_B
+
+K = 7
+G1, G2 = 0o171, 0o133
+
+#: Puncturing patterns of CCSDS 131.0-B-4 table 3-2 (1 = transmitted). Per period the
+#: symbols go out in the order C1(1) C2(1) C1(2) C2(2) ... skipping the punctured ones:
+#: 2/3 -> C1(1) C2(1) C2(2); 3/4 -> C1(1) C2(1) C2(2) C1(3); 7/8 -> C1(1) C2(1) C2(2) C2(3)
+#: C2(4) C1(5) C2(6) C1(7).
+PUNCTURE = {
+    "1/2": ((1,), (1,)),
+    "2/3": ((1, 0), (1, 1)),
+    "3/4": ((1, 0, 1), (1, 1, 0)),
+    "5/6": ((1, 0, 1, 0, 1), (1, 1, 0, 1, 0)),
+    "7/8": ((1, 0, 0, 0, 1, 0, 1), (1, 1, 1, 1, 0, 1, 0)),
+}
+RATES = tuple(PUNCTURE)
+
+#: variant -> (swap, invert first, invert second) of the transmitted pair at rate 1/2.
+VARIANTS = {"ccsds": (False, False, True), "ccsds-noinv": (False, False, False),
+            "nasa-dsn": (True, True, False)}
+
+#: int8 magnitude that quantize() gives the mean |symbol|.
+QUANT_TARGET = 48.0
+#: Traceback / acquisition depth per rate (bits), the overlap D on each side of a window.
+DEPTH = {"1/2": 64, "2/3": 96, "3/4": 96, "5/6": 120, "7/8": 140}
+BLOCK_BITS = 2048
+#: Link quality (and the ambiguity decisions) are measured on the first QUALITY_BITS bits of
+#: each window: plenty for a rate estimate, a quarter of the re-encoding work.
+QUALITY_BITS = 512
+
+_ERASE = 0
+_STRONG_ZERO = -127
+
+
+def _symbol_table() -> np.ndarray:
+    """(G1 << 1) | G2 output for each 7-bit register value (bit 0 = newest input)."""
+    t = np.zeros(128, np.uint8)
+    for r in range(128):
+        t[r] = ((bin(r & POLY_A).count("1") & 1) << 1) | (bin(r & POLY_B).count("1") & 1)
+    return t
+
+
+_SYM = _symbol_table()
+
+
+# --- code geometry -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Code:
+    rate: str
+    variant: str
+    period_bits: int        # Pb: input bits per puncturing period
+    period_symbols: int     # Ps: channel symbols per period
+    keep: tuple             # (C1 pattern, C2 pattern)
+
+    @cached_property
+    def depth(self) -> int:
+        step = 2 * self.period_bits
+        return -(-DEPTH[self.rate] // step) * step
+
+    block: int = BLOCK_BITS
+
+    @cached_property
+    def block_bits(self) -> int:
+        step = 8 * self.period_bits
+        return max(step, round(self.block / step) * step)
+
+    def symbols_for(self, nbits: int) -> int:
+        """Channel symbols that carry the first ``nbits`` input bits."""
+        q, r = divmod(nbits, self.period_bits)
+        c1, c2 = self.keep
+        return q * self.period_symbols + sum(c1[:r]) + sum(c2[:r])
+
+    def bits_in(self, nsymbols: int) -> int:
+        """Input bits whose symbols all lie within the first ``nsymbols`` channel symbols."""
+        if nsymbols <= 0:
+            return 0
+        q, r = divmod(nsymbols, self.period_symbols)
+        n = q * self.period_bits
+        c1, c2 = self.keep
+        used = 0
+        for i in range(self.period_bits):
+            used += c1[i] + c2[i]
+            if used > r:
+                break
+            n += 1
+        return n
+
+
+def _code(rate: str, variant: str, block_bits: int = BLOCK_BITS) -> _Code:
+    if rate not in PUNCTURE:
+        raise ValueError(f"rate must be one of {', '.join(RATES)}, not {rate!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+    if rate != "1/2" and variant == "nasa-dsn":
+        raise ValueError("the NASA-DSN convention exists only at rate 1/2 (131.0-B punctures the CCSDS code)")
+    c1, c2 = PUNCTURE[rate]
+    if block_bits < 8:
+        raise ValueError(f"block_bits must be >= 8, got {block_bits}")
+    return _Code(rate, variant, len(c1), sum(c1) + sum(c2), (c1, c2), int(block_bits))
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A symbol ambiguity: the pair alignment (``offset`` symbols dropped at the start) and,
+    for QPSK, the transforms of an interleaved I/Q pair (a, b): ``swap`` -> (b, a), then
+    ``negate`` -> second symbol negated. With the 180-degree rotation (which only complements
+    the decoded bits, see :class:`ViterbiDecoder`) these reach all 8 QPSK ambiguities:
+    (a,b) identity, (b,-a) and (-b,a) are swap+negate (90/270 degrees), (b,a) swap, (a,-b) negate."""
+    offset: int = 0
+    swap: bool = False
+    negate: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = [f"offset {self.offset}"]
+        if self.swap:
+            parts.append("I/Q swapped")
+        if self.negate:
+            parts.append("second negated")
+        return ", ".join(parts)
+
+
+def _phase_map(code: _Code, hyp: Hypothesis) -> tuple[np.ndarray, np.ndarray]:
+    """Per phase of the period: channel-symbol index within the period and sign of the
+    G1 and G2 soft symbols of the base (uninverted) code, index -1 where punctured."""
+    pb = code.period_bits
+    idx = np.full((pb, 2), -1, np.int64)
+    sign = np.ones((pb, 2), np.int64)
+    if code.rate == "1/2":
+        swap, inv1, inv2 = VARIANTS[code.variant]
+        # transmitted pair (t0, t1) -> after the hypothesis' own transform (index, sign)
+        src = [(0, 1), (1, 1)]
+        if hyp.swap:
+            src = [src[1], src[0]]
+        if hyp.negate:
+            src[1] = (src[1][0], -src[1][1])
+        first, second = src
+        if inv1:
+            first = (first[0], -first[1])
+        if inv2:
+            second = (second[0], -second[1])
+        g1, g2 = (second, first) if swap else (first, second)
+        idx[0] = (g1[0], g2[0])
+        sign[0] = (g1[1], g2[1])
+        return idx, sign
+    if hyp.swap or hyp.negate:
+        raise ValueError("I/Q transforms are supported at rate 1/2 only")
+    c1, c2 = code.keep
+    pos = 0
+    for i in range(pb):
+        if c1[i]:
+            idx[i, 0] = pos
+            pos += 1
+        if c2[i]:
+            idx[i, 1] = pos
+            pos += 1
+    return idx, sign
+
+
+# --- kernels -----------------------------------------------------------------------------
+
+@kernel
+def _encode_kernel(bits, sym, c1, c2, pb, swap, inv1, inv2, out):
+    sr = 0
+    n = 0
+    for i in range(bits.size):
+        sr = ((sr << 1) | bits[i]) & 127
+        s = sym[sr]
+        g1 = (s >> 1) & 1
+        g2 = s & 1
+        ph = i % pb
+        if swap:
+            out[n] = g2 ^ inv1
+            out[n + 1] = g1 ^ inv2
+            n += 2
+        else:
+            if c1[ph]:
+                out[n] = g1 ^ inv1
+                n += 1
+            if c2[ph]:
+                out[n] = g2 ^ inv2
+                n += 1
+    return n
+
+
+@kernel
+def _cost(v):
+    """Cost of "bit 0" (0..30, 15 = erasure) for a soft value v in -127..127:
+    15 +- max((|v| * 121 + 512) >> 10, 1) (= round(|v| * 15 / 127) at least 1 away from 15
+    for v != 0, so the hard decision keeps every non-zero symbol). int16 arithmetic without
+    division or tables: the loops around it vectorise 16 lanes wide."""
+    a = np.int16(v)
+    m = np.int16(max(np.int16((np.int16(abs(a)) * np.int16(121) + np.int16(512)) >> np.int16(10)),
+                     np.int16(a != 0)))
+    return np.uint8(np.int16(15) + (m if a > 0 else np.int16(-m)))
+
+
+@kernel
+def _costs_half(src, swap, s0, s1, c0, c1):
+    # slices start at 0, so the indices are provably non-negative; constant offsets (one loop
+    # per order) let LLVM see the interleaved pair loads and vectorise
+    if swap:
+        for i in range(c0.size):
+            a = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s0))
+            b = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s1))
+            c0[i] = _cost(a)
+            c1[i] = _cost(b)
+    else:
+        for i in range(c0.size):
+            a = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s0))
+            b = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s1))
+            c0[i] = _cost(a)
+            c1[i] = _cost(b)
+
+
+@kernel
+def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, sign, pad_before, pad_after, c0, c1):
+    """Costs of the G1 and G2 symbols of the base code for steps step0..step0+nsteps from
+    channel symbols ch (ch[0] is absolute symbol ch_base); steps < 0 or >= valid_end are
+    the padding soft values, punctured symbols erasures."""
+    lo = min(max(-step0, 0), nsteps)                 # first index of a real step
+    hi = min(max(valid_end - step0, lo), nsteps)     # end of the real steps
+    pb_cost = _cost(pad_before)
+    pa_cost = _cost(pad_after)
+    for i in range(lo):
+        c0[i] = pb_cost
+        c1[i] = pb_cost
+    for i in range(hi, nsteps):
+        c0[i] = pa_cost
+        c1[i] = pa_cost
+    if hi <= lo:
+        return
+    if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
+        j0 = offset - ch_base + 2 * (step0 + lo)
+        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, np.int16(sign[0, 0]), np.int16(sign[0, 1]),
+                    c0[lo:hi], c1[lo:hi])
+        return
+    # punctured: walk the phases incrementally (no division per step)
+    s = step0 + lo
+    q = s // pb
+    ph = s - q * pb
+    base = offset + q * ps - ch_base
+    erased = _cost(0)
+    for i in range(lo, hi):
+        j0 = idx[ph, 0]
+        j1 = idx[ph, 1]
+        c0[i] = _cost(max(np.int32(ch[base + j0]), np.int32(-127)) * sign[ph, 0]) if j0 >= 0 else erased
+        c1[i] = _cost(max(np.int32(ch[base + j1]), np.int32(-127)) * sign[ph, 1]) if j1 >= 0 else erased
+        ph += 1
+        if ph == pb:
+            ph = 0
+            base += ps
+
+
+_M32 = np.uint64(0x00000000FFFFFFFF)
+_M32H = np.uint64(0xFFFFFFFF00000000)
+_M16 = np.uint64(0x0000FFFF0000FFFF)
+_M16H = np.uint64(0xFFFF0000FFFF0000)
+_M8 = np.uint64(0x00FF00FF00FF00FF)
+_M8H = np.uint64(0xFF00FF00FF00FF00)
+
+
+@kernel
+def _transpose(src, starts, nsteps, dst):
+    """Lane-major costs for the ACS: dst byte t*LANES + l = src byte starts[l] + t. Both are
+    uint64 views (starts and nsteps multiples of 8): 8 lanes x 8 steps are moved as eight
+    words through a three-stage 8x8 byte transpose, several times faster than byte stores."""
+    s32 = np.uint64(32)
+    s16 = np.uint64(16)
+    s8 = np.uint64(8)
+    q = LANES // 8
+    for g in range(q):
+        w0 = starts[8 * g] >> 3
+        w1 = starts[8 * g + 1] >> 3
+        w2 = starts[8 * g + 2] >> 3
+        w3 = starts[8 * g + 3] >> 3
+        w4 = starts[8 * g + 4] >> 3
+        w5 = starts[8 * g + 5] >> 3
+        w6 = starts[8 * g + 6] >> 3
+        w7 = starts[8 * g + 7] >> 3
+        for b in range(nsteps >> 3):
+            x0 = src[w0 + b]
+            x1 = src[w1 + b]
+            x2 = src[w2 + b]
+            x3 = src[w3 + b]
+            x4 = src[w4 + b]
+            x5 = src[w5 + b]
+            x6 = src[w6 + b]
+            x7 = src[w7 + b]
+            y0 = (x0 & _M32) | (x4 << s32)               # 4x4 blocks
+            y4 = (x0 >> s32) | (x4 & _M32H)
+            y1 = (x1 & _M32) | (x5 << s32)
+            y5 = (x1 >> s32) | (x5 & _M32H)
+            y2 = (x2 & _M32) | (x6 << s32)
+            y6 = (x2 >> s32) | (x6 & _M32H)
+            y3 = (x3 & _M32) | (x7 << s32)
+            y7 = (x3 >> s32) | (x7 & _M32H)
+            z0 = (y0 & _M16) | ((y2 & _M16) << s16)      # 2x2 blocks of 16 bits
+            z2 = ((y0 >> s16) & _M16) | (y2 & _M16H)
+            z1 = (y1 & _M16) | ((y3 & _M16) << s16)
+            z3 = ((y1 >> s16) & _M16) | (y3 & _M16H)
+            z4 = (y4 & _M16) | ((y6 & _M16) << s16)
+            z6 = ((y4 >> s16) & _M16) | (y6 & _M16H)
+            z5 = (y5 & _M16) | ((y7 & _M16) << s16)
+            z7 = ((y5 >> s16) & _M16) | (y7 & _M16H)
+            t = 8 * b * q + g                            # bytes
+            dst[t] = (z0 & _M8) | ((z1 & _M8) << s8)
+            dst[t + q] = ((z0 >> s8) & _M8) | (z1 & _M8H)
+            dst[t + 2 * q] = (z2 & _M8) | ((z3 & _M8) << s8)
+            dst[t + 3 * q] = ((z2 >> s8) & _M8) | (z3 & _M8H)
+            dst[t + 4 * q] = (z4 & _M8) | ((z5 & _M8) << s8)
+            dst[t + 5 * q] = ((z4 >> s8) & _M8) | (z5 & _M8H)
+            dst[t + 6 * q] = (z6 & _M8) | ((z7 & _M8) << s8)
+            dst[t + 7 * q] = ((z6 >> s8) & _M8) | (z7 & _M8H)
+
+
+@kernel
+def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
+    """From the best final state of each lane back to step ``first``: the bits of steps
+    first .. first + 8*nbytes - 1 packed MSB first into out[l, :nbytes]; seed[l] = the state
+    before step ``first`` (its six bits seed the re-encoder). uint8 states and a per-step
+    slice of the decisions keep the addressing to shifts (1.5x faster than int64 indices)."""
+    state = np.empty(LANES, np.uint8)
+    acc = np.zeros(LANES, np.uint8)
+    for l in range(LANES):
+        best = 0
+        bm = ma[l]
+        for s in range(1, 64):
+            v = ma[s * LANES + l]
+            if v < bm:
+                bm = v
+                best = s
+        state[l] = best
+    hi = first + 8 * nbytes
+    for t in range(nsteps - 1, first - 1, -1):
+        d = dec[t * 8 * LANES: (t + 1) * 8 * LANES]
+        for l in range(LANES):
+            st = state[l]
+            e = (d[(st >> 3) * LANES + l] >> (st & 7)) & 1
+            acc[l] = (acc[l] >> 1) | ((st & 1) << 7)
+            state[l] = (st >> 1) | ((e ^ 1) << 5)
+        if t < hi and (t - first) & 7 == 0:
+            j = (t - first) >> 3
+            for l in range(LANES):
+                out[l, j] = acc[l]
+    for l in range(LANES):
+        seed[l] = state[l]
+
+
+@kernel
+def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
+    """Re-encode each lane's decoded bits and compare with the received symbols' costs:
+    stats[l] = symbols compared (not erased), symbol errors, sum of y, sum of y^2 where
+    y = cost - 15 (the soft symbol on the decoder's 31-level scale) signed by the re-encoded
+    symbol. The re-encoder is written as the generators' taps
+    (G1: delays 0,1,2,3,6; G2: 0,2,3,5,6) so the loop vectorises; ``bits`` is scratch."""
+    for l in range(starts.size):
+        m = nout[l]
+        for k in range(6):
+            bits[5 - k] = (seed[l] >> k) & 1
+        ol = out[l]
+        for j in range(m):
+            bits[6 + j] = (ol[j >> 3] >> (7 - (j & 7))) & 1
+        row0 = starts[l] + first
+        r0 = c0[row0:row0 + m]
+        r1 = c1[row0:row0 + m]
+        # int32 accumulators, re-cast at every step: numba would widen them to int64 (4 lanes)
+        n = np.int32(0)
+        err = np.int32(0)
+        sy = np.int32(0)
+        sy2 = np.int32(0)
+        for j in range(m):
+            d0 = bits[j + 6]
+            d2 = bits[j + 4]
+            d3 = bits[j + 3]
+            d6 = bits[j]
+            g1 = np.int32(d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6)
+            g2 = np.int32(d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6)
+            x0 = np.int32(r0[j]) - 15
+            x1 = np.int32(r1[j]) - 15
+            y0 = np.int32(x0 * np.int32(2 * g1 - 1))
+            y1 = np.int32(x1 * np.int32(2 * g2 - 1))
+            n = np.int32(n + np.int32(x0 != 0) + np.int32(x1 != 0))
+            err = np.int32(err + np.int32(y0 < 0) + np.int32(y1 < 0))
+            sy = np.int32(sy + y0 + y1)
+            sy2 = np.int32(sy2 + y0 * y0 + y1 * y1)
+        stats[l, 0] = n
+        stats[l, 1] = err
+        stats[l, 2] = sy
+        stats[l, 3] = sy2
+
+
+@kernel
+def _quantize_kernel(x, scale, out):
+    for i in range(x.size):
+        v = x[i]
+        if np.isnan(v):
+            out[i] = 0
+            continue
+        v = v * scale
+        if v > 127.0:
+            v = 127.0
+        elif v < -127.0:
+            v = -127.0
+        out[i] = np.int8(np.round(v))
+
+
+@kernel
+def _mean_abs_finite(x):
+    s = 0.0
+    n = 0
+    for i in range(x.size):
+        v = abs(np.float64(x[i]))
+        if v < np.inf:
+            s += v
+            n += 1
+    return s / n if n else 0.0
+
+
+# --- windowed decoding -----------------------------------------------------------------
+
+@kernel
+def _decode_windows(cw0, cw1, starts, nout, qbits, nsteps, depth, c1w, c2w, ma, mb, dec, out, seed, scratch,
+                    lstats, st, no, bits, stats):
+    """Every window, LANES at a time, in one call: transpose the costs to the lanes, ACS,
+    traceback, link quality; packed bits to bits[i], stats to stats[i]."""
+    c0 = cw0.view(np.uint8)
+    c1 = cw1.view(np.uint8)
+    c1t = c1w.view(np.uint8)
+    c2t = c2w.view(np.uint8)
+    n = starts.size
+    nbytes = out.shape[1]
+    for b0 in range(0, n, LANES):
+        m = min(LANES, n - b0)
+        for l in range(LANES):
+            k = b0 + l if l < m else b0                  # idle lanes repeat a real window
+            st[l] = starts[k]
+            no[l] = min(nout[k], qbits) if l < m else 0
+        _transpose(cw0, st, nsteps, c1w)
+        _transpose(cw1, st, nsteps, c2w)
+        ma[:] = 0
+        acs(c1t, c2t, nsteps, ma, mb, dec)
+        _traceback(ma, dec, nsteps, depth, nbytes, out, seed)
+        _link_quality(out, seed, c0, c1, st, depth, no, scratch, lstats)
+        for l in range(m):
+            bits[b0 + l, :] = out[l, :]
+            stats[b0 + l, :] = lstats[l, :]
+
+
+class _Engine:
+    """Decodes windows of costs, LANES at a time; owns the work buffers."""
+
+    def __init__(self, depth: int, block_bits: int):
+        self.depth = depth
+        self.block_bits = block_bits
+        self.nsteps = 2 * depth + block_bits          # a multiple of 8
+        L, W = LANES, self.nsteps
+        self.c1w = np.empty(W * L // 8, np.uint64)   # word views for the transpose
+        self.c2w = np.empty(W * L // 8, np.uint64)
+        self.c1t = self.c1w.view(np.uint8)
+        self.c2t = self.c2w.view(np.uint8)
+        self.ma = np.empty(64 * L, np.uint8)
+        self.mb = np.empty(64 * L, np.uint8)
+        self.dec = np.empty(W * 8 * L, np.uint8)
+        self.out = np.empty((L, block_bits // 8), np.uint8)
+        self.seed = np.empty(L, np.int64)
+        self.scratch = np.empty(block_bits + 6, np.uint8)
+        self.lstats = np.empty((L, 4), np.int64)
+        self.st = np.empty(L, np.int64)
+        self.no = np.empty(L, np.int64)
+
+    def decode(self, costs: np.ndarray, starts: np.ndarray, nout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """costs: (2, N) uint64 words holding the G1 and G2 cost bytes per step; window i reads
+        steps starts[i] .. starts[i] + nsteps (multiples of 8) and delivers nout[i] bits.
+        Returns packed bits (n, block_bits // 8) (valid up to nout) and stats (n, 4) int64."""
+        n = starts.size
+        bits = np.empty((n, self.block_bits // 8), np.uint8)
+        stats = np.empty((n, 4), np.int64)
+        _decode_windows(costs[0], costs[1], starts, nout, QUALITY_BITS, self.nsteps, self.depth, self.c1w,
+                        self.c2w, self.ma, self.mb, self.dec, self.out, self.seed, self.scratch, self.lstats,
+                        self.st, self.no, bits, stats)
+        return bits, stats
+
+
+_ENGINES: dict = {}
+
+
+def _engine(code: _Code) -> _Engine:
+    key = (code.depth, code.block_bits)
+    if key not in _ENGINES:
+        _ENGINES[key] = _Engine(*key)
+    return _ENGINES[key]
+
+
+def _soft_array(soft, what: str) -> np.ndarray:
+    a = soft if isinstance(soft, np.ndarray) else np.frombuffer(bytes(soft), np.int8)
+    if a.ndim != 1:
+        a = a.reshape(-1)
+    if a.dtype == np.int8:
+        return a
+    if a.dtype in (np.float32, np.float64):
+        return quantize(a)
+    raise ValueError(f"{what}: soft symbols must be int8 or float32, got dtype {a.dtype}")
+
+
+def _bits_array(data, what: str) -> np.ndarray:
+    a = data if isinstance(data, np.ndarray) else np.frombuffer(bytes(data), np.uint8)
+    if a.dtype != np.uint8:
+        raise ValueError(f"{what}: expected packed bytes (uint8), got dtype {a.dtype}")
+    return np.unpackbits(a.reshape(-1))
+
+
+# --- public API --------------------------------------------------------------------------
+
+def quantize(soft_float, scale: float | None = None) -> np.ndarray:
+    """Float soft symbols -> int8 (positive = 1): ``round(x * scale)`` clipped to +-127,
+    NaN -> 0 (erasure), +-inf -> +-127. ``scale=None`` puts the mean |x| of the finite
+    values at ``QUANT_TARGET`` (48), which leaves headroom to about 2.6 times the mean."""
+    x = np.ascontiguousarray(soft_float).reshape(-1)
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"quantize: expected float32 or float64, got dtype {x.dtype}")
+    if scale is None:
+        m = _mean_abs_finite(x)
+        scale = QUANT_TARGET / m if m > 0 else 1.0
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"quantize: scale must be positive and finite, got {scale}")
+    out = np.empty(x.size, np.int8)
+    _quantize_kernel(x, float(scale), out)
+    return out
+
+
+def encode(data, rate: str = "1/2", variant: str = "ccsds") -> np.ndarray:
+    """Packed bytes (MSB first) -> channel symbols, uint8 0/1, in transmission order.
+
+    The encoder starts in state 0 and encodes exactly the given bits; for a zero-tailed
+    block append at least 6 zero bits (a zero byte) before encoding. Output length:
+    ``8 * len(data) * 2`` at rate 1/2; punctured rates emit only the symbols their
+    pattern keeps (the last period may be partial)."""
+    code = _code(rate, variant)
+    bits = _bits_array(data, "encode")
+    swap, inv1, inv2 = VARIANTS[variant] if rate == "1/2" else (False, False, False)
+    out = np.empty(code.symbols_for(bits.size), np.uint8)
+    c1, c2 = (np.array(p, np.uint8) for p in code.keep)
+    n = _encode_kernel(bits, _SYM, c1, c2, code.period_bits, swap, int(inv1), int(inv2), out)
+    assert n == out.size
+    return out
+
+
+def symbols_to_soft(symbols, amplitude: int = 127) -> np.ndarray:
+    """Hard channel symbols 0/1 -> int8 soft symbols -amplitude/+amplitude (tests, simulator)."""
+    s = np.asarray(symbols, np.int16)
+    return ((2 * s - 1) * amplitude).astype(np.int8)
+
+
+def viterbi(soft, rate: str = "1/2", variant: str = "ccsds", terminated: bool = True) -> np.ndarray:
+    """Decode a whole block that starts in state 0 (and, with ``terminated``, ends in state 0:
+    zero-tailed). ``soft``: int8 (or float32, through :func:`quantize`) channel symbols in
+    transmission order, exactly the symbols of a whole number of input bits (else
+    ValueError). Returns the decoded bits packed MSB first, the last byte zero-padded."""
+    code = _code(rate, variant)
+    ch = _soft_array(soft, "viterbi")
+    nbits = code.bits_in(ch.size)
+    if code.symbols_for(nbits) != ch.size:
+        raise ValueError(f"viterbi: {ch.size} symbols are not a whole number of input bits at rate {rate} "
+                         f"({code.symbols_for(nbits)} symbols carry {nbits} bits)")
+    if nbits == 0:
+        return np.zeros(0, np.uint8)
+    packed, _ = _decode_range(code, ch, 0, Hypothesis(), 0, nbits, nbits, _STRONG_ZERO,
+                              _STRONG_ZERO if terminated else _ERASE)
+    return packed
+
+
+def _decode_range(code: _Code, ch: np.ndarray, ch_base: int, hyp: Hypothesis, k0: int, nwin_bits: int,
+                  valid_end: int, pad_before: int, pad_after: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bits [k0*B, k0*B + nwin_bits) of the stream (windows k0...) packed MSB first (the last
+    byte's unused bits zero), and per-window stats."""
+    return _decode_ranges(code, ch, ch_base, [(hyp, nwin_bits, valid_end)], k0, pad_before, pad_after)[0]
+
+
+def _decode_ranges(code: _Code, ch: np.ndarray, ch_base: int, jobs: list, k0: int,
+                   pad_before: int, pad_after: int) -> list:
+    """The same windows under several hypotheses, jobs = [(hyp, nwin_bits, valid_end)], in one
+    pass of the engine (so a search fills the lanes); [(packed, stats)] per job."""
+    eng = _engine(code)
+    B, D = code.block_bits, code.depth
+    step0 = k0 * B - D
+    nwins = [-(-nwin_bits // B) for _, nwin_bits, _ in jobs]
+    total = sum(n * B + 2 * D for n in nwins)
+    costs = np.empty((2, total // 8), np.uint64)     # steps of every job, back to back
+    c0 = costs[0].view(np.uint8)
+    c1 = costs[1].view(np.uint8)
+    starts, nouts = [], []
+    row = 0
+    for (hyp, nwin_bits, valid_end), nwin in zip(jobs, nwins):
+        nsteps = nwin * B + 2 * D
+        idx, sign = _phase_map(code, hyp)
+        _costs_kernel(ch, ch_base, step0, nsteps, valid_end, code.period_bits, code.period_symbols, hyp.offset,
+                      idx, sign, pad_before, pad_after, c0[row:row + nsteps], c1[row:row + nsteps])
+        starts.append(row + np.arange(nwin, dtype=np.int64) * B)
+        nout = np.full(nwin, B, np.int64)
+        nout[-1] = nwin_bits - (nwin - 1) * B
+        nouts.append(nout)
+        row += nsteps
+    packed, stats = eng.decode(costs, np.concatenate(starts), np.concatenate(nouts))
+    out = []
+    w = 0
+    for (hyp, nwin_bits, valid_end), nwin in zip(jobs, nwins):
+        p = packed[w:w + nwin].reshape(-1)[:-(-nwin_bits // 8)]
+        if nwin_bits % 8:
+            p[-1] &= (0xFF << (8 - nwin_bits % 8)) & 0xFF
+        out.append((p, stats[w:w + nwin]))
+        w += nwin
+    return out
+
+
+# --- streaming stage ---------------------------------------------------------------------
+
+#: One row per decoded window (B bits): where it starts, which hypothesis decoded it and
+#: the link quality measured on it. ``ser``: channel symbol error rate, the re-encoded
+#: decoded bits against the hard decisions of the received symbols (erasures excluded).
+#: ``esn0_db``: decision-directed Es/N0 of the int8 symbols, mean^2 / (2 var) of the soft
+#: symbols signed by the re-encoded symbols (+inf when they do not vary, e.g. saturated;
+#: int8 clipping biases it upwards above about 10 dB).
+WINDOW_DTYPE = np.dtype([
+    ("bit_position", "<i8"),      # first decoded bit of the window in the output stream
+    ("symbol_position", "<i8"),   # its first channel symbol in the input stream
+    ("bits", "<i4"),
+    ("hypothesis", "u1"),         # index into ViterbiDecoder.hypotheses
+    ("symbols", "<i4"),           # symbols compared (not erased)
+    ("symbol_errors", "<i4"),
+    ("ser", "<f4"),
+    ("esn0_db", "<f4"),
+])
+
+_SEARCH, _LOCKED = 0, 1
+
+
+def _esn0_db(n, sum_y, sum_y2) -> float:
+    if n <= 0:
+        return float("nan")
+    mean = sum_y / n
+    var = sum_y2 / n - mean * mean
+    if mean <= 0:
+        return float("nan")
+    if var <= 0:
+        return float("inf")
+    return float(10 * np.log10(mean * mean / (2 * var)))
+
+
+@dataclass
+class ViterbiStats:
+    """Counters of a :class:`ViterbiDecoder` (whole stream, or streams since the last clearing reset)."""
+    symbols_in: int = 0
+    bits_out: int = 0
+    windows: int = 0
+    symbols_compared: int = 0
+    symbol_errors: int = 0
+    sum_y: float = 0.0
+    sum_y2: float = 0.0
+    locks: int = 0             # search -> locked (a hypothesis gave a symbol error rate below lock_ser)
+    lock_losses: int = 0       # locked -> search (the window under the current hypothesis did not)
+    switches: int = 0          # hypothesis changes
+    searches: int = 0          # windows decoded under every hypothesis
+    symbols_dropped: int = 0   # at flush: trailing symbols that carry no whole input bit
+    pad_bits: int = 0          # zero bits completing the last byte at flush
+    bytes_carried: int = 0     # bytes held back because they were not a whole symbol (byte input)
+    #: (symbol_position, bit_position, offset, swap, negate) each time the hypothesis changed,
+    #: including the first choice.
+    changes: list = field(default_factory=list)
+
+    @property
+    def ser(self) -> float:
+        return self.symbol_errors / self.symbols_compared if self.symbols_compared else float("nan")
+
+    @property
+    def esn0_db(self) -> float:
+        return _esn0_db(self.symbols_compared, self.sum_y, self.sum_y2)
+
+
+class ViterbiDecoder:
+    """Streaming soft-decision Viterbi stage: soft symbols in, packed decoded bits out.
+
+    ``push(chunk) -> bytes`` (uint8 array), ``flush() -> bytes``, ``reset()``, ``stats``
+    (:class:`ViterbiStats`), ``last_windows`` (``WINDOW_DTYPE`` rows of the windows the last
+    push or flush delivered: link quality per 2048-bit block).
+
+    Input: int8 or float32/float64 numpy arrays, or bytes-like interpreted as ``dtype``
+    ("int8" or "float32"; a partial float is carried to the next chunk). Floats are quantised
+    with ``scale`` or, when None, per block of ``quant_block`` symbols at absolute positions,
+    each with its own automatic scale (so the result does not depend on the chunking).
+
+    The output is identical whatever the chunk boundaries: window k (bits [kB, (k+1)B))
+    is decoded from symbols at fixed absolute positions, and the hypothesis it uses is
+    decided window by window from the windows' own decodes. Only the symbols from the next
+    window's start minus the depth are carried.
+
+    Ambiguities (``ambiguity``): None (the symbols are as the variant says); "bpsk" tries
+    every symbol alignment of the period (pair alignment at rate 1/2); "qpsk" (rate 1/2)
+    tries the I/Q transforms of :class:`Hypothesis`. Inverted polarity needs no hypothesis:
+    G1 and G2 both have odd weight, so inverted symbols are the codeword of the complemented
+    bits under every variant here; the decoder outputs the complement, which the frame
+    synchroniser corrects per codeblock (or NRZ-M makes irrelevant). The decision: a window
+    decoded under the current hypothesis is kept while its symbol error rate (re-encoded
+    bits against hard decisions) is below ``lock_ser``; otherwise (loss of lock), and every
+    ``recheck`` windows, the window is decoded under every hypothesis and the lowest rate
+    wins if it is below ``lock_ser`` (the current one is kept on ties and unless another is
+    better by ``margin`` or has less than half its rate). ``stats.changes`` lists every change.
+    """
+
+    def __init__(self, rate: str = "1/2", variant: str = "ccsds", ambiguity: str | None = None,
+                 lock_ser: float = 0.12, recheck: int = 64, margin: float = 0.02,
+                 scale: float | None = None, quant_block: int = 65536, dtype: str = "int8",
+                 block_bits: int = BLOCK_BITS):
+        self.code = _code(rate, variant, block_bits)
+        if ambiguity is None:
+            self.hypotheses = [Hypothesis()]
+        elif ambiguity == "bpsk":
+            self.hypotheses = [Hypothesis(o) for o in range(self.code.period_symbols)]
+        elif ambiguity == "qpsk":
+            if rate != "1/2":
+                raise ValueError("ambiguity 'qpsk' is supported at rate 1/2 only")
+            self.hypotheses = [Hypothesis(0, s, n) for s in (False, True) for n in (False, True)]
+        else:
+            raise ValueError(f"ambiguity must be None, 'bpsk' or 'qpsk', not {ambiguity!r}")
+        if dtype not in ("int8", "float32"):
+            raise ValueError(f"dtype must be 'int8' or 'float32', not {dtype!r}")
+        if recheck < 1 or quant_block < 1:
+            raise ValueError("recheck and quant_block must be >= 1")
+        self.ambiguity = ambiguity
+        self.lock_ser = float(lock_ser)
+        self.recheck = int(recheck)
+        self.margin = float(margin)
+        self.scale = scale
+        self.quant_block = int(quant_block)
+        self.dtype = dtype
+        self.stats = ViterbiStats()
+        self.reset()
+
+    @cached_property
+    def block_bits(self) -> int:
+        return self.code.block_bits
+
+    @property
+    def hypothesis(self) -> Hypothesis:
+        return self.hypotheses[self._h]
+
+    def reset(self, clear_stats: bool = True) -> None:
+        """A new stream: symbol and bit positions from 0, state forgotten."""
+        if clear_stats:
+            self.stats = ViterbiStats()
+        self._sym = np.zeros(0, np.int8)
+        self._base = 0                      # absolute index of self._sym[0]
+        self._k = 0                         # next window
+        self._h = 0
+        self._mode = _LOCKED if self.ambiguity is None else _SEARCH
+        self._recorded = False
+        self._fbuf = np.zeros(0, np.float32)
+        self._fbase = 0                     # absolute index of self._fbuf[0]
+        self._bytes = b""
+        self.last_windows = np.zeros(0, WINDOW_DTYPE)
+
+    # input conversion -------------------------------------------------------------------
+    def _to_int8(self, chunk, final: bool) -> np.ndarray:
+        if chunk is None:
+            a = np.zeros(0, np.float32 if self._fbuf.size else np.int8)
+        elif isinstance(chunk, np.ndarray):
+            a = chunk.reshape(-1)
+        else:
+            raw = self._bytes + bytes(chunk)
+            size = 1 if self.dtype == "int8" else 4
+            cut = len(raw) - len(raw) % size
+            self._bytes = raw[cut:]
+            self.stats.bytes_carried = len(self._bytes)
+            a = np.frombuffer(raw[:cut], np.int8 if size == 1 else np.float32)
+        if a.dtype == np.int8 and not self._fbuf.size:
+            return a
+        if a.dtype not in (np.int8, np.float32, np.float64):
+            raise ValueError(f"ViterbiDecoder.push: soft symbols must be int8 or float32, got dtype {a.dtype}")
+        if a.dtype == np.int8:
+            raise ValueError("ViterbiDecoder.push: int8 symbols after float ones in the same stream")
+        if self.scale is not None:
+            return quantize(a, self.scale)
+        buf = np.concatenate([self._fbuf, a.astype(np.float32, copy=False)])
+        Q = self.quant_block
+        # blocks at absolute multiples of Q, each scaled by its own mean magnitude
+        first = (-self._fbase) % Q
+        end = buf.size if final else max(buf.size - (self._fbase + buf.size) % Q, 0)
+        parts = []
+        p = 0
+        while p < end:
+            q = min(end, p + (first if p == 0 and first else Q))
+            parts.append(quantize(buf[p:q]))
+            p = q
+        self._fbuf = buf[end:].copy()
+        self._fbase += end
+        return np.concatenate(parts) if parts else np.zeros(0, np.int8)
+
+    # decoding ------------------------------------------------------------------------------
+    def _steps(self, h: int) -> int:
+        return self.code.bits_in(self._base + self._sym.size - self.hypotheses[h].offset)
+
+    def _decode(self, h: int, k0: int, n: int, final: bool):
+        total = self._steps(h)
+        B = self.code.block_bits
+        nbits = min(n * B, total - k0 * B) if final else n * B
+        if nbits <= 0:
+            return np.zeros(0, np.uint8), np.zeros((0, 4), np.int64), 0
+        bits, st = _decode_range(self.code, self._sym, self._base, self.hypotheses[h], k0, nbits,
+                                 total, _ERASE, _ERASE)
+        return bits, st, nbits
+
+    def _decode_all(self, k0: int, n: int, final: bool) -> list:
+        """Windows k0..k0+n-1 under every hypothesis, in one engine pass."""
+        B = self.code.block_bits
+        jobs, which = [], []
+        res = [(np.zeros(0, np.uint8), np.zeros((0, 4), np.int64), 0)] * len(self.hypotheses)
+        for h in range(len(self.hypotheses)):
+            total = self._steps(h)
+            nbits = min(n * B, total - k0 * B) if final else n * B
+            if nbits > 0:
+                jobs.append((self.hypotheses[h], nbits, total))
+                which.append(h)
+        if jobs:
+            for h, (job, (packed, st)) in zip(which, zip(jobs, _decode_ranges(
+                    self.code, self._sym, self._base, jobs, k0, _ERASE, _ERASE))):
+                res[h] = (packed, st, job[1])
+        return res
+
+    def _available(self, h: int, final: bool) -> int:
+        """Windows decodable under hypothesis h (exclusive end index)."""
+        B, D = self.code.block_bits, self.code.depth
+        total = self._steps(h)
+        if final:
+            return -(-total // B)
+        return max(0, (total - D) // B)
+
+    def _ser(self, st: np.ndarray, i: int) -> float:
+        if i >= st.shape[0]:
+            return 1.0
+        return st[i, 1] / st[i, 0] if st[i, 0] else 0.5
+
+    def _run(self, final: bool) -> np.ndarray:
+        B = self.code.block_bits
+        H = len(self.hypotheses)
+        out_bits: list = []
+        rows: list = []
+        amb = self.ambiguity is not None
+        while True:
+            k = self._k
+            if self._mode == _LOCKED and not (amb and k % self.recheck == 0):
+                kmax = self._available(self._h, final)
+                if k >= kmax:
+                    break
+                n = kmax - k                           # one engine call for every window
+                if amb:
+                    n = min(n, self.recheck - k % self.recheck)
+                bits, st, nbits = self._decode(self._h, k, n, final)
+                if nbits <= 0:
+                    break
+                nw = st.shape[0]
+                if amb:
+                    ser = st[:, 1] / np.maximum(st[:, 0], 1)
+                    ser[st[:, 0] == 0] = 0.5
+                    bad = np.flatnonzero(ser >= self.lock_ser)
+                    if bad.size:
+                        nw = int(bad[0])
+                        self.stats.lock_losses += 1
+                        self._mode = _SEARCH
+                self._accept_run((bits, st, nbits), 0, nw, out_bits, rows)
+                continue
+            # every hypothesis on up to LANES // H windows; each window then follows the
+            # same per-window rule as above, so the result does not depend on the batching
+            avail = [self._available(h, final) for h in range(H)]
+            kmax = max(avail) if final else min(avail)
+            if k >= kmax:
+                break
+            n = max(1, min(LANES // H, kmax - k))
+            res = self._decode_all(k, n, final)
+            for i in range(n):
+                if self._mode == _LOCKED and not (amb and self._k % self.recheck == 0):
+                    if self._ser(res[self._h][1], i) < self.lock_ser:
+                        self._accept_from(res[self._h], i, out_bits, rows)
+                        continue
+                    self.stats.lock_losses += 1
+                    self._mode = _SEARCH
+                sers = [self._ser(res[h][1], i) for h in range(H)]
+                self.stats.searches += 1
+                cur = self._h
+                best = int(np.argmin(sers))
+                if sers[cur] <= sers[best]:
+                    best = cur
+                # switch when the current hypothesis has lost lock, or another one is better by
+                # the margin or by half (high-rate codes fit a misaligned stream closely)
+                if best != cur and sers[best] < self.lock_ser and (
+                        sers[cur] >= self.lock_ser or sers[best] < sers[cur] - self.margin
+                        or sers[best] < 0.5 * sers[cur]):
+                    self._h = best
+                    self.stats.switches += 1
+                    self._record_change()
+                good = sers[self._h] < self.lock_ser
+                if good and self._mode == _SEARCH:
+                    self.stats.locks += 1
+                    if not self._recorded:
+                        self._record_change()
+                self._mode = _LOCKED if good else _SEARCH
+                if i >= res[self._h][1].shape[0]:
+                    break
+                self._accept_from(res[self._h], i, out_bits, rows)
+        # carry only what the next window needs
+        D = self.code.depth
+        keep = self.code.symbols_for(max(0, self._k * B - D))
+        drop = min(max(0, keep - self._base), self._sym.size)
+        if drop:
+            self._sym = self._sym[drop:].copy()
+            self._base += drop
+        self.last_windows = self._rows(rows)
+        if final and self.stats.bits_out % 8:
+            self.stats.pad_bits += 8 - self.stats.bits_out % 8
+        return np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
+
+    def _record_change(self) -> None:
+        hyp = self.hypotheses[self._h]
+        sym_pos = hyp.offset + self.code.symbols_for(self._k * self.code.block_bits)
+        self.stats.changes.append((int(sym_pos), int(self.stats.bits_out), hyp.offset, hyp.swap, hyp.negate))
+        self._recorded = True
+
+    def _accept_from(self, res, i: int, out_bits: list, rows: list) -> None:
+        self._accept_run(res, i, i + 1, out_bits, rows)
+
+    def _accept_run(self, res, i0: int, i1: int, out_bits: list, rows: list) -> None:
+        """Deliver windows i0..i1-1 of one decode result (bits, stats, nbits) under the current
+        hypothesis; their WINDOW_DTYPE rows are built once per push (:meth:`_rows`)."""
+        if i1 <= i0:
+            return
+        bits, st, nbits = res
+        B = self.code.block_bits
+        nb = min(i1 * B, nbits) - i0 * B
+        wb = bits[i0 * B // 8: i0 * B // 8 + -(-nb // 8)]
+        st = st[i0:i1]
+        m = i1 - i0
+        rows.append((self._k, self.stats.bits_out, nb, self._h, st))
+        s = self.stats
+        s.bits_out += nb
+        s.windows += m
+        s.symbols_compared += int(st[:, 0].sum())
+        s.symbol_errors += int(st[:, 1].sum())
+        s.sum_y += float(st[:, 2].sum())
+        s.sum_y2 += float(st[:, 3].sum())
+        out_bits.append(wb)
+        self._k += m
+
+    def _rows(self, runs: list) -> np.ndarray:
+        if not runs:
+            return np.zeros(0, WINDOW_DTYPE)
+        B = self.code.block_bits
+        per_window = B // self.code.period_bits * self.code.period_symbols
+        st = np.concatenate([r[4] for r in runs])
+        k = np.concatenate([r[0] + np.arange(r[4].shape[0]) for r in runs])
+        h = np.concatenate([np.full(r[4].shape[0], r[3], np.uint8) for r in runs])
+        first_bit = np.concatenate([r[1] + np.arange(r[4].shape[0]) * B for r in runs])
+        nbits = np.concatenate([np.minimum(B, r[2] - np.arange(r[4].shape[0]) * B) for r in runs])
+        offsets = np.array([hyp.offset for hyp in self.hypotheses], np.int64)[h]
+        out = np.zeros(st.shape[0], WINDOW_DTYPE)
+        out["bit_position"] = first_bit
+        out["symbol_position"] = offsets + k * per_window
+        out["bits"] = nbits
+        out["hypothesis"] = h
+        n = st[:, 0]
+        out["symbols"] = n
+        out["symbol_errors"] = st[:, 1]
+        nn = np.maximum(n, 1)
+        mean = st[:, 2] / nn
+        var = st[:, 3] / nn - mean * mean
+        ok = (n > 0) & (mean > 0)
+        out["ser"] = np.where(n > 0, st[:, 1] / nn, np.nan)
+        es = np.full(n.size, np.inf)
+        pos = ok & (var > 0)
+        es[pos] = 10 * np.log10(mean[pos] ** 2 / (2 * var[pos]))
+        es[~ok] = np.nan
+        out["esn0_db"] = es
+        return out
+
+    def push(self, chunk) -> np.ndarray:
+        """Decoded bits (packed, MSB first) of every window this chunk completes."""
+        a = self._to_int8(chunk, final=False)
+        self.stats.symbols_in += a.size
+        if a.size:
+            self._sym = np.concatenate([self._sym, a]) if self._sym.size else a.copy()
+        return self._run(final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the remaining windows, the last byte zero-padded. The next push
+        starts a new stream (positions from 0, ambiguities searched again); stats accumulate."""
+        a = self._to_int8(None, final=True)
+        self.stats.symbols_in += a.size
+        if a.size:
+            self._sym = np.concatenate([self._sym, a])
+        out = self._run(final=True)
+        h = self.hypotheses[self._h]
+        used = h.offset + self.code.symbols_for(self._steps(self._h))
+        self.stats.symbols_dropped += max(0, self._base + self._sym.size - used)
+        self.stats.bytes_carried = 0
+        last = self.last_windows
+        self.reset(clear_stats=False)
+        self.last_windows = last
+        return out
+
+
+__all__ = ["K", "G1", "G2", "PUNCTURE", "RATES", "VARIANTS", "QUANT_TARGET", "Hypothesis",
+           "ViterbiDecoder", "ViterbiStats", "WINDOW_DTYPE",
+           "quantize", "encode", "viterbi", "symbols_to_soft"]
