@@ -34,6 +34,11 @@ class ChannelConfig:
     dual_basis: bool = True
     fecf: bool = False
     bit_rate: float = 0.0              # bit/s; 0 = unknown
+    # frame sync (sync.FrameSync): a marker needs the next one a CADU later before lock
+    # (``sync_verify``); False for bursts shorter than two CADUs (BY70-1)
+    sync_verify: bool = True
+    sync_flywheel: int = 3             # missed markers delivered in lock before lock is lost
+    sync_spacing_tolerance: int = 1    # bits either side of the predicted marker (2072/2073)
 
     def __post_init__(self):
         if self.reed_solomon not in RS_PARITY:
@@ -95,7 +100,9 @@ class SyncStage:
     def __init__(self, config: "ChannelConfig"):
         self.config = config
         self.sync = sync.FrameSync(config.codeblock_length, asm=config.asm, asm_bits=config.asm_bits,
-                                   max_bit_errors=config.asm_max_bit_errors)
+                                   max_bit_errors=config.asm_max_bit_errors, verify=config.sync_verify,
+                                   flywheel=config.sync_flywheel,
+                                   spacing_tolerance=config.sync_spacing_tolerance)
 
     def push(self, chunk) -> FrameBatch:
         data = np.frombuffer(chunk, dtype=np.uint8) if not isinstance(chunk, np.ndarray) else chunk
