@@ -89,9 +89,17 @@ def format_report(report: dict, mission=None, extra: dict | None = None) -> str:
     s = report["sync"]
     lines.append(f"sync      bits {s['bits_in']:,}  lock losses {s['lock_losses']:,}  "
                  f"inverted {s['inverted_codeblocks']:,}  RS symbols corrected {report['rs_symbols_corrected']:,}")
+    lq = report.get("link_quality")
+    if lq:
+        ser, esn0 = lq.get("symbol_error_rate"), lq.get("esn0_db")
+        lines.append(f"link      symbol error rate {'-' if ser is None else f'{ser:.4f}'}  "
+                     f"Es/N0 {'-' if esn0 is None else f'{esn0:.1f} dB'}  "
+                     f"alignment changes {len(lq.get('hypothesis_changes', []))}  "
+                     f"lock losses {lq.get('lock_losses', 0):,}")
     for vcid, vc in sorted(report["virtual_channels"].items(), key=lambda kv: int(kv[0])):
+        repeats = f"  repeats {vc['repeats']:,}" if vc.get("repeats") else ""
         lines.append(f"VC {int(vcid):<5d}  frames {vc['frames']:,}  idle {vc['idle']:,}  gaps {vc['gaps']:,}  "
-                     f"lost {vc['frames_lost']:,}")
+                     f"lost {vc['frames_lost']:,}{repeats}")
     names = {}
     if mission is not None:
         names = {a.id: a.name for a in mission.apids.values()}
@@ -99,7 +107,8 @@ def format_report(report: dict, mission=None, extra: dict | None = None) -> str:
         name = names.get(int(apid), "")
         lines.append(f"APID {int(apid):<4d} {name:<12s} packets {p['count']:,}  bytes {p['bytes']:,}  "
                      f"seq gaps {p['sequence_gaps']:,}  missing {p['sequence_missing']:,}  "
-                     f"dropped {p['dropped_incomplete']:,}")
+                     + (f"repeats {p['sequence_repeats']:,}  " if p.get("sequence_repeats") else "")
+                     + f"dropped {p['dropped_incomplete']:,}")
     if report.get("idle_packets"):
         lines.append(f"idle packets {report['idle_packets']:,}")
     rejects = {k: v for k, v in report["rejects"].items() if v}
@@ -171,9 +180,9 @@ def cmd_replay(args, con: Console) -> int:
     size = source.total_bytes
     extra = {"mission": mission.name, "captures": len(args.captures), "MB": f"{size / 1e6:.1f}",
              "seconds": f"{seconds:.2f}", "Mbit/s": f"{size * 8 / 1e6 / seconds:.1f}" if seconds else "-"}
-    bit_rate = float(getattr(mission.link, "bit_rate", 0) or 0) if mission.link else 0
-    if bit_rate and seconds:
-        extra["x real time"] = f"{size * 8 / bit_rate / seconds:.1f}"
+    stream_seconds = report.source.get("stream_seconds", 0)
+    if stream_seconds and seconds:
+        extra["x real time"] = f"{stream_seconds / seconds:.1f}"
     if writer is not None:
         info = writer.end_pass(report)
         writer.close()

@@ -25,7 +25,7 @@ from groundseg.errors import UsageError
 from groundseg.mission.configs import channel_config, link_config  # noqa: F401  (one copy, shared with the simulator)
 from groundseg.report import PassReport
 from groundseg.sources.base import LEVEL_KIND, Source, StreamClock, Chunk
-from groundseg.sources.capture import CaptureFiles
+from groundseg.sources.capture import SOFT_DTYPES, CaptureFiles
 
 LEVELS = tuple(LEVEL_KIND)
 
@@ -63,22 +63,21 @@ class Pipeline:
         self.level = level or getattr(mission.link, "level", None) or "packets"
         if self.level not in LEVELS:
             raise UsageError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
-        if self.level in ("iq", "soft"):
+        if self.level == "iq":
             raise UsageError(
-                f"level {self.level!r} needs the soft-symbol front end (convolutional decoding), "
-                "which this version does not have yet")
-        if self.level in ("bits", "frames") and mission.link is None:
+                "level 'iq' needs the SDR demodulator, which this version does not have yet")
+        if self.level in ("soft", "bits", "frames") and mission.link is None:
             raise UsageError(f"level {self.level!r} needs a [link] table in the mission file")
         self.archive = archive
         self.on_progress = on_progress
         self.channel = None
         self.link = None
         self.splitter = None
-        if self.level == "bits":
-            self.channel = ChannelDecoder(channel_config(mission))
+        if self.level in ("bits", "soft"):
+            self.channel = ChannelDecoder(channel_config(mission, self.level))
         elif self.level == "frames":
             self.channel = FrameReader(mission.link.frame_length, fecf=mission.link.fecf)
-        if self.level in ("bits", "frames"):
+        if self.level in ("soft", "bits", "frames"):
             self.link = LinkDecoder(link_config(mission))
         else:
             self.splitter = PacketStreamSplitter()
@@ -138,6 +137,8 @@ class Pipeline:
         pos = batch.quality["bit_position"]
         if self.level == "frames":
             pos = pos // 8
+        else:
+            pos = self.channel.input_positions(pos)
         batch.quality["reception_time"] = self.clock.times(pos)
         self.frames_seen += len(batch)
         self._link_output(self.link.push(batch))
@@ -169,6 +170,7 @@ class Pipeline:
         t0 = time.perf_counter()
         started = time.time()
         first_rx = last_rx = float("nan")
+        stream_seconds = 0.0      # the input's own duration at its rate (x real time)
         open_stream = False
         for chunk in source.chunks():
             if np.isfinite(chunk.rx_time):
@@ -182,6 +184,8 @@ class Pipeline:
                 open_stream = True
             self.push(chunk)
             done += chunk.data.nbytes
+            if chunk.rate > 0:
+                stream_seconds += chunk.elements / chunk.rate
             if self.on_progress is not None:
                 self.on_progress(self._progress(done, total, time.perf_counter() - t0))
         if open_stream:
@@ -194,6 +198,7 @@ class Pipeline:
             "first_reception": _iso(first_rx), "last_reception": _iso(last_rx),
             "started": _iso(started), "finished": _iso(time.time()),
             "decode_seconds": round(seconds, 6),
+            "stream_seconds": round(stream_seconds, 6),
             "mbit_s": round(done * 8 / 1e6 / seconds, 3) if seconds > 0 else 0.0}
         return self.report()
 
@@ -213,6 +218,9 @@ class Pipeline:
         bit_rate = float(getattr(self.mission.link, "bit_rate", 0) or 0) if self.mission.link else 0.0
         rate = bit_rate / 8 if kind in ("frames", "packets") else bit_rate
         kwargs = {"kind": kind, "rate": rate}
+        if kind == "soft":
+            kwargs["dtype"] = SOFT_DTYPES[self.mission.link.symbols]
+            kwargs["rate"] = bit_rate * self.channel.config.input_units_per_bit
         if chunk_bytes is not None:
             kwargs["chunk_bytes"] = chunk_bytes
         return CaptureFiles(paths, **kwargs)
@@ -256,6 +264,8 @@ class Pipeline:
             for k, v in counts.get("rejects", {}).items():
                 rep.add_reject(k, v)
             rep.sync.bits_in = int(counts.get("bytes_in", 0)) * 8
+        if self.channel is not None and getattr(self.channel.stats, "inner", None) is not None:
+            rep.extra["link_quality"] = self.channel.stats.inner.to_dict()
         for k, v in self.telemetry_rejects.items():
             rep.add_reject(k, v)
         rep.source = dict(self.source_info)

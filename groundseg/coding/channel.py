@@ -18,6 +18,8 @@ from groundseg.coding.frame_batch import FRAME_QUALITY_DTYPE, FrameBatch, integr
 from groundseg.stage import Stats
 
 RS_PARITY = {"none": 0, "255,223": 32, "255,239": 16}
+SYMBOLS = ("hard", "soft-int8", "soft-float32")
+SYMBOL_AMBIGUITIES = ("none", "bpsk", "qpsk")
 INTERLEAVES = (1, 2, 3, 4, 5, 8)
 
 
@@ -39,6 +41,12 @@ class ChannelConfig:
     sync_verify: bool = True
     sync_flywheel: int = 3             # missed markers delivered in lock before lock is lost
     sync_spacing_tolerance: int = 1    # bits either side of the predicted marker (2072/2073)
+    # the inner code (131.0-B-4 section 3) and what enters the chain
+    convolutional: str = "none"        # "none" | "1/2" | "2/3" | "3/4" | "5/6" | "7/8"
+    convolutional_variant: str = "ccsds"
+    differential: bool = False         # NRZ-M decoding after the inner code (or of hard bits)
+    symbols: str = "hard"              # "hard" (packed bits) | "soft-int8" | "soft-float32"
+    symbol_ambiguity: str = "bpsk"     # what the inner decoder resolves: "none" | "bpsk" | "qpsk"
 
     def __post_init__(self):
         if self.reed_solomon not in RS_PARITY:
@@ -58,6 +66,20 @@ class ChannelConfig:
                     f"{k * self.interleave} (virtual fill makes up the rest)")
         if not 0 <= self.asm_max_bit_errors < self.asm_bits // 2:
             raise ValueError(f"asm_max_bit_errors must be 0..{self.asm_bits // 2 - 1}")
+        if self.convolutional != "none":
+            from groundseg.coding import convolutional as cc
+            if self.convolutional not in cc.RATES:
+                raise ValueError(f"convolutional must be 'none' or one of {', '.join(cc.RATES)}, "
+                                 f"not {self.convolutional!r}")
+            if self.convolutional_variant not in cc.VARIANTS:
+                raise ValueError(f"convolutional_variant must be one of {', '.join(cc.VARIANTS)}")
+            if self.symbols == "hard":
+                raise ValueError("a convolutional code is decoded from soft symbols: symbols must be "
+                                 "'soft-int8' or 'soft-float32'")
+        if self.symbols not in SYMBOLS:
+            raise ValueError(f"symbols must be one of {', '.join(SYMBOLS)}, not {self.symbols!r}")
+        if self.symbol_ambiguity not in SYMBOL_AMBIGUITIES:
+            raise ValueError(f"symbol_ambiguity must be one of {', '.join(SYMBOL_AMBIGUITIES)}")
 
     @property
     def parity(self) -> int:
@@ -75,6 +97,15 @@ class ChannelConfig:
     def cadu_length(self) -> int:
         return self.codeblock_length + self.asm_bits // 8
 
+    @property
+    def input_units_per_bit(self) -> float:
+        """Input elements (channel symbols for soft input, bits for hard) per bit that frame
+        sync sees: maps frame positions back to the source's stream positions."""
+        if self.convolutional == "none":
+            return 1.0
+        k, n = (int(x) for x in self.convolutional.split("/"))
+        return n / k
+
 
 @dataclass(eq=False)
 class ChannelStats(Stats):
@@ -83,6 +114,7 @@ class ChannelStats(Stats):
     frames: "FrameCounts" = field(default_factory=lambda: FrameCounts())
     rs_symbols_corrected: int = 0
     sync: sync.SyncStats = field(default_factory=sync.SyncStats)
+    inner: "InnerCodeStats | None" = None
 
 
 @dataclass(eq=False)
@@ -127,8 +159,131 @@ class SyncStage:
         q["asm_bit_errors"] = meta["asm_bit_errors"]
         q["sync_state"] = meta["sync_state"]
         q["reception_time"] = np.nan     # the pipeline's clock knows the source's stamps
+        q["symbol_error_rate"] = np.nan
+        q["esn0_db"] = np.nan
         q["crc"] = -1
         return FrameBatch(sb.codeblocks, q)
+
+
+@dataclass(eq=False)
+class InnerCodeStats(Stats):
+    """The inner decoder's figures for the report's ``link_quality``: channel symbol error
+    rate (decoded bits re-encoded against the received hard decisions), Es/N0 (dB) from the
+    soft symbols' moments, and the symbol alignment / polarity hypotheses used, with where
+    each stretch began."""
+    symbols_in: int = 0
+    bits_out: int = 0
+    symbol_error_rate: float = float("nan")
+    esn0_db: float = float("nan")
+    locks: int = 0
+    lock_losses: int = 0
+    hypothesis_changes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        for k in ("symbol_error_rate", "esn0_db"):
+            d[k] = None if not np.isfinite(d[k]) else round(float(d[k]), 6)
+        return d
+
+
+class ViterbiStage:
+    """Soft symbols -> packed decoded bits (131.0-B-4 section 3): the streaming Viterbi
+    decoder, which resolves the symbol alignment and polarity itself. Keeps the link
+    quality of its recent windows so frames found later can be given theirs."""
+
+    KEEP_WINDOWS = 4096
+
+    def __init__(self, config: "ChannelConfig"):
+        from groundseg.coding import convolutional as cc
+        self.config = config
+        self.decoder = cc.ViterbiDecoder(
+            config.convolutional, config.convolutional_variant,
+            ambiguity=None if config.symbol_ambiguity == "none" else config.symbol_ambiguity,
+            dtype="float32" if config.symbols == "soft-float32" else "int8")
+        self._windows = np.zeros(0, cc.WINDOW_DTYPE)
+        self._before = None            # stats of earlier streams
+
+    def push(self, soft) -> np.ndarray:
+        return self._keep(self.decoder.push(soft))
+
+    def flush(self) -> np.ndarray:
+        return self._keep(self.decoder.flush())
+
+    def reset(self) -> None:
+        self._fold()
+        self.decoder.reset()
+        self._windows = self._windows[:0]
+
+    def _fold(self) -> None:
+        s = self.decoder.stats
+        if self._before is None:
+            self._before = type(s)()
+        b = self._before
+        for f in ("symbols_in", "bits_out", "windows", "symbols_compared", "symbol_errors", "sum_y",
+                  "sum_y2", "locks", "lock_losses", "switches", "searches"):
+            setattr(b, f, getattr(b, f) + getattr(s, f))
+        b.changes = list(b.changes) + list(s.changes)
+
+    def _keep(self, out: np.ndarray) -> np.ndarray:
+        w = self.decoder.last_windows
+        if len(w):
+            self._windows = np.concatenate([self._windows, w])[-self.KEEP_WINDOWS:]
+        return out
+
+    def quality_at(self, bit_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(symbol error rate, Es/N0 dB) of the windows holding ``bit_positions`` (NaN: unknown)."""
+        w = self._windows
+        ser = np.full(len(bit_positions), np.nan, np.float32)
+        esn0 = np.full(len(bit_positions), np.nan, np.float32)
+        if len(w) and len(bit_positions):
+            i = np.clip(np.searchsorted(w["bit_position"], bit_positions, side="right") - 1, 0, len(w) - 1)
+            inside = (bit_positions >= w["bit_position"][i]) & (bit_positions < w["bit_position"][i] + w["bits"][i])
+            ser[inside] = w["ser"][i[inside]]
+            esn0[inside] = w["esn0_db"][i[inside]]
+        return ser, esn0
+
+    @property
+    def stats(self) -> InnerCodeStats:
+        from groundseg.coding.convolutional import ViterbiStats
+        s = self.decoder.stats
+        b = self._before or ViterbiStats()
+        compared = b.symbols_compared + s.symbols_compared
+        errors = b.symbol_errors + s.symbol_errors
+        n = compared
+        sum_y, sum_y2 = b.sum_y + s.sum_y, b.sum_y2 + s.sum_y2
+        esn0 = float("nan")
+        if n:
+            mean, var = sum_y / n, sum_y2 / n - (sum_y / n) ** 2
+            if mean > 0 and var > 0:
+                esn0 = float(10 * np.log10(mean * mean / (2 * var)))
+        changes = [dict(zip(("symbol_position", "bit_position", "offset", "swap", "negate"),
+                            (int(v) if not isinstance(v, bool) else v for v in c)))
+                   for c in list(b.changes) + list(s.changes)]
+        return InnerCodeStats(symbols_in=b.symbols_in + s.symbols_in, bits_out=b.bits_out + s.bits_out,
+                              symbol_error_rate=errors / compared if compared else float("nan"),
+                              esn0_db=esn0, locks=b.locks + s.locks, lock_losses=b.lock_losses + s.lock_losses,
+                              hypothesis_changes=changes)
+
+
+class DifferentialStage:
+    """NRZ-M decoding (b[n] xor b[n-1]) of packed bits; one bit crosses chunk boundaries."""
+
+    def __init__(self):
+        from groundseg.coding.differential import DifferentialDecoder
+        self.decoder = DifferentialDecoder()
+
+    def push(self, bits) -> np.ndarray:
+        return self.decoder.push(bits)
+
+    def flush(self) -> np.ndarray:
+        return self.decoder.flush()
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    @property
+    def stats(self) -> Stats:
+        return Stats()
 
 
 class _BlockStage:
@@ -189,8 +344,14 @@ class FecfStage(_BlockStage):
 
 
 def build_stages(config: "ChannelConfig") -> list:
-    """The decoding stages of a link, in order (hard bits in, frames with integrity out)."""
-    stages = [SyncStage(config)]
+    """The decoding stages of a link, in order (channel symbols or hard bits in, frames with
+    integrity out): [Viterbi] [NRZ-M] sync [derandomise] [RS] [derandomise] FECF."""
+    stages = []
+    if config.convolutional != "none":
+        stages.append(ViterbiStage(config))
+    if config.differential:
+        stages.append(DifferentialStage())
+    stages.append(SyncStage(config))
     if config.randomized and config.derandomize == "before_rs":
         stages.append(DerandomizeStage())
     if config.parity:
@@ -210,6 +371,7 @@ class ChannelDecoder:
         self.stages = build_stages(config) if stages is None else list(stages)
         self._counts = FrameCounts()
         self._rs_symbols = 0
+        self._inner = next((s for s in self.stages if isinstance(s, ViterbiStage)), None)
 
     def reset(self) -> None:
         """A new stream (next capture file): stage state forgotten, statistics kept."""
@@ -241,11 +403,23 @@ class ChannelDecoder:
     @property
     def stats(self) -> ChannelStats:
         sync_stats = next((s.stats for s in self.stages if isinstance(s, SyncStage)), sync.SyncStats())
+        inner = self._inner.stats if self._inner is not None else None
         return ChannelStats(frames=FrameCounts(**self._counts.to_dict()),
-                            rs_symbols_corrected=self._rs_symbols, sync=sync_stats)
+                            rs_symbols_corrected=self._rs_symbols, sync=sync_stats, inner=inner)
+
+    def input_positions(self, bit_positions: np.ndarray) -> np.ndarray:
+        """Stream positions in the input's own elements (symbols for soft input) of frames
+        found at ``bit_positions`` of the bits frame sync saw."""
+        scale = self.config.input_units_per_bit
+        if scale == 1.0:
+            return bit_positions
+        return np.round(np.asarray(bit_positions, np.float64) * scale).astype(np.int64)
 
     def _count(self, batch: FrameBatch) -> FrameBatch:
         n = len(batch)
+        if n and self._inner is not None:
+            q = batch.quality
+            q["symbol_error_rate"], q["esn0_db"] = self._inner.quality_at(q["bit_position"])
         if n:
             rs = batch.quality["rs_corrected"]
             bad = int((rs < 0).sum())

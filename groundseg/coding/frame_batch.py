@@ -16,8 +16,9 @@ import numpy as np
 #: codeword was uncorrectable). ``crc``: 1 FECF ok, 0 FECF failed, -1 not checked
 #: (no FECF on this link, or the frame already failed RS). ``sync_state``: 0 found by
 #: search, 1 verified in lock, 2 flywheel (marker not matched, position predicted),
-#: 3 no sync (level "frames"). ``bit_position`` counts in the stream's own units
-#: before any inner decoder (bits, or channel symbols for soft input).
+#: 3 no sync (level "frames"). ``bit_position`` counts the bits frame sync saw (after
+#: any inner decoder). ``symbol_error_rate`` and ``esn0_db``: the inner code's link
+#: quality over the frame's window (NaN without an inner code).
 FRAME_QUALITY_DTYPE = np.dtype([
     ("bit_position", "<i8"),
     ("reception_time", "<f8"),
@@ -27,6 +28,8 @@ FRAME_QUALITY_DTYPE = np.dtype([
     ("rs_corrected", "<i2"),
     ("crc", "i1"),
     ("integrity", "u1"),
+    ("symbol_error_rate", "<f4"),
+    ("esn0_db", "<f4"),
 ])
 
 SYNC_SEARCH, SYNC_LOCKED, SYNC_FLYWHEEL, SYNC_NONE = 0, 1, 2, 3
@@ -83,6 +86,8 @@ class FrameBatch:
         q["bit_position"] = (first_byte + np.arange(n, dtype=np.int64) * length) * 8
         q["reception_time"] = reception_time
         q["sync_state"] = SYNC_NONE
+        q["symbol_error_rate"] = np.nan
+        q["esn0_db"] = np.nan
         q["crc"] = -1 if crc is None else crc
         q["integrity"] = integrity(q["rs_corrected"], q["crc"])
         return cls(frames, q)

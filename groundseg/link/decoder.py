@@ -168,7 +168,8 @@ class LinkDecoder:
             raise ValueError("FrameBatch.frames must be (n, L) uint8 with one quality row per frame")
         n, width = frames.shape
         rec = np.zeros(n, FRAME_RECORD_DTYPE)
-        for name in ("reception_time", "bit_position", "rs_corrected", "crc", "asm_bit_errors", "inverted"):
+        for name in ("reception_time", "bit_position", "rs_corrected", "crc", "asm_bit_errors", "inverted",
+                     "symbol_error_rate", "esn0_db"):
             rec[name] = q[name]
         rec["vcid"] = -1
         rec["mcfc"] = -1

@@ -106,6 +106,8 @@ FRAME_RECORD_DTYPE = np.dtype([
     ("has_ocf", "?"),
     ("ocf", "<u4"),
     ("insert_zone_time", "<f8"),
+    ("symbol_error_rate", "<f4"),
+    ("esn0_db", "<f4"),
 ])
 
 #: One row per refused frame or packet. ``reason`` indexes ``REJECT_REASONS``;

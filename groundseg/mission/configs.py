@@ -24,9 +24,11 @@ def _link(mission: Mission, level: str):
     return mission.link
 
 
-def channel_config(mission: Mission) -> ChannelConfig:
-    """The channel coding of the mission's [link] (level "bits")."""
-    link = _link(mission, "bits")
+def channel_config(mission: Mission, level: str = "bits") -> ChannelConfig:
+    """The channel coding of the mission's [link] for a capture at ``level`` ("bits", or
+    "soft" / "iq" where the inner code is decoded from soft symbols)."""
+    link = _link(mission, level)
+    soft = level in ("soft", "iq")
     return ChannelConfig(
         frame_length=link.frame_length,
         asm=link.asm_value,
@@ -39,6 +41,13 @@ def channel_config(mission: Mission) -> ChannelConfig:
         dual_basis=link.dual_basis,
         fecf=link.fecf,
         bit_rate=float(link.bit_rate or 0),
+        sync_verify=link.sync_verify,
+        sync_flywheel=link.sync_flywheel,
+        convolutional=link.convolutional if soft else "none",
+        convolutional_variant=link.convolutional_variant,
+        differential=link.differential,
+        symbols=link.symbols if soft else "hard",
+        symbol_ambiguity=link.symbol_ambiguity,
     )
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from groundseg.coding.channel import INTERLEAVES, RS_PARITY
+from groundseg.coding import convolutional as _conv
+from groundseg.coding.channel import INTERLEAVES, RS_PARITY, SYMBOL_AMBIGUITIES, SYMBOLS
 from groundseg.link import frame_types
 from groundseg.sources.base import LEVEL_KIND
 
@@ -30,9 +31,8 @@ REED_SOLOMON = tuple(RS_PARITY)                             # "none", "255,223",
 RS_PARITY_SYMBOLS = dict(RS_PARITY)
 RS_DATA_SYMBOLS = {code: 255 - parity for code, parity in RS_PARITY.items() if parity}
 INTERLEAVE_DEPTHS = tuple(INTERLEAVES)                      # 131.0-B
-CONVOLUTIONAL = ("none", "1/2", "2/3", "3/4", "5/6", "7/8")
-CONVOLUTIONAL_VARIANTS = ("ccsds", "nasa-dsn")
-SYMBOLS = ("hard", "soft-int8", "soft-float32")
+CONVOLUTIONAL = ("none",) + tuple(_conv.RATES)                # 131.0-B-4 section 3
+CONVOLUTIONAL_VARIANTS = tuple(_conv.VARIANTS)
 LEVELS = tuple(LEVEL_KIND)                                  # "iq", "soft", "bits", "frames", "packets"
 #: levels whose captures hold channel symbols: the coding keys apply
 CODING_LEVELS = ("iq", "soft", "bits")
@@ -114,8 +114,11 @@ LINK_KEYS = (
     Key("dual_basis", bool, True, levels=CODING_LEVELS),
     Key("convolutional", str, "none", choices=CONVOLUTIONAL, levels=("iq", "soft")),
     Key("convolutional_variant", str, "ccsds", choices=CONVOLUTIONAL_VARIANTS, levels=("iq", "soft")),
-    Key("differential", bool, False, levels=("iq", "soft")),
+    Key("differential", bool, False, levels=CODING_LEVELS),
     Key("symbols", str, "hard", choices=SYMBOLS, levels=CODING_LEVELS),
+    Key("symbol_ambiguity", str, "bpsk", choices=SYMBOL_AMBIGUITIES, levels=("iq", "soft")),
+    Key("sync_verify", bool, True, levels=CODING_LEVELS),
+    Key("sync_flywheel", int, 3, range=(0, 1000), levels=CODING_LEVELS),
     Key("level", str, "bits", choices=LEVELS),
     Key("fecf", bool, False, levels=FRAME_LEVELS),
     Key("ocf", bool, False, levels=FRAME_LEVELS),

@@ -240,7 +240,8 @@ class _Loader:
             insert_zone=v["insert_zone"], insert_zone_time=izt, fhec=v["fhec"],
             tm_secondary_header=v["tm_secondary_header"], idle_vcid=v["idle_vcid"],
             derandomize=v["derandomize"], asm_max_bit_errors=v["asm_max_bit_errors"],
-            bit_rate=bit_rate)
+            bit_rate=bit_rate, symbol_ambiguity=v["symbol_ambiguity"], sync_verify=v["sync_verify"],
+            sync_flywheel=v["sync_flywheel"])
         check_link(settings, settings.level, self.path)
         return settings
 
@@ -551,6 +552,10 @@ def check_link(link: LinkSettings, level: str, path: str | Path) -> None:
     if level == "soft" and link.symbols == "hard":
         fail(f'{w} symbols = "hard"',
              'level = "soft" needs soft symbols: symbols = "soft-int8" or "soft-float32"')
+    if level in ("soft", "iq") and link.convolutional == "none":
+        fail(f'{w} convolutional = "none"',
+             f'level = "{level}" decodes the inner code from soft symbols: set convolutional '
+             '(e.g. "1/2"); uncoded soft symbols are not supported yet')
     if level == "bits" and link.symbols != "hard":
         fail(f"{w} symbols = {_fmt(link.symbols)}",
              'level = "bits" reads packed hard bits: symbols must be "hard" (or use level = "soft")')

@@ -83,6 +83,9 @@ class LinkSettings:
     derandomize: str = "before_rs"
     asm_max_bit_errors: int = 4
     bit_rate: float = 0
+    symbol_ambiguity: str = "bpsk"
+    sync_verify: bool = True
+    sync_flywheel: int = 3
 
     @property
     def asm_bits(self) -> int:
