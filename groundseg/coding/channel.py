@@ -199,9 +199,21 @@ class ViterbiStage:
         self.decoder = cc.ViterbiDecoder(
             config.convolutional, config.convolutional_variant,
             ambiguity=None if config.symbol_ambiguity == "none" else config.symbol_ambiguity,
-            dtype="float32" if config.symbols == "soft-float32" else "int8")
+            dtype="float32" if config.symbols == "soft-float32" else "int8",
+            block_bits=self.window_bits(config))
         self._windows = np.zeros(0, cc.WINDOW_DTYPE)
         self._before = None            # stats of earlier streams
+
+    @staticmethod
+    def window_bits(config: "ChannelConfig") -> int:
+        """Bits per decoding window: alignment and polarity are decided per window, so a
+        window no longer than half a CADU lets a burst of one or two codeblocks (BY70-1)
+        be decided on its own; 2048 at most (long windows cost less per bit)."""
+        half = config.cadu_length * 8 // 2
+        bits = 256
+        while bits * 2 <= min(half, 2048):
+            bits *= 2
+        return bits
 
     def push(self, soft) -> np.ndarray:
         return self._keep(self.decoder.push(soft))

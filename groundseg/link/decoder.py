@@ -105,7 +105,7 @@ class LinkConfig:
         return self.ft.zone_length(self, vcid)
 
     def kind_by_vcid(self) -> np.ndarray:
-        out = np.zeros(self.n_vcids, np.uint8)
+        out = np.full(self.n_vcids, _KIND_CODE[self.ft.default_vc_data], np.uint8)
         for vcid, kind in self.vc_data.items():
             out[int(vcid)] = _KIND_CODE[kind]
         return out
@@ -155,7 +155,8 @@ class LinkDecoder:
         if self._time is not None and self._time.end > config.insert_zone:
             raise ValueError(f"insert_zone_time reads {self._time.end} bytes but the insert zone "
                              f"has {config.insert_zone}")
-        self.demux = demux.Demux(self.ft.n_vcids, self.ft.mc_modulus)
+        self.demux = demux.Demux(self.ft.n_vcids, self.ft.mc_modulus,
+                                 vc_counters=self.ft.vc_counter_bits > 0)
         self.extractor = PacketExtractor(self.ft.n_vcids, config.max_packet_length)
         self._frame_rejects = np.zeros(len(REJECT_REASONS), np.int64)
 

@@ -70,8 +70,9 @@ class Demux:
 
     ``mc_modulus`` 0: the frame type has no master-channel counter."""
 
-    def __init__(self, n_vcids: int, mc_modulus: int = 0):
+    def __init__(self, n_vcids: int, mc_modulus: int = 0, vc_counters: bool = True):
         self.n_vcids = n_vcids
+        self.vc_counters = vc_counters     # False: frames without counters (frame_type "none")
         self.mc_modulus = int(mc_modulus)
         self.vc_last = np.full(n_vcids, -1, np.int64)
         self.vc_stats = np.zeros((n_vcids, 5), np.int64)   # frames, idle, gaps, lost, repeats
@@ -85,6 +86,8 @@ class Demux:
         np.add.at(self.vc_stats[:, VC_FRAMES], vcid[rows], 1)
         np.add.at(self.vc_stats[:, VC_IDLE], vcid[rows[idle[rows]]], 1)
         st = np.zeros((self.n_vcids, 3), np.int64)
+        if not self.vc_counters:
+            return np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool)
         gap, lost, repeat = counter_gaps(rows, vcid, vcfc, modulus, self.vc_last, st)
         self.vc_stats[:, VC_GAPS:] += st
         if self.mc_modulus and mcfc is not None:

@@ -44,6 +44,10 @@ class FrameType:
     mpdu_header_length: int = 0   # bytes between the data field start and the packet zone
     #: header fields ``inspect`` lists for the first frames of a capture
     summary_fields: tuple[str, ...] = ("scid", "vcid", "vcfc")
+    #: what a virtual channel the mission does not list carries
+    default_vc_data: str = "packets"
+    #: frames carry a header (version, SCID, VCID, counters) the link layer can check
+    has_header: bool = True
 
     # -- vocabulary ------------------------------------------------------------------------
     @property
@@ -433,18 +437,76 @@ class AOSFrameType(FrameType):
         return np.concatenate(parts, axis=1)
 
 
+class UnframedType(FrameType):
+    """``frame_type = "none"``: the codeblocks' data are not transfer frames (BY70-1 carries a
+    KISS byte stream). Nothing above the coding layer is parsed: each frame that passed RS
+    and FECF is delivered whole on VC 0 and archived as VCA data; no header, no counters."""
+
+    name = "none"
+    standard = "none (codeblock data as received)"
+    version = -1
+    version_bits = 0
+    n_vcids = 1
+    scid_bits = 16                # the mission's spacecraft_id is not checked against frames
+    vc_counter_bits = 0
+    default_vc_data = "vca"
+    max_frame_length = 65535
+    has_header = False
+    summary_fields = ()
+
+    def validate(self, config) -> None:
+        # no header: the mission's spacecraft_id cannot be checked against the frames
+        if config.insert_zone or config.fhec or config.tm_secondary_header:
+            raise ValueError('frame_type "none" has no headers: insert_zone, fhec and '
+                             'tm_secondary_header must be unset')
+        if config.ocf:
+            raise ValueError('frame_type "none" has no OCF')
+
+    def header_length(self, config) -> int:
+        return 0
+
+    def ocf_per_vc(self, link_ocf, vc_ocf):
+        return False
+
+    def decode_header(self, frames, config):
+        n = len(frames)
+        zero = np.zeros(n, np.int64)
+        return {"version": zero, "scid": zero, "vcid": zero.astype(np.uint8), "vcfc": zero,
+                "vcfc_modulus": np.ones(n, np.int64), "mcfc": np.full(n, -1, np.int64)}
+
+    def check(self, frames, config, status):
+        return self.decode_header(frames, config)
+
+    def idle(self, frames, head, config):
+        return np.zeros(len(frames), bool)
+
+    def has_ocf(self, head, config, ocf_by_vcid):
+        return np.zeros(len(head["vcid"]), bool)
+
+    def data_field_start(self, head, config, n):
+        return np.zeros(n, np.int64)
+
+    def first_header_pointer(self, frames, head, config, rows, idle):
+        return np.full(len(frames), -1, np.int64)
+
+    def versions_match(self, frames):
+        return np.zeros(len(np.atleast_2d(frames)), bool)
+
+
 TM = TMFrameType()
 AOS = AOSFrameType()
+NONE = UnframedType()
 
 #: Every frame type by name (upper case); :func:`get` looks names up ignoring case.
-FRAME_TYPES: dict[str, FrameType] = {t.name: t for t in (TM, AOS)}
+FRAME_TYPES: dict[str, FrameType] = {t.name: t for t in (TM, AOS, NONE)}
+_BY_UPPER_NAME = {k.upper(): v for k, v in FRAME_TYPES.items()}
 
 
 def get(name: str | FrameType) -> FrameType:
     """The frame type called ``name`` (any case); ValueError naming the known ones otherwise."""
     if isinstance(name, FrameType):
         return name
-    ft = FRAME_TYPES.get(str(name).upper())
+    ft = _BY_UPPER_NAME.get(str(name).upper())
     if ft is None:
         raise ValueError(f"frame_type must be one of {', '.join(FRAME_TYPES)}, not {name!r}")
     return ft

@@ -24,7 +24,7 @@ from groundseg.sources.base import LEVEL_KIND
 # ---------------------------------------------------------------------------------------
 # vocabularies (names from the standards)
 
-FRAME_TYPES = tuple(frame_types.FRAME_TYPES)                # "TM", "AOS"
+FRAME_TYPES = tuple(frame_types.FRAME_TYPES)                # "TM", "AOS", "none"
 #: the frame type of a [link] that names none (and the SCID range without a [link])
 DEFAULT_FRAME_TYPE = "TM"
 REED_SOLOMON = tuple(RS_PARITY)                             # "none", "255,223", "255,239"

@@ -59,3 +59,26 @@ def test_trisat_int8_symbols_decode_the_same(captures, tmp_path, chunk):
     mission.link = dataclasses.replace(mission.link, symbols="soft-int8")
     rep = Pipeline(mission).replay([cap], chunk_bytes=chunk)
     assert rep["frames"]["total"] == 5 and rep["frames"]["uncorrectable"] == 0
+
+
+def test_by70_1_soft_symbols_unframed_into_the_archive(captures, tmp_path):
+    """frame_type "none": RS-valid codeblock data archived whole; NRZ-M after Viterbi; the
+    symbol-pair alignment changes between bursts (PROVENANCE.md: 18 reference frames, 19
+    recoverable, a KISS stream starting C0 B8 64)."""
+    cap = captures / "by70-1-bpsk" / "by70-1_softsym_9600baud.f32"
+    ref = np.fromfile(captures / "by70-1-bpsk" / "by70-1_frames.gr-satellites.bin", np.uint8).reshape(-1, 114)
+    mission = load_mission(MISSIONS / "by70-1.toml")
+    with ArchiveWriter(tmp_path, mission) as w:
+        w.begin_pass(str(cap))
+        rep = Pipeline(mission, archive=w).replay([cap], chunk_bytes=1 << 15)
+        w.end_pass(rep)
+    f = rep["frames"]
+    assert f["clean"] + f["corrected"] == 19 and f["rejected"] == 0
+    assert rep["virtual_channels"]["0"] == {"frames": 19, "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}
+    assert len({c["offset"] for c in rep["link_quality"]["hypothesis_changes"]}) == 2
+    with open_archive(tmp_path / "by70-1.h5") as arc:
+        rec, data, offsets = arc.vca()
+    got = {data[offsets[i]:offsets[i + 1]].tobytes() for i in range(len(rec))}
+    assert len(got) == 19 and all(len(g) == 114 for g in got)
+    assert {r.tobytes() for r in ref} <= got
+    assert all(g[:3] == b"\xc0\xb8\x64" for g in got)

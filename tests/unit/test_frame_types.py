@@ -7,11 +7,12 @@ from groundseg.link.decoder import LinkConfig
 
 
 def test_registry_and_lookup():
-    assert set(frame_types.FRAME_TYPES) == {"TM", "AOS"}
+    assert set(frame_types.FRAME_TYPES) == {"TM", "AOS", "none"}
+    assert frame_types.get("NONE") is frame_types.NONE
     assert frame_types.get("aos") is frame_types.AOS and frame_types.get(frame_types.TM) is frame_types.TM
     assert frame_types.by_version(0) is frame_types.TM and frame_types.by_version(1) is frame_types.AOS
     assert frame_types.by_version(3) is None
-    with pytest.raises(ValueError, match="TM, AOS"):
+    with pytest.raises(ValueError, match="TM, AOS, none"):
         frame_types.get("USLP")
 
 
@@ -57,3 +58,23 @@ def test_build_frames_checks_the_length():
     assert f.shape == (2, 64) and f[1, -6:-2].tolist() == [0, 0, 0, 2]
     with pytest.raises(ValueError):
         cfg.ft.build_frames(cfg, 0, [0], np.zeros((1, zl + 1), np.uint8), [0])
+
+
+def test_unframed_type_delivers_every_frame_whole_on_vc0():
+    """frame_type "none" (BY70-1): no header checks, no counters, VCA data on VC 0."""
+    from groundseg.coding.frame_batch import INTEGRITY_UNCORRECTABLE, FrameBatch
+    from groundseg.link.decoder import LinkDecoder
+    cfg = LinkConfig(frame_type="none", frame_length=20, spacecraft_id=999)
+    frames = np.random.default_rng(1).integers(0, 256, (6, 20), dtype=np.uint8)
+    batch = FrameBatch.from_frames(frames)
+    batch.quality["integrity"][2] = INTEGRITY_UNCORRECTABLE
+    dec = LinkDecoder(cfg)
+    out = dec.push(batch)
+    st = dec.stats.to_dict()
+    assert st["virtual_channels"] == {"0": {"frames": 5, "idle": 0, "gaps": 0, "frames_lost": 0, "repeats": 0}}
+    assert st["rejects"] == {"rs_uncorrectable": 1}
+    assert len(out.vca) == 5 and (out.vca.records["length"] == 20).all()
+    kept = np.delete(frames, 2, axis=0)
+    assert out.vca.data.reshape(5, 20).tobytes() == kept.tobytes()
+    with pytest.raises(ValueError, match="no OCF"):
+        LinkConfig(frame_type="none", frame_length=20, ocf=True)

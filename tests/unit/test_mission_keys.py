@@ -78,14 +78,16 @@ def test_csv_columns_are_documented():
 
 
 def test_vocabularies_come_from_their_owners():
+    from groundseg.coding import convolutional
     assert keys.REED_SOLOMON == tuple(RS_PARITY) and keys.RS_PARITY_SYMBOLS == RS_PARITY
     assert keys.RS_DATA_SYMBOLS == {"255,223": 223, "255,239": 239}
     assert keys.INTERLEAVE_DEPTHS == tuple(INTERLEAVES)
     assert keys.LEVELS == tuple(LEVEL_KIND)
     assert keys.FRAME_TYPES == tuple(frame_types.FRAME_TYPES)
-    assert keys.MAX_SCID == {"TM": 1023, "AOS": 255}
-    assert keys.MAX_VCID == {"TM": 7, "AOS": 63}
-    assert keys.MAX_FRAME_LENGTH == {"TM": 2048, "AOS": 65535}
+    assert keys.MAX_SCID == {"TM": 1023, "AOS": 255, "none": 65535}
+    assert keys.MAX_VCID == {"TM": 7, "AOS": 63, "none": 0}
+    assert keys.MAX_FRAME_LENGTH == {"TM": 2048, "AOS": 65535, "none": 65535}
+    assert keys.CONVOLUTIONAL[1:] == convolutional.RATES and keys.CONVOLUTIONAL_VARIANTS == tuple(convolutional.VARIANTS)
 
 
 def test_old_names_still_import():
