@@ -224,8 +224,14 @@ def cmd_simulate(args, con: Console) -> int:
         bit_slips=args.bit_slips, slip_bits=args.slip_bits, garbage_bytes=args.garbage,
         garbage_length=args.garbage_length, inverted=args.invert, polarity_flips=args.polarity_flips,
         bit_offset=args.bit_offset, truncate_last=args.truncate_last)
+    soft = {}
+    if args.ebn0 is not None or args.symbols is not None:
+        if (args.level or mission.level) != "soft":
+            raise UsageError("--ebn0 and --symbols apply to soft symbols: add --level soft "
+                             "(the mission needs a convolutional code)")
+        soft = {"ebn0_db": args.ebn0, "symbols": args.symbols}
     truth = spacecraft.simulate_to_file(mission, args.out, frames=args.frames, seed=args.seed,
-                                        impairments=imp, level=args.level)
+                                        impairments=imp, level=args.level, **soft)
     f = truth.get("frames", {})
     con.out(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes, {f.get('total', 0):,} frames) "
             f"and {args.out}.truth.json")
@@ -314,7 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", required=True)
     s.add_argument("--frames", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--level", choices=["bits", "frames", "packets"])
+    s.add_argument("--level", choices=["soft", "bits", "frames", "packets"],
+                   help="what to write (default the mission's level): soft symbols through the "
+                        "mission's inner code, a CADU bit stream, frames, or packets")
+    s.add_argument("--symbols", choices=["soft-int8", "soft-float32"],
+                   help="soft symbol format at --level soft (default the mission's)")
+    s.add_argument("--ebn0", type=float, metavar="DB",
+                   help="white Gaussian noise at this Eb/N0 (dB per information bit) at --level soft")
     s.add_argument("--ber", type=float, default=0.0, help="random bit error rate")
     s.add_argument("--byte-errors", type=int, default=0, help="byte errors per impaired RS codeword")
     s.add_argument("--byte-error-fraction", type=float, default=1.0,

@@ -492,6 +492,9 @@ class UnframedType(FrameType):
     def versions_match(self, frames):
         return np.zeros(len(np.atleast_2d(frames)), bool)
 
+    def pack_headers(self, frames, config, **fields) -> None:
+        """No headers to write: the simulator's frames are their data as they are."""
+
 
 TM = TMFrameType()
 AOS = AOSFrameType()

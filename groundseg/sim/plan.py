@@ -86,7 +86,10 @@ def make_plan(mission, rng: np.random.Generator) -> Plan:
         idle = ft.n_vcids - 1 if ft.n_vcids - 1 not in vcs else None
     elif idle < 0:
         idle = None                                   # idle_vcid = -1: no idle VC
-    if not vcs or (mission.apids and not any(d == "packets" for v, (d, _) in vcs.items() if v != idle)):
+    if not ft.has_header:
+        vcs = {0: ("vca", False)}                     # frame_type "none": data as it comes
+        idle = None
+    elif not vcs or (mission.apids and not any(d == "packets" for v, (d, _) in vcs.items() if v != idle)):
         # a mission that lists no packet VC still downlinks its APIDs somewhere
         free = [v for v in range(ft.n_vcids) if v not in vcs and v != idle]
         vcs[free[0]] = ("packets", bool(link.ocf))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from groundseg.mission import configs
+from groundseg.sim.soft import soft_symbols
 from groundseg.sim.channel import bits_level, frames_level
 from groundseg.sim.frames import build_frames
 from groundseg.sim.impairments import Impairments, choose_lost
@@ -39,11 +40,15 @@ class SimulatedDownlink:
 
 def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairments | None = None,
              level: str | None = None, idle_fraction: float = 0.02, flush_fraction: float = 0.01,
-             list_limit: int = 5000) -> SimulatedDownlink:
+             list_limit: int = 5000, ebn0_db: float | None = None,
+             symbols: str | None = None) -> SimulatedDownlink:
     """A simulated downlink of ``frames`` transfer frames for ``mission`` (a Mission or a path).
 
-    ``level``: "bits" (CADU stream), "frames" (frames back to back) or "packets" (the Space
-    Packet stream); default the mission's level. ``idle_fraction`` of the frames are idle
+    ``level``: "soft" (the CADU stream through the mission's inner code as soft symbols,
+    ``symbols`` "soft-int8" or "soft-float32" (default the mission's), with white Gaussian
+    noise at ``ebn0_db`` if given: the truth is then the noiseless one, marked not exact),
+    "bits" (CADU stream), "frames" (frames back to back) or "packets" (the Space Packet
+    stream); default the mission's level. ``idle_fraction`` of the frames are idle
     frames; ``flush_fraction`` of the packets close their frame early with an idle packet.
     The same arguments give byte-identical output.
     """
@@ -52,8 +57,14 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
     if not isinstance(imp, Impairments):
         raise ValueError("impairments must be an Impairments instance")
     level = level or getattr(mission, "level", None) or "bits"
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if level not in LEVELS and level != "soft":
+        raise ValueError(f"level must be one of soft, {', '.join(LEVELS)}, not {level!r}")
+    soft = level == "soft"
+    if soft:
+        soft_cfg = configs.channel_config(_with_symbols(mission, symbols), "soft")
+        # the CADU stream under the inner code is what a hard-bit mission would send
+        mission = _with_symbols(mission, "hard")
+        level = "bits"
     if int(frames) < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     if not 0 <= idle_fraction < 1 or not 0 <= flush_fraction < 1:
@@ -101,9 +112,28 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
         truth["master_channel"] = mc
     packet_truth(truth, packet_info, delivered, list_limit)
     truth["sync"]["bits_in"] = len(capture) * 8
+    if soft:
+        capture = soft_symbols(capture, soft_cfg, rng_imp, ebn0_db).tobytes()
+        truth["simulation"].update(level="soft", symbols=soft_cfg.symbols, ebn0_db=ebn0_db)
+        if ebn0_db is not None:
+            truth["exact"] = False
+            truth["notes"].append(f"Eb/N0 {ebn0_db} dB: the truth is the noiseless decode")
+        level = "soft"
     if not truth["notes"]:
         del truth["notes"]
     return SimulatedDownlink(capture, truth, level, tx, per_apid)
+
+
+def _with_symbols(mission, symbols: str | None):
+    """The mission with its soft symbol kind replaced (``symbols`` None: as it says; a hard
+    mission gets float32)."""
+    import dataclasses
+    link = mission.link
+    kind = symbols or (link.symbols if link.symbols != "hard" else "soft-float32")
+    if kind == link.symbols:
+        return mission
+    level = "bits" if kind == "hard" else "soft"
+    return dataclasses.replace(mission, link=dataclasses.replace(link, symbols=kind, level=level))
 
 
 def packet_level(truth: dict, packet_info: dict, list_limit: int) -> bytes:
