@@ -747,7 +747,7 @@ class ViterbiDecoder:
     """
 
     def __init__(self, rate: str = "1/2", variant: str = "ccsds", ambiguity: str | None = None,
-                 lock_ser: float = 0.12, recheck: int = 64, margin: float = 0.02,
+                 lock_ser: float = 0.12, recheck: int = 256, margin: float = 0.02,
                  scale: float | None = None, quant_block: int = 65536, dtype: str = "int8",
                  block_bits: int = BLOCK_BITS):
         self.code = _code(rate, variant, block_bits)
