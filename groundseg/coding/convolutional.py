@@ -25,6 +25,13 @@ so the output is a function of the absolute position alone (identical whatever t
 boundaries) and 32 of them are decoded at once, one per uint8 lane of an AVX2 register
 (``_viterbi_acs.py``). A whole zero-tailed block (:func:`viterbi`) is the same with the known
 start and end state imposed by padding strongly-zero symbols on both sides.
+
+Per batch of 32 windows the work is: costs (int16 arithmetic, vectorised), an 8x8 byte
+transpose of uint64 words into the lanes, add-compare-select (about 1.7 ns a bit, AVX2
+uint8 with saturating adds, renormalised every 4 steps), a scalar traceback over the
+packed decisions (about 2.2 ns a bit, the largest part) and the link quality on the first
+512 bits of each window. Error rate at r=1/2 with 8-bit symbols: at the soft-decision union
+bound of the code (BER 1.9e-5 at Eb/N0 4 dB, 3.3e-6 at 4.5 dB; benchmarks/bench_viterbi.py).
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ import numpy as np
 
 from groundseg._numba import kernel
 from groundseg.coding._viterbi_acs import LANES, acs
-from groundseg.coding._viterbi_gen import COST_MAX, POLY_A, POLY_B
+from groundseg.coding._viterbi_gen import POLY_A, POLY_B
 
 K = 7
 G1, G2 = 0o171, 0o133
