@@ -711,7 +711,7 @@ class ViterbiStats:
     pad_bits: int = 0          # zero bits completing the last byte at flush
     bytes_carried: int = 0     # bytes held back because they were not a whole symbol (byte input)
     #: (symbol_position, bit_position, offset, swap, negate) each time the hypothesis changed,
-    #: including the first choice.
+    #: including the first lock of each stream (positions count from the stream's start).
     changes: list = field(default_factory=list)
 
     @property
@@ -797,6 +797,7 @@ class ViterbiDecoder:
         self._sym = np.zeros(0, np.int8)
         self._base = 0                      # absolute index of self._sym[0]
         self._k = 0                         # next window
+        self._bits = 0                      # bits delivered in this stream
         self._h = 0
         self._mode = _LOCKED if self.ambiguity is None else _SEARCH
         self._recorded = False
@@ -960,14 +961,14 @@ class ViterbiDecoder:
             self._sym = self._sym[drop:].copy()
             self._base += drop
         self.last_windows = self._rows(rows)
-        if final and self.stats.bits_out % 8:
-            self.stats.pad_bits += 8 - self.stats.bits_out % 8
+        if final and self._bits % 8:
+            self.stats.pad_bits += 8 - self._bits % 8
         return np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
 
     def _record_change(self) -> None:
         hyp = self.hypotheses[self._h]
         sym_pos = hyp.offset + self.code.symbols_for(self._k * self.code.block_bits)
-        self.stats.changes.append((int(sym_pos), int(self.stats.bits_out), hyp.offset, hyp.swap, hyp.negate))
+        self.stats.changes.append((int(sym_pos), int(self._bits), hyp.offset, hyp.swap, hyp.negate))
         self._recorded = True
 
     def _accept_from(self, res, i: int, out_bits: list, rows: list) -> None:
@@ -984,7 +985,8 @@ class ViterbiDecoder:
         wb = bits[i0 * B // 8: i0 * B // 8 + -(-nb // 8)]
         st = st[i0:i1]
         m = i1 - i0
-        rows.append((self._k, self.stats.bits_out, nb, self._h, st))
+        rows.append((self._k, self._bits, nb, self._h, st))
+        self._bits += nb
         s = self.stats
         s.bits_out += nb
         s.windows += m
