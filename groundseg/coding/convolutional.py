@@ -25,6 +25,13 @@ so the output is a function of the absolute position alone (identical whatever t
 boundaries) and 32 of them are decoded at once, one per uint8 lane of an AVX2 register
 (``_viterbi_acs.py``). A whole zero-tailed block (:func:`viterbi`) is the same with the known
 start and end state imposed by padding strongly-zero symbols on both sides.
+
+Per batch of 32 windows the work is: costs (int16 arithmetic, vectorised), an 8x8 byte
+transpose of uint64 words into the lanes, add-compare-select (about 1.7 ns a bit, AVX2
+uint8 with saturating adds, renormalised every 4 steps), a scalar traceback over the
+packed decisions (about 2.2 ns a bit, the largest part) and the link quality on the first
+512 bits of each window. Error rate at r=1/2 with 8-bit symbols: at the soft-decision union
+bound of the code (BER 1.9e-5 at Eb/N0 4 dB, 3.3e-6 at 4.5 dB; benchmarks/bench_viterbi.py).
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ import numpy as np
 
 from groundseg._numba import kernel
 from groundseg.coding._viterbi_acs import LANES, acs
-from groundseg.coding._viterbi_gen import COST_MAX, POLY_A, POLY_B
+from groundseg.coding._viterbi_gen import POLY_A, POLY_B
 
 K = 7
 G1, G2 = 0o171, 0o133
@@ -704,7 +711,7 @@ class ViterbiStats:
     pad_bits: int = 0          # zero bits completing the last byte at flush
     bytes_carried: int = 0     # bytes held back because they were not a whole symbol (byte input)
     #: (symbol_position, bit_position, offset, swap, negate) each time the hypothesis changed,
-    #: including the first choice.
+    #: including the first lock of each stream (positions count from the stream's start).
     changes: list = field(default_factory=list)
 
     @property
@@ -747,7 +754,7 @@ class ViterbiDecoder:
     """
 
     def __init__(self, rate: str = "1/2", variant: str = "ccsds", ambiguity: str | None = None,
-                 lock_ser: float = 0.12, recheck: int = 64, margin: float = 0.02,
+                 lock_ser: float = 0.12, recheck: int = 256, margin: float = 0.02,
                  scale: float | None = None, quant_block: int = 65536, dtype: str = "int8",
                  block_bits: int = BLOCK_BITS):
         self.code = _code(rate, variant, block_bits)
@@ -790,6 +797,7 @@ class ViterbiDecoder:
         self._sym = np.zeros(0, np.int8)
         self._base = 0                      # absolute index of self._sym[0]
         self._k = 0                         # next window
+        self._bits = 0                      # bits delivered in this stream
         self._h = 0
         self._mode = _LOCKED if self.ambiguity is None else _SEARCH
         self._recorded = False
@@ -953,14 +961,14 @@ class ViterbiDecoder:
             self._sym = self._sym[drop:].copy()
             self._base += drop
         self.last_windows = self._rows(rows)
-        if final and self.stats.bits_out % 8:
-            self.stats.pad_bits += 8 - self.stats.bits_out % 8
+        if final and self._bits % 8:
+            self.stats.pad_bits += 8 - self._bits % 8
         return np.concatenate(out_bits) if out_bits else np.zeros(0, np.uint8)
 
     def _record_change(self) -> None:
         hyp = self.hypotheses[self._h]
         sym_pos = hyp.offset + self.code.symbols_for(self._k * self.code.block_bits)
-        self.stats.changes.append((int(sym_pos), int(self.stats.bits_out), hyp.offset, hyp.swap, hyp.negate))
+        self.stats.changes.append((int(sym_pos), int(self._bits), hyp.offset, hyp.swap, hyp.negate))
         self._recorded = True
 
     def _accept_from(self, res, i: int, out_bits: list, rows: list) -> None:
@@ -977,7 +985,8 @@ class ViterbiDecoder:
         wb = bits[i0 * B // 8: i0 * B // 8 + -(-nb // 8)]
         st = st[i0:i1]
         m = i1 - i0
-        rows.append((self._k, self.stats.bits_out, nb, self._h, st))
+        rows.append((self._k, self._bits, nb, self._h, st))
+        self._bits += nb
         s = self.stats
         s.bits_out += nb
         s.windows += m

@@ -370,3 +370,16 @@ def test_flush_ends_the_stream_and_the_next_push_starts_another():
     out_b = _stream(dec, np.concatenate([[5], cc.symbols_to_soft(cc.encode(b), 90)]).astype(np.int8), [3000])
     assert np.array_equal(out_a[:-1], a[:-1]) and np.array_equal(out_b[:-1], b[:-1])
     assert [c[2] for c in dec.stats.changes] == [0, 1] and dec.stats.bits_out == 8 * (a.size + b.size)
+
+
+@jit_only
+def test_padding_and_positions_are_per_stream():
+    rng = np.random.default_rng(22)
+    dec = cc.ViterbiDecoder()
+    dec.push(cc.symbols_to_soft(cc.encode(rng.integers(0, 256, 101, dtype=np.uint8)))[:1602])   # 801 bits
+    dec.flush()
+    assert dec.stats.pad_bits == 7
+    data = rng.integers(0, 256, 100, dtype=np.uint8)
+    out = np.concatenate([dec.push(cc.symbols_to_soft(cc.encode(data))), dec.flush()])
+    assert np.array_equal(out[:-1], data[:-1]) and dec.stats.pad_bits == 7
+    assert dec.last_windows["bit_position"][0] == 0
