@@ -14,10 +14,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from groundseg.archive.hdf5 import (
-    PASS_STATUS, REJECT_REASONS, ArchiveError, ArchiveWriter, read_superblock,
-)
+from groundseg.archive.errors import ArchiveError
 from groundseg.archive.reader import iso, open_archive
+from groundseg.archive.schema import PASS_STATUS
+from groundseg.archive.superblock import read_superblock
+from groundseg.archive.writer import ArchiveWriter
+from groundseg.link.records import REJECT_REASONS
 
 __all__ = ["export_packets", "describe_archive", "repair", "FORMATS"]
 

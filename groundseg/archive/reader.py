@@ -9,7 +9,6 @@ are masked in memory (the file itself is not modified).
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import os
 import time
@@ -19,11 +18,15 @@ from typing import Iterable, Iterator
 import h5py
 import numpy as np
 
-from groundseg.archive.hdf5 import (
-    ALL_PASS_COLUMNS, FLUSH_HEAD, HDF5_SIGNATURE, PACKETS_GROUP, PASS_STATUS, REJECT_REASONS, TIME_SOURCES, UNDECLARED,
-    ArchiveError, ArchiveLockedError, pass_ranges, patched_superblock, writer_alive,
+from groundseg.archive.commitlog import pass_ranges
+from groundseg.archive.errors import ArchiveDamagedError, ArchiveError, ArchiveLockedError
+from groundseg.archive.h5access import OverlayFile, open_swmr_reader
+from groundseg.archive.lock import writer_alive
+from groundseg.archive.schema import (
+    ALL_PASS_COLUMNS, FLUSH_HEAD, PACKETS_GROUP, PASS_STATUS, TIME_SOURCES, UNDECLARED,
 )
-from groundseg.link.records import PACKET_DTYPE, PacketBatch
+from groundseg.archive.superblock import check_file
+from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
 
 __all__ = ["open_archive", "Archive"]
 
@@ -32,84 +35,30 @@ PACKET_COLUMNS = ["pass_id", "apid", "seq_count", "seq_flags", "length", "versio
                   "vcid", "reception_time", "onboard_time", "frame_time", "time_source", "gap_before"]
 
 
-class _OverlayFile(io.RawIOBase):
-    """The archive file with a replacement superblock, read-only: lets HDF5 open a file
-    whose writer died without clearing its flags, without touching the file."""
-
-    def __init__(self, path: Path):
-        self._fh = open(path, "rb")
-        size = os.fstat(self._fh.fileno()).st_size
-        head = self._fh.read(64)
-        self._sb, info = patched_superblock(head, size)
-        self._size = max(size, info["eoa_before"])
-        self._real = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 0:
-            self._pos = offset
-        elif whence == 1:
-            self._pos += offset
-        else:
-            self._pos = self._size + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, b) -> int:
-        n = min(len(b), max(0, self._size - self._pos))
-        if n <= 0:
-            return 0
-        self._fh.seek(self._pos)
-        data = bytearray(self._fh.read(min(n, max(0, self._real - self._pos))))
-        data.extend(bytes(n - len(data)))  # allocated but never written before the crash
-        lo = self._pos
-        if lo < len(self._sb):
-            k = min(len(self._sb) - lo, n)
-            data[:k] = self._sb[lo:lo + k]
-        b[:n] = data
-        self._pos += n
-        return n
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
 def _open_h5(path: Path, timeout: float) -> tuple[h5py.File, bool, object | None]:
-    """(file, swmr, overlay) for reading."""
+    """(file, swmr, overlay) for reading. The superblock and the file's length are checked
+    first, and the SWMR open bounds HDF5's metadata read retries (``h5access``): a damaged
+    file is an error within a second, never a hang."""
     if not path.exists():
         raise ArchiveError(f"{path}: no such archive")
     if path.is_dir():
         raise ArchiveError(f"{path}: is a directory, not an archive file")
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(8) != HDF5_SIGNATURE:
-                raise ArchiveError(f"{path}: not an HDF5 archive")
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    check_file(path)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return h5py.File(path, "r", swmr=True, locking=False), True, None
+            return open_swmr_reader(path), True, None
         except OSError as exc:
             msg = str(exc)
             if "already open for" not in msg and "not already open for SWMR" not in msg:
-                raise ArchiveError(f"{path}: unreadable archive: {msg.splitlines()[0]}") from None
+                raise ArchiveDamagedError(f"{path}: damaged archive: {msg.splitlines()[0]}") from None
         if not writer_alive(path):
             # flags left by a dead writer outside SWMR: mask them
             try:
-                overlay = _OverlayFile(path)
+                overlay = OverlayFile(path)
                 return h5py.File(overlay, "r"), False, overlay
             except (OSError, ArchiveError) as exc:
-                raise ArchiveError(f"{path}: unreadable archive: {str(exc).splitlines()[0]}") from None
+                raise ArchiveDamagedError(f"{path}: damaged archive: {str(exc).splitlines()[0]}") from None
         if time.monotonic() > deadline:
             raise ArchiveLockedError(f"{path}: a writer is changing the archive's layout; try again")
         time.sleep(0.05)

@@ -1,0 +1,26 @@
+"""Errors shared by every layer: one base class, and the usage mistake the CLI maps to exit 2.
+
+Layers raise their own subclasses (``ArchiveError``, ...); the CLI prints one line for any
+of them and chooses the exit status by class, not by message.
+"""
+from __future__ import annotations
+
+__all__ = ["GroundsegError", "UsageError", "UnknownNameError"]
+
+
+class GroundsegError(Exception):
+    """Base of every error groundseg raises on purpose."""
+
+
+class UsageError(GroundsegError):
+    """A usage mistake (a name that does not exist, an output directory that does not):
+    the CLI exits with status 2."""
+
+
+class UnknownNameError(UsageError, KeyError):
+    """An APID or field name that does not exist; the message names those that do.
+    Also a KeyError, as the read API documented before this class existed."""
+
+    def __str__(self) -> str:
+        # KeyError's str() quotes its argument: a message is shown as written
+        return str(self.args[0]) if self.args else ""
