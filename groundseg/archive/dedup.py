@@ -381,15 +381,15 @@ class _KeyIndex:
             if not r.loaded:
                 self._ensure_loaded(r)
                 if not self._overlaps(r, lo, hi, untimed):  # its true span is known now
-                    self.evict(committed, True)
+                    self.evict(committed)
                     continue
             r.used = self.clock
             if r.count:
                 check(r, found)
-            self.evict(committed, True)
+            self.evict(committed)
         return found
 
-    def evict(self, committed: dict[str, int], in_query: bool = False) -> None:
+    def evict(self, committed: dict[str, int]) -> None:
         total = self.nbytes()
         if total <= self.budget:
             return

@@ -50,6 +50,12 @@ class WriterLock:
         os.ftruncate(self.fd, 0)
         os.write(self.fd, f"{os.getpid()}\n".encode())
 
+    def __enter__(self) -> "WriterLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def release(self) -> None:
         """Unlock (the lock file stays: removing it would race with the next writer)."""
         if self.fd >= 0:

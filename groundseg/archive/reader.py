@@ -9,6 +9,8 @@ are masked in memory (the file itself is not modified).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import inspect
 import json
 import os
 import time
@@ -23,9 +25,11 @@ from groundseg.archive.errors import ArchiveDamagedError, ArchiveError, ArchiveL
 from groundseg.archive.h5access import OverlayFile, open_swmr_reader
 from groundseg.archive.lock import writer_alive
 from groundseg.archive.schema import (
-    ALL_PASS_COLUMNS, FLUSH_HEAD, PACKETS_GROUP, PASS_STATUS, TIME_SOURCES, UNDECLARED,
+    ALL_PASS_COLUMNS, FLUSH_HEAD, PACKETS_GROUP, PASS_STATUS, UNDECLARED,
 )
 from groundseg.archive.superblock import check_file
+from groundseg.archive.salvage import damage_hint
+from groundseg.errors import GroundsegError, UnknownNameError, UsageError
 from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
 
 __all__ = ["open_archive", "Archive"]
@@ -64,6 +68,54 @@ def _open_h5(path: Path, timeout: float) -> tuple[h5py.File, bool, object | None
         time.sleep(0.05)
 
 
+def resolve_archive(path: str | os.PathLike) -> Path:
+    """An archive file, or the archive directory ``replay --archive DIR`` writes: the one
+    ``<mission>.h5`` in it. Raises UsageError when the directory holds several (naming
+    them) and ArchiveError when it holds none."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    found = sorted(x for x in p.glob("*.h5") if x.is_file() and not x.name.startswith("."))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ArchiveError(f"{p}: no archive (<mission>.h5) in this directory")
+    raise UsageError(f"{p} holds {len(found)} archives ({', '.join(x.name for x in found)}): "
+                     f"name one, e.g. {found[0]}")
+
+
+def _apid_list(known: dict) -> str:
+    return ", ".join(f"{a} {n}" if n else str(a) for a, n in known.items()) or "none"
+
+
+def _guarded(method):
+    """h5py errors from a damaged file -> ArchiveDamagedError saying what repair recovers.
+    (A generator method is wrapped as a generator.)"""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def gen(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except (OSError, RuntimeError, KeyError) as exc:
+                raise _damaged(self.path, exc) from None
+        return gen
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise _damaged(self.path, exc) from None
+    return wrapper
+
+
+def _damaged(path: Path, exc: BaseException) -> BaseException:
+    if isinstance(exc, GroundsegError):
+        return exc  # ours already: an unknown name, a locked or damaged archive
+    reason = (str(exc.args[0]) if exc.args else type(exc).__name__).splitlines()[0]
+    return ArchiveDamagedError(f"{path}: damaged archive: {reason}; {damage_hint(path)}")
+
+
 def _to_unix(t) -> float | None:
     if t is None:
         return None
@@ -93,20 +145,42 @@ class Archive:
     """A per-mission archive opened for reading (see :func:`open_archive`)."""
 
     def __init__(self, path: str | os.PathLike, timeout: float = 10.0):
-        self.path = Path(path)
+        self.path = resolve_archive(path)
         self._timeout = timeout
         self._f = None
+        self._swmr = False
         self._overlay = None
-        self._open()
+        self._handles: dict[str, tuple] = {}
+        self._gen_sync = 0
+        self.mission_name = ""
+        self.spacecraft_id = -1
+        self.schema_version = 0
+        self.groundseg_version = ""
+        self._tables: list[str] = []
+        self._gen = 0
+        self._fl = np.zeros((0, len(FLUSH_HEAD)), np.int64)
+        self._fl_valid = 0
+        self._ranges: dict = {}
+        self._rows: dict[str, int] = {}
+        try:
+            self._open()
+        except ArchiveDamagedError as exc:
+            self.close()
+            if "archive repair" in str(exc):
+                raise
+            raise ArchiveDamagedError(f"{exc}; {damage_hint(self.path)}") from None
+        except BaseException:
+            self.close()
+            raise
 
     # -- file
+    @_guarded
     def _open(self) -> None:
-        self._handles: dict[str, tuple] = {}
+        self._handles = {}
         self._gen_sync = 0
         self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
         f = self._f
         if "flushes" not in f or "schema_version" not in f.attrs:
-            self.close()
             raise ArchiveError(f"{self.path}: not a groundseg archive")
         self.mission_name = str(f.attrs.get("mission_name", ""))
         self.spacecraft_id = int(f.attrs.get("spacecraft_id", -1))
@@ -118,10 +192,6 @@ class Archive:
         self._fl_valid = 0
         self._ranges = {}
         self._sync()
-
-    def _reopen(self) -> None:
-        self.close()
-        self._open()
 
     def close(self) -> None:
         self._handles = {}
@@ -195,12 +265,14 @@ class Archive:
         self._rows = {t: (int(fl[-1, len(FLUSH_HEAD) + i]) if n and len(FLUSH_HEAD) + i < width else 0)
                       for i, t in enumerate(self._tables)}
 
+    @_guarded
     def refresh(self) -> None:
         """See what the writer committed since the last query (queries do this themselves)."""
         self._sync()
 
     # -- passes
     @property
+    @_guarded
     def passes(self) -> np.ndarray:
         """One row per pass: id, status (0 open, 1 complete, 2 interrupted, 3 incomplete),
         times (UNIX s), counts, the report's scalar counts (-1 when it has none)."""
@@ -224,12 +296,14 @@ class Archive:
             return ""
         return bytes(self._ds("passes/text")[off:off + length]).decode("utf-8", "replace")
 
+    @_guarded
     def pass_info(self, pass_id: int) -> dict:
         """A pass's row as a dict, with its source, mission file text and report (dict or None)."""
         rows = self.passes
         sel = np.flatnonzero(rows["pass_id"] == int(pass_id))
         if not len(sel):
-            raise KeyError(f"no pass {pass_id} in {self.path}")
+            raise UnknownNameError(f"no pass {pass_id} in {self.path} (passes: "
+                                   f"{', '.join(map(str, rows['pass_id'].tolist())) or 'none'})")
         r = rows[sel[0]]
         out = {k: r[k].item() for k in rows.dtype.names}
         out["status_name"] = PASS_STATUS[out["status"]] if out["status"] < len(PASS_STATUS) else "?"
@@ -249,6 +323,7 @@ class Archive:
         return out
 
     @property
+    @_guarded
     def apids(self) -> dict[int, str | None]:
         """APIDs in the archive: id -> mission-file name (None for APIDs never declared)."""
         self._sync()
@@ -262,18 +337,40 @@ class Archive:
                 out.setdefault(int(a), None)
         return dict(sorted(out.items()))
 
-    def resolve_apid(self, apid: int | str) -> int:
-        """An APID number or its mission-file name -> the number."""
+    @_guarded
+    def resolve_apid(self, apid: int | str, must_exist: bool = False) -> int:
+        """An APID number or its mission-file name (any case) -> the number. With
+        ``must_exist``, a number the archive has never seen is refused too. Raises
+        UnknownNameError naming the APIDs that exist."""
+        known = self.apids
         if isinstance(apid, (int, np.integer)):
-            return int(apid)
-        s = str(apid).strip()
-        if s.isdigit():
-            return int(s)
-        for a, name in self.apids.items():
-            if name == s:
-                return a
-        names = ", ".join(f"{n} ({a})" for a, n in self.apids.items() if n)
-        raise KeyError(f"no APID named {s!r} in {self.path} (known: {names or 'none'})")
+            number = int(apid)
+        elif str(apid).strip().isdigit():
+            number = int(str(apid).strip())
+        else:
+            s = str(apid).strip()
+            for a, name in known.items():
+                if name is not None and name.lower() == s.lower():
+                    return a
+            raise UnknownNameError(f"no APID named {s!r} in {self.path} (APIDs: {_apid_list(known)})")
+        if must_exist and number not in known:
+            raise UnknownNameError(f"no APID {number} in {self.path} (APIDs: {_apid_list(known)})")
+        return number
+
+    def resolve_fields(self, apid: int | str, names: Iterable[str]) -> list[str]:
+        """Field names (any case) -> their names in the archive. Raises UnknownNameError
+        naming the fields the APID has."""
+        number = self.resolve_apid(apid)
+        have = self.fields(number)
+        lower = {k.lower(): k for k in have}
+        out, missing = [], []
+        for n in names:
+            got = n if n in have else lower.get(str(n).lower())
+            (out if got is not None else missing).append(got if got is not None else n)
+        if missing:
+            raise UnknownNameError(f"APID {number} has no field {', '.join(missing)} in {self.path} "
+                                   f"(fields: {', '.join(have) or 'none, raw packets only'})")
+        return out
 
     # -- row selection
     def _pass_list(self, passes) -> list[int] | None:
@@ -345,6 +442,7 @@ class Archive:
         return f"{time}_time"
 
     # -- packets
+    @_guarded
     def packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
                 passes=None, fields: Iterable[str] | None = None) -> np.ndarray:
         """One structured row per archived packet of ``apid`` (number or name), in reception
@@ -355,7 +453,7 @@ class Archive:
         self._sync()
         apid = self.resolve_apid(apid)
         tcol = self._time_column(time)
-        want = None if fields is None else list(fields)
+        want = None if fields is None else self.resolve_fields(apid, fields)
         pieces = []
         field_dtypes: dict[str, tuple] = {}
         for table, filt in self._packet_tables(apid):
@@ -373,10 +471,6 @@ class Archive:
                     field_dtypes.setdefault(fname, (fdt, ds.shape[1:], ds.fillvalue))
                     del ds
             pieces.append((cols, fcols))
-        if want is not None:
-            missing = [w for w in want if w not in field_dtypes]
-            if missing:
-                raise KeyError(f"APID {apid} has no field {', '.join(missing)} in {self.path}")
         dt = [(c, PACKET_DTYPE[c].str if c in PACKET_DTYPE.names else None) for c in PACKET_COLUMNS]
         extra = {"pass_id": "<u4", "onboard_time": "<f8", "time_source": "u1"}
         dt = [(c, t or extra[c]) for c, t in dt]
@@ -405,6 +499,7 @@ class Archive:
             out = out[np.argsort(out["pass_id"], kind="stable")]
         return out
 
+    @_guarded
     def fields(self, apid: int | str) -> dict[str, dict]:
         """Decoded fields of an APID: name -> {dtype, units, calibration}."""
         self._sync()
@@ -412,7 +507,9 @@ class Archive:
         path = self._apid_groups().get(apid)
         out = {}
         if path is not None and "fields" in self._f[path]:
-            for name, ds in self._f[path]["fields"].items():
+            g = self._f[path]["fields"]
+            for name in list(g):
+                ds = g[name]  # not items(): h5py gives None for an object it cannot open
                 out[name] = {"dtype": str(ds.dtype), "units": str(ds.attrs.get("units", "")),
                              "calibration": str(ds.attrs.get("calibration", ""))}
         return out
@@ -440,6 +537,7 @@ class Archive:
             df[f"{t}_utc"] = pd.to_datetime(arr[f"{t}_time"], unit="s", utc=True, errors="coerce")
         return df
 
+    @_guarded
     def iter_raw_packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
                          passes=None, max_bytes: int = 32 << 20) -> Iterator[PacketBatch]:
         """The APID's raw packets in reception order (passes in archive order, packets in
@@ -487,6 +585,7 @@ class Archive:
         """All of :meth:`iter_raw_packets` in one PacketBatch."""
         return PacketBatch.concatenate(list(self.iter_raw_packets(apid, start, stop, time, passes)))
 
+    @_guarded
     def apid_time_span(self, apid: int | str, time: str = "onboard", passes=None) -> tuple[float, float]:
         """(first, last) time of an APID's packets (UNIX s, NaN if none), reading only that
         column, a million rows at a time."""
@@ -507,6 +606,7 @@ class Archive:
                         lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
         return (lo, hi) if np.isfinite(lo) else (np.nan, np.nan)
 
+    @_guarded
     def packet_count(self, apid: int | str | None = None, passes=None) -> int:
         """Packets archived (of one APID, or all), from the committed rows."""
         self._sync()
@@ -525,6 +625,7 @@ class Archive:
         return total
 
     # -- frames, rejects, VCA
+    @_guarded
     def _table(self, table: str, passes, start, stop, tcol="reception_time") -> np.ndarray:
         self._sync()
         if table not in self._f or table not in self._rows:
@@ -604,6 +705,3 @@ def open_archive(path: str | os.PathLike, timeout: float = 10.0) -> Archive:
     """
     return Archive(path, timeout)
 
-
-def time_source_name(code: int) -> str:
-    return TIME_SOURCES[code] if 0 <= code < len(TIME_SOURCES) else "?"
