@@ -18,10 +18,7 @@ from pathlib import Path
 logging.getLogger("ccsdspy").setLevel(logging.WARNING)
 
 from groundseg import __version__  # noqa: E402
-
-
-class UsageError(Exception):
-    """Bad usage: exit status 2."""
+from groundseg.errors import UsageError  # noqa: E402  (exit status 2)
 
 
 # -- output helpers ---------------------------------------------------------------------------
@@ -182,8 +179,11 @@ def cmd_inspect(args, con: Console) -> int:
     path = Path(args.target)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    if path.is_dir():  # the archive directory replay --archive writes
+        is_hdf5 = True
+    else:
+        with open(path, "rb") as fh:
+            is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
     if is_hdf5:
         from groundseg.archive.export import describe_archive
         info = describe_archive(path)

@@ -16,7 +16,8 @@ import numpy as np
 
 from groundseg.archive.errors import ArchiveDamagedError, ArchiveError
 from groundseg.archive.lock import WriterLock, writer_alive
-from groundseg.archive.reader import iso, open_archive, resolve_archive
+from groundseg.archive.paths import check_output, resolve_archive
+from groundseg.archive.reader import iso, open_archive
 from groundseg.archive.salvage import check_intact, salvage, survey
 from groundseg.archive.schema import PASS_STATUS
 from groundseg.archive.superblock import check_file, read_superblock
@@ -24,21 +25,9 @@ from groundseg.archive.writer import ArchiveWriter
 from groundseg.errors import UsageError
 from groundseg.link.records import REJECT_REASONS
 
-__all__ = ["export_packets", "describe_archive", "repair", "check_output", "FORMATS"]
+__all__ = ["export_packets", "describe_archive", "repair", "FORMATS"]
 
 FORMATS = ("ccsds", "csv", "parquet")
-
-
-def check_output(out: str | os.PathLike) -> Path:
-    """An output file path whose directory exists (a typo in it must not create
-    directories somewhere unexpected): raises UsageError otherwise."""
-    p = Path(out)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{p}: directory {parent} does not exist")
-    if p.is_dir():
-        raise UsageError(f"{p}: is a directory; name the output file")
-    return p
 
 
 def _atomic_target(out: Path) -> Path:

@@ -24,12 +24,13 @@ from groundseg.archive.commitlog import pass_ranges
 from groundseg.archive.errors import ArchiveDamagedError, ArchiveError, ArchiveLockedError
 from groundseg.archive.h5access import OverlayFile, open_swmr_reader
 from groundseg.archive.lock import writer_alive
+from groundseg.archive.paths import resolve_archive
 from groundseg.archive.schema import (
     ALL_PASS_COLUMNS, FLUSH_HEAD, PACKETS_GROUP, PASS_STATUS, UNDECLARED,
 )
 from groundseg.archive.superblock import check_file
 from groundseg.archive.salvage import damage_hint
-from groundseg.errors import GroundsegError, UnknownNameError, UsageError
+from groundseg.errors import GroundsegError, UnknownNameError
 from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
 
 __all__ = ["open_archive", "Archive"]
@@ -66,22 +67,6 @@ def _open_h5(path: Path, timeout: float) -> tuple[h5py.File, bool, object | None
         if time.monotonic() > deadline:
             raise ArchiveLockedError(f"{path}: a writer is changing the archive's layout; try again")
         time.sleep(0.05)
-
-
-def resolve_archive(path: str | os.PathLike) -> Path:
-    """An archive file, or the archive directory ``replay --archive DIR`` writes: the one
-    ``<mission>.h5`` in it. Raises UsageError when the directory holds several (naming
-    them) and ArchiveError when it holds none."""
-    p = Path(path)
-    if not p.is_dir():
-        return p
-    found = sorted(x for x in p.glob("*.h5") if x.is_file() and not x.name.startswith("."))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise ArchiveError(f"{p}: no archive (<mission>.h5) in this directory")
-    raise UsageError(f"{p} holds {len(found)} archives ({', '.join(x.name for x in found)}): "
-                     f"name one, e.g. {found[0]}")
 
 
 def _apid_list(known: dict) -> str:

@@ -18,12 +18,13 @@ import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 from groundseg.archive.commitlog import last_commit
 from groundseg.archive.errors import ArchiveDamagedError, ArchiveError
 from groundseg.archive.h5access import OverlayFile
 from groundseg.archive.schema import (
-    FLUSH_HEAD, LIBVER, PACKET_EXTRA_COLUMNS, PACKETS_GROUP, PASS_COLUMNS, PASS_OPEN, REPORT_COLUMNS,
-    REPORT_SUMS,
+    ALL_PASS_COLUMNS, FLUSH_HEAD, LIBVER, PACKET_EXTRA_COLUMNS, PACKETS_GROUP, PASS_COLUMNS, PASS_OPEN,
+    REPORT_COLUMNS, REPORT_SUMS,
 )
 from groundseg.link.records import PACKET_DTYPE
 
@@ -47,6 +48,7 @@ class Survey:
         self.packets = 0
         self.continued = False  # the pass of ``commit`` went on after it
         self.readable = True    # the file and its commit log could be read
+        self.rebuild_passes = False  # pass rows lost: rebuilt from the commit log
         self.problem = ""
 
 
@@ -164,6 +166,8 @@ def survey(path: str | os.PathLike, limit: dict[str, int] | None = None,
                     for i, t in enumerate(tables)}
             ok = True
             for t, r in rows.items():
+                if t == "passes":
+                    continue  # rebuilt from the commit log when lost (``_rebuild_passes``)
                 if r > min(intact[t][0], limit.get(t, r)):
                     ok = False
                     break
@@ -176,6 +180,12 @@ def survey(path: str | os.PathLike, limit: dict[str, int] | None = None,
                     break
             if ok:
                 out.commit, out.rows = k, rows
+                try:
+                    r = rows.get("passes", 0)
+                    out.rebuild_passes = r > min(intact["passes"][0], limit.get("passes", r)) or \
+                        (r and _heap_need(f, "passes", r) > intact["passes"][1])
+                except (H5_ERRORS + (KeyError,)):
+                    out.rebuild_passes = True
                 out.continued = bool(k + 1 < n and int(fl[k + 1, 1]) == int(row[1]) and row[1])
                 out.passes = len({int(x) for x in fl[:k + 1, 1] if x})
                 out.packets = sum(r for t, r in rows.items() if t.startswith(PACKETS_GROUP + "/"))
@@ -218,24 +228,38 @@ def _copy(src: h5py.File, dst: h5py.File, s: Survey) -> None:
         dst.attrs[k] = v
     dst.require_group(PACKETS_GROUP)
     kept = []
+    fl = src["flushes"]
+    commits = fl[:s.commit + 1]
     for t in s.tables:
         try:
-            _copy_table(src, dst, t, s.rows[t])
+            if t == "passes" and s.rebuild_passes:
+                _rebuild_passes(dst, commits)
+            else:
+                _copy_table(src, dst, t, s.rows[t])
             kept.append(t)
-        except H5_ERRORS:
+        except (H5_ERRORS + (_Unreadable,)) as exc:
+            if t == "passes":
+                # the pass rows are rewritten at every flush, so the last copy of their
+                # chunks sits near the end of the file: rebuilt from the commit log
+                if t in dst:
+                    del dst[t]
+                _rebuild_passes(dst, commits)
+                s.rebuild_passes = True
+                kept.append(t)
+                continue
+            if isinstance(exc, _Unreadable):
+                raise
             if s.rows[t]:
                 raise _Unreadable(t, 0, False) from None
             if t in dst:
                 del dst[t]
-    fl = src["flushes"]
     cols = list(range(len(FLUSH_HEAD))) + [len(FLUSH_HEAD) + s.tables.index(t) for t in kept]
-    rows = fl[:s.commit + 1]
-    rows = rows[:, [c for c in cols if c < rows.shape[1]]]
+    rows = commits[:, [c for c in cols if c < commits.shape[1]]]
     new = dst.create_dataset("flushes", data=rows, maxshape=(None, None), chunks=fl.chunks)
     for k, v in fl.attrs.items():
         new.attrs[k] = v
     new.attrs["tables"] = json.dumps(kept)
-    if "passes" in kept and s.rows.get("passes"):
+    if "passes" in kept and s.rows.get("passes") and not s.rebuild_passes:
         _reopen_passes(dst, s)
 
 
@@ -262,6 +286,39 @@ def _copy_table(src: h5py.File, dst: h5py.File, t: str, rows: int) -> None:
                 d[a:min(n, a + step)] = ds[a:min(n, a + step)]
             except H5_ERRORS:
                 raise _Unreadable(t, a, is_heap) from None
+
+
+def _rebuild_passes(dst: h5py.File, commits) -> None:
+    """Pass rows from the commit log alone: id and start time (its first commit); open,
+    so the writer's recovery marks them interrupted and recounts them from their rows.
+    Sources, mission texts and reports are lost with the rows."""
+    ids: list[int] = []
+    started: dict[int, float] = {}
+    for row in commits:
+        pid = int(row[1])
+        if pid and pid not in started:
+            ids.append(pid)
+            started[pid] = float(row[3]) / 1e3
+    g = dst.require_group("passes")
+    n = len(ids)
+    for name, dtype in ALL_PASS_COLUMNS:
+        dt = np.dtype(dtype)
+        if name == "status":
+            v = np.full(n, PASS_OPEN, dt)
+        elif name == "pass_id":
+            v = np.array(ids, dt)
+        elif name == "started_at":
+            v = np.array([started[p] for p in ids], dt)
+        elif dt.kind == "f":
+            v = np.full(n, np.nan, dt)
+        elif name in ("report_offset", "source_offset", "mission_offset") or \
+                name in {c for c, _ in REPORT_COLUMNS} | {c for c, _, _ in REPORT_SUMS}:
+            v = np.full(n, -1, dt)
+        else:
+            v = np.zeros(n, dt)
+        g.create_dataset(name, data=v, maxshape=(None,), chunks=(256,))
+    text = g.create_dataset("text", shape=(0,), dtype=np.uint8, maxshape=(None,), chunks=(1 << 18,))
+    text.attrs["heap"] = True
 
 
 def _reopen_passes(dst: h5py.File, s: Survey) -> None:
