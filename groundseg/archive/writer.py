@@ -30,9 +30,10 @@ import numpy as np
 from groundseg.archive.commitlog import commit_row, write_commit
 from groundseg.archive.dedup import Deduplicator, merge_span, packet_keys, span
 from groundseg.archive.errors import (
-    ArchiveDamagedError, ArchiveError, ArchiveMismatchError, write_error,
+    ArchiveDamagedError, ArchiveError, ArchiveLockedError, ArchiveMismatchError, write_error,
 )
-from groundseg.archive.lock import WriterLock
+from groundseg.archive.h5access import OverlayFile
+from groundseg.archive.lock import WriterLock, writer_alive
 from groundseg.archive.recovery import (
     CommittedState, committed_pass_ranges, committed_state, recover,
 )
@@ -133,7 +134,9 @@ class ArchiveWriter:
             except ArchiveDamagedError as exc:
                 raise ArchiveDamagedError(f"{exc}; run groundseg archive repair {p}") from None
             except ArchiveError as exc:
-                raise ArchiveError(f"{exc}; not a groundseg archive, nothing was written") from None
+                raise ArchiveError(f"{exc}; nothing was written") from None
+            if not _is_groundseg_archive(p):
+                raise ArchiveError(f"{p}: not a groundseg archive (no schema_version); nothing was written")
             return True
         if p.parent.exists() and not p.parent.is_dir():
             raise ArchiveError(f"{p.parent}: is not a directory")
@@ -953,6 +956,25 @@ class ArchiveWriter:
         write_commit(self._file, self._commit_row())
         if self._pass is not None and self._dedup is not None:
             self._dedup.evict(self._rows)  # committed rows can be read back: their keys may go
+
+
+def _is_groundseg_archive(path) -> bool:
+    """Root attributes of a groundseg archive, read without taking the lock (a file that
+    is not one gets no lock file beside it) and whatever flags a crash left."""
+    try:
+        overlay = OverlayFile(path)
+    except (OSError, ArchiveError):
+        return False
+    try:
+        with h5py.File(overlay, "r") as f:
+            return "schema_version" in f.attrs and "flushes" in f
+    except (OSError, RuntimeError, KeyError) as exc:
+        if writer_alive(path):
+            raise ArchiveLockedError(f"{path}: the archive is in use by another writer") from None
+        raise ArchiveDamagedError(f"{path}: damaged archive: {str(exc).splitlines()[0]}; "
+                                  f"run groundseg archive repair {path}") from None
+    finally:
+        overlay.close()
 
 
 def _json_default(o):
