@@ -22,7 +22,6 @@ PASS_STATUS = ("open", "complete", "interrupted", "incomplete")
 
 #: time_source column of packet tables: which time the dedup key and onboard_time use.
 TIME_ONBOARD, TIME_FRAME, TIME_RECEPTION, TIME_NONE = 0, 1, 2, 3
-TIME_SOURCES = ("onboard", "frame", "reception", "none")
 
 UNDECLARED = "_undeclared"
 PACKETS_GROUP = "packets"
