@@ -5,7 +5,7 @@ of them and chooses the exit status by class, not by message.
 """
 from __future__ import annotations
 
-__all__ = ["GroundsegError", "UsageError", "UnknownNameError"]
+__all__ = ["GroundsegError", "UsageError", "UnknownNameError", "InvalidValueError"]
 
 
 class GroundsegError(Exception):
@@ -15,6 +15,10 @@ class GroundsegError(Exception):
 class UsageError(GroundsegError):
     """A usage mistake (a name that does not exist, an output directory that does not):
     the CLI exits with status 2."""
+
+
+class InvalidValueError(UsageError, ValueError):
+    """A value in the wrong form (a time that is not ISO 8601 text); also a ValueError."""
 
 
 class UnknownNameError(UsageError, KeyError):

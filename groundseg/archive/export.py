@@ -60,6 +60,7 @@ def export_packets(archive_path: str | os.PathLike, apid: int | str, out_path: s
     out = check_output(out_path)
     with open_archive(archive_path) as arc:
         number = arc.resolve_apid(apid, must_exist=True)
+        arc.check_passes(passes)
         name = arc.apids.get(number)
         tmp = _atomic_target(out)
         try:

@@ -65,6 +65,7 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
     out = check_output(out_png)
     with open_archive(archive_path) as arc:
         number = arc.resolve_apid(apid, must_exist=True)
+        arc.check_passes(passes)
         name = arc.apids.get(number)
         meta = arc.fields(number)
         fields = arc.resolve_fields(number, fields)

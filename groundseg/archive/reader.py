@@ -30,7 +30,7 @@ from groundseg.archive.schema import (
 )
 from groundseg.archive.superblock import check_file
 from groundseg.archive.salvage import damage_hint
-from groundseg.errors import GroundsegError, UnknownNameError
+from groundseg.errors import GroundsegError, InvalidValueError, UnknownNameError
 from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
 
 __all__ = ["open_archive", "Archive"]
@@ -113,7 +113,11 @@ def _to_unix(t) -> float | None:
             t = t.replace(tzinfo=_dt.timezone.utc)
         return t.timestamp()
     if isinstance(t, str):
-        return _to_unix(np.datetime64(t.rstrip("Z")))
+        try:
+            return _to_unix(np.datetime64(t.strip().rstrip("Zz")))
+        except ValueError:
+            raise InvalidValueError(f"{t!r} is not a UTC time in ISO 8601 form "
+                                    f"(e.g. 2026-01-01T04:29:43)") from None
     if hasattr(t, "timestamp"):
         return float(t.timestamp())
     raise ValueError(f"a time must be UNIX seconds, datetime or ISO 8601 text, not {t!r}")
@@ -364,6 +368,18 @@ class Archive:
         if isinstance(passes, (int, np.integer)):
             return [int(passes)]
         return [int(p) for p in passes]
+
+    @_guarded
+    def check_passes(self, passes) -> None:
+        """Raise UnknownNameError for a pass id (or ids) the archive does not hold."""
+        want = self._pass_list(passes)
+        if want is None:
+            return
+        have = self.passes["pass_id"].tolist()
+        missing = [p for p in want if p not in have]
+        if missing:
+            raise UnknownNameError(f"no pass {', '.join(map(str, missing))} in {self.path} "
+                                   f"(passes: {', '.join(map(str, have)) or 'none'})")
 
     def _row_ranges(self, table: str, passes) -> list[tuple[int, int]]:
         n = self._rows.get(table, 0)

@@ -101,3 +101,23 @@ def test_pass_that_decodes_nothing_is_marked_empty(tmp_path, arc):
     assert run("replay", arc.parent / "pass.cadu", "--mission", DEMO, "--archive", d, "-q").returncode == 0
     info = json.loads(run("inspect", d, "--json").stdout)
     assert [p["empty"] for p in info["passes"]] == [True, False]
+
+
+def test_export_start_stop_and_pass(arc, tmp_path):
+    import csv
+    from groundseg.archive.reader import iso, open_archive
+    with open_archive(arc) as a:
+        t = a.packets("hk")["onboard_time"]
+    mid = iso(float(t[len(t) // 2]))
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run("export", arc, "--apid", "hk", "--format", "csv", "--out", first, "--stop", mid,
+               "--pass", 1).returncode == 0
+    assert run("export", arc, "--apid", "hk", "--format", "csv", "--out", second, "--start", mid).returncode == 0
+    with open(first) as fa, open(second) as fb:
+        a, b = list(csv.DictReader(fa)), list(csv.DictReader(fb))
+    assert len(a) == len(t) // 2 and len(a) + len(b) == len(t)
+    assert max(float(r["onboard_time"]) for r in a) < min(float(r["onboard_time"]) for r in b)
+    out = tmp_path / "x.bin"
+    assert_one_line_error(run("export", arc, "--apid", "hk", "--out", out, "--pass", 9), 2, "no pass 9", "passes: 1")
+    assert_one_line_error(run("export", arc, "--apid", "hk", "--out", out, "--start", "yesterday"), 2, "ISO 8601")
+    assert not out.exists()
