@@ -33,14 +33,16 @@ from groundseg.archive.errors import (
     ArchiveDamagedError, ArchiveError, ArchiveLockedError, ArchiveMismatchError, write_error,
 )
 from groundseg.archive.h5access import OverlayFile
+from groundseg.archive.keystore import prior_pass_runs, read_keys
 from groundseg.archive.lock import WriterLock, writer_alive
-from groundseg.archive.recovery import (
-    CommittedState, committed_pass_ranges, committed_state, recover,
+from groundseg.archive.recovery import CommittedState, committed_state, recover
+from groundseg.archive.rows import (
+    packet_reject_records, packet_rows, packet_times, reject_rows, vca_rows,
 )
 from groundseg.archive.schema import (
     ALL_PASS_COLUMNS, FLUSH_HEAD, LIBVER, PACKET_EXTRA_COLUMNS, PACKETS_GROUP, PASS_COMPLETE,
     PASS_INCOMPLETE, PASS_OPEN, PASS_STATUS, REPORT_COLUMNS, REPORT_SUMS, SCHEMA_VERSION,
-    SPACE_MARGIN, TIME_COLUMNS, TIME_FRAME, TIME_NONE, TIME_ONBOARD, TIME_RECEPTION, UNDECLARED,
+    SPACE_MARGIN, TIME_COLUMNS, TIME_FRAME, TIME_NONE, UNDECLARED,
     archive_path, compression_settings, hdf5_name, mission_apids, report_dict, report_is_empty,
     report_sum, report_value,
 )
@@ -457,70 +459,18 @@ class ArchiveWriter:
                                        loader=self._load_run)
             self._dedup.committed = dict(self._rows)
             self._loaded = set()
-            self._register_prior_passes(exclude=pass_id)
+            for sources, onboard, reception, untimed in prior_pass_runs(
+                    self._file, self._rows["passes"], self._table_names, pass_id, self.dedup_piece):
+                self._dedup.add_unloaded(sources, onboard, reception, untimed)
         except (OSError, RuntimeError) as exc:
             raise write_error(self.path, exc, "cannot start a pass") from None
         return pass_id
 
-    def _register_prior_passes(self, exclude: int) -> None:
-        """Earlier passes' rows become unloaded dedup runs (pieces of ``piece`` rows) with the
-        pass's time spans: read only when a batch overlaps them."""
-        g = self._file["passes"]
-        rows = self._rows["passes"]
-        if rows == 0:
-            return
-        cols = {n: g[n][:rows] for n in ("pass_id", "reception_start", "reception_end",
-                                          "onboard_start", "onboard_end", "untimed_packets",
-                                          "packets_archived")}
-        ranges = committed_pass_ranges(self._file, self._table_names)
-        piece = self._dedup.exact.piece
-        for i in range(rows):
-            pid = int(cols["pass_id"][i])
-            if pid == exclude or cols["packets_archived"][i] == 0:
-                continue
-            on = (float(cols["onboard_start"][i]), float(cols["onboard_end"][i]))
-            rx = (float(cols["reception_start"][i]), float(cols["reception_end"][i]))
-            untimed = bool(cols["untimed_packets"][i] > 0)
-            for t, (a, b) in ranges.get(pid, {}).items():
-                if not t.startswith(PACKETS_GROUP + "/") or b <= a:
-                    continue
-                for s0 in range(a, b, piece):
-                    self._dedup.add_unloaded([(t, s0, min(b, s0 + piece), pid)], on, rx, untimed)
-
     def _load_run(self, run, timed: bool):
-        """Read an evicted or never-loaded dedup run back from the archive."""
+        """Read an evicted or never-loaded dedup run back from the archive (nothing may be
+        in flight: its rows may be among those read)."""
         self._join()
-        keys, times, passes = [], [], []
-        lo, hi = np.nan, np.nan
-        untimed = False
-        f = self._file
-        for src in run.sources:
-            t, a, b = src[0], src[1], src[2]
-            if len(src) > 3:
-                self._loaded.add(int(src[3]))
-            g = f[t]
-            k = g["dedup_key"][a:b]
-            ts = g["time_source"][a:b]
-            sel = ts > TIME_FRAME if timed else ts <= TIME_FRAME
-            if not sel.any():
-                continue
-            keys.append(k[sel])
-            if timed:
-                rt = np.where(ts[sel] == TIME_NONE, np.nan, g["reception_time"][a:b][sel])
-                times.append(rt)
-                passes.append(g["pass_id"][a:b][sel].astype(np.int64))
-                s = span(rt)
-                untimed |= bool(np.isnan(rt).any())
-            else:
-                s = span(g["onboard_time"][a:b][sel])
-            if np.isfinite(s[0]):
-                lo = s[0] if not np.isfinite(lo) else min(lo, s[0])
-                hi = s[1] if not np.isfinite(hi) else max(hi, s[1])
-        k = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
-        if timed:
-            return (k, np.concatenate(times) if times else np.zeros(0),
-                    np.concatenate(passes) if passes else np.zeros(0, np.int64), lo, hi, untimed)
-        return k, None, None, lo, hi, False
+        return read_keys(self._file, run.sources, timed, self._loaded)
 
     def end_pass(self, report=None, complete: bool = True) -> dict:
         """Flush, then close the pass row: status, end time, the report's counts and JSON,
@@ -684,65 +634,11 @@ class ArchiveWriter:
         self._enter_swmr()
 
     def _append_rejects(self, rejects, data, offsets) -> None:
-        records = getattr(rejects, "records", rejects)
-        if data is None:
-            data = getattr(rejects, "data", None)
-        records = np.asarray(records)
-        if records.dtype.names is None:
-            raise ValueError("rejects must be structured records (see REJECT_DTYPE)")
-        n = len(records)
-        data = np.zeros(0, np.uint8) if data is None else np.ascontiguousarray(data, np.uint8).ravel()
-        if offsets is not None:
-            offsets = np.asarray(offsets, np.int64)
-            if len(offsets) != n + 1:
-                raise ValueError(f"reject_offsets must have {n + 1} entries, not {len(offsets)}")
-            start, length = offsets[:-1], offsets[1:] - offsets[:-1]
-        elif "offset" in records.dtype.names and "length" in records.dtype.names:
-            start = records["offset"].astype(np.int64)
-            length = records["length"].astype(np.int64)
-        else:
-            start = np.zeros(n, np.int64)
-            length = np.zeros(n, np.int64)
-        if np.any(length < 0) or np.any(start < 0) or np.any(start + length > len(data)):
-            raise ValueError("reject offsets point outside reject_data")
+        records, cols, n, heap = reject_rows(rejects, data, offsets)
         table = self._ensure_rejects(records.dtype)
-        local = np.zeros(n, np.int64)
-        np.cumsum(length[:-1], out=local[1:])
-        pos = np.repeat(start - local, length) + np.arange(int(length.sum()), dtype=np.int64)
-        cols = {nm: np.ascontiguousarray(records[nm]) for nm in records.dtype.names if nm != "offset"}
-        cols["length"] = length
-        cols["raw_offset"] = local
         cols["pass_id"] = np.full(n, self._pass["pass_id"], np.uint32)
-        table.add(cols, n, data[pos])
+        table.add(cols, n, heap)
         self._pass["rejects"] += n
-        self._enter_swmr()
-
-    def _append_packet_rejects(self, batch: PacketBatch, reason: str) -> None:
-        n = len(batch)
-        rec = np.zeros(n, REJECT_DTYPE)
-        rec["reason"] = REJECT_REASONS.index(reason)
-        rec["vcid"] = batch.header["vcid"]
-        rec["apid"] = batch.header["apid"].astype(np.int64)
-        rec["reception_time"] = batch.header["reception_time"]
-        rec["offset"] = batch.offsets[:-1] - batch.offsets[0]
-        rec["length"] = batch.offsets[1:] - batch.offsets[:-1]
-        self._append_rejects(rec, batch.data[batch.offsets[0]:batch.offsets[-1]], None)
-
-    def _append_vca_records(self, records: np.ndarray, data: np.ndarray) -> None:
-        n = len(records)
-        length = records["length"].astype(np.int64)
-        width = data.shape[1] if data.ndim == 2 else 0
-        mask = np.arange(width)[None, :] < length[:, None]
-        heap = data[mask] if width else np.zeros(0, np.uint8)
-        local = np.zeros(n, np.int64)
-        np.cumsum(length[:-1], out=local[1:])
-        specs = {"pass_id": (np.dtype("<u4"), ()), "raw_offset": (np.dtype("<i8"), ())}
-        specs.update({nm: (records.dtype[nm].base, records.dtype[nm].shape) for nm in records.dtype.names})
-        table = self._ensure_table_columns("vca", specs, "header", heap="raw")
-        cols = {nm: np.ascontiguousarray(records[nm]) for nm in records.dtype.names}
-        cols["raw_offset"] = local
-        cols["pass_id"] = np.full(n, self._pass["pass_id"], np.uint32)
-        table.add(cols, n, np.ascontiguousarray(heap, np.uint8))
         self._enter_swmr()
 
     def append_vca(self, vca) -> None:
@@ -752,7 +648,11 @@ class ArchiveWriter:
         if vca is None or len(vca) == 0:
             return
         try:
-            self._append_vca_records(np.asarray(vca.records), np.asarray(vca.data, np.uint8))
+            specs, cols, n, heap = vca_rows(np.asarray(vca.records), np.asarray(vca.data, np.uint8))
+            table = self._ensure_table_columns("vca", specs, "header", heap="raw")
+            cols["pass_id"] = np.full(n, self._pass["pass_id"], np.uint32)
+            table.add(cols, n, heap)
+            self._enter_swmr()
             self.poll()
         except (OSError, RuntimeError) as exc:
             raise write_error(self.path, exc, "cannot write the archive") from None
@@ -769,7 +669,7 @@ class ArchiveWriter:
         refused = getattr(d, "rejected", None)
         if refused is not None and len(refused):
             # packets telemetry could not decode (length off its definition): /rejects
-            self._append_packet_rejects(refused, "packet_length")
+            self._append_rejects(*packet_reject_records(refused, "packet_length"), None)
         declared = mission_apids(self.mission)
         apid = int(d.apid)
         onboard = np.asarray(d.onboard_time, np.float64) if d.onboard_time is not None else \
@@ -792,13 +692,7 @@ class ArchiveWriter:
         p = self._pass
         if len(onboard) != n:
             raise ValueError(f"APID {apid}: {len(onboard)} onboard times for {n} packets")
-        frame_time = h["frame_time"].astype(np.float64) if "frame_time" in h.dtype.names else np.full(n, np.nan)
-        rt = h["reception_time"].astype(np.float64) if "reception_time" in h.dtype.names else np.full(n, np.nan)
-        src = np.full(n, TIME_NONE, np.uint8)
-        src[np.isfinite(rt)] = TIME_RECEPTION
-        src[np.isfinite(frame_time)] = TIME_FRAME
-        src[np.isfinite(onboard)] = TIME_ONBOARD
-        ktime = np.where(np.isfinite(onboard), onboard, frame_time)
+        src, ktime, rt = packet_times(h, onboard)
         exact = src <= TIME_FRAME
         keys = packet_keys(batch.data, batch.offsets, h["apid"], h["seq_count"], ktime, exact)
         path = self._ensure_packet_table(apid if name is not None else None, name)
@@ -837,21 +731,14 @@ class ArchiveWriter:
         if nd:
             keep = ~dup
             batch = batch.select(keep)
-            h = batch.header
             onboard, src, keys, ktime, rt = onboard[keep], src[keep], keys[keep], ktime[keep], rt[keep]
             fcols = {k: v[keep] for k, v in fcols.items()}
             exact = src <= TIME_FRAME
         m = len(batch)
-        cols = {nm: np.ascontiguousarray(h[nm]) for nm in h.dtype.names}
+        cols, heap = packet_rows(batch, onboard, ktime, src, keys)
         cols["pass_id"] = np.full(m, p["pass_id"], np.uint32)
-        cols["onboard_time"] = np.where(np.isfinite(onboard), onboard, ktime).astype(np.float64)
-        cols["time_source"] = src
-        cols["dedup_key"] = keys
-        cols["raw_offset"] = batch.offsets[:-1] - batch.offsets[0]
-        cols["length"] = (batch.offsets[1:] - batch.offsets[:-1]).astype(np.int32)
         cols.update(fcols)
-        data = batch.data[batch.offsets[0]:batch.offsets[-1]]
-        table.add(cols, m, np.ascontiguousarray(data, np.uint8))
+        table.add(cols, m, heap)
         p["packets"] += m
         p["untimed"] += int(np.count_nonzero(src == TIME_NONE))
         p["rt"] = merge_span(p["rt"], span(rt))
