@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import h5py
@@ -385,7 +386,12 @@ def salvage(path: str | os.PathLike) -> dict:
     while damaged.exists():
         i += 1
         damaged = p.with_name(f"{p.name}.damaged{i}")
-    os.replace(p, damaged)
+    # the damaged file keeps a second name first, then the new one takes its place in one
+    # atomic rename: an interruption never leaves the path without an archive
+    try:
+        os.link(p, damaged)
+    except OSError:
+        shutil.copy2(p, damaged)
     os.replace(tmp, p)
     return {"commit": s.commit + 1, "commits": s.commits, "passes": s.passes, "packets": s.packets,
             "damaged": str(damaged)}
