@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from groundseg.link.records import PACKET_DTYPE
+
 SCHEMA_VERSION = 1
 #: Debian's h5dump 1.10 reads v110 files; 'latest' would not be.
 LIBVER = ("v110", "v110")
@@ -88,6 +90,31 @@ CHUNK_ROWS = 32768
 SPACE_MARGIN = 16 << 20
 CHUNK_BYTES = 1 << 18              # uncompressed chunks: 256 KiB (raw heaps, fields, keys)
 CHUNK_BYTES_COMPRESSED = 1 << 20   # compressed chunks hold up to 32768 rows
+
+
+def packet_specs() -> dict:
+    """Columns of a packet table: name -> (dtype, row shape)."""
+    specs = {n: (PACKET_DTYPE[n], ()) for n in PACKET_DTYPE.names}
+    specs.update({n: (np.dtype(t), ()) for n, t in PACKET_EXTRA_COLUMNS})
+    return specs
+
+
+def frame_specs(dtype: np.dtype) -> dict:
+    """Columns of /frames for frame records of ``dtype``."""
+    specs = {"pass_id": (np.dtype("<u4"), ())}
+    specs.update({n: (dtype[n].base, dtype[n].shape) for n in dtype.names})
+    return specs
+
+
+def reject_specs(dtype: np.dtype) -> dict:
+    """Columns of /rejects for reject records of ``dtype`` (their bytes go to the heap)."""
+    specs = {"pass_id": (np.dtype("<u4"), ())}
+    for n in dtype.names:
+        if n != "offset":
+            specs[n] = (dtype[n].base, dtype[n].shape)
+    specs["length"] = (np.dtype("<i8"), ())
+    specs["raw_offset"] = (np.dtype("<i8"), ())
+    return specs
 
 
 def compression_settings(compression) -> dict:

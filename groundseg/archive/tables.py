@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from groundseg.archive.schema import CHUNK_BYTES, CHUNK_BYTES_COMPRESSED, CHUNK_ROWS
+from groundseg.archive.schema import CHUNK_BYTES, CHUNK_BYTES_COMPRESSED, CHUNK_ROWS, TIME_COLUMNS
 from groundseg.link.records import REJECT_REASONS
 
-__all__ = ["Table", "Flight", "columns", "fill_for", "enum_reasons", "dataset_options"]
+__all__ = ["Table", "Flight", "columns", "dataset_options", "create_column"]
 
 
-def fill_for(dtype: np.dtype):
+def _fill_for(dtype: np.dtype):
     """Fill value of a new column for rows written before it existed: NaN for floats."""
     if dtype.kind == "f":
         return np.nan
@@ -28,9 +28,36 @@ def fill_for(dtype: np.dtype):
     return None
 
 
-def enum_reasons(dtype) -> np.dtype:
+def _enum_reasons(dtype) -> np.dtype:
     """Reject and frame status codes as an HDF5 enum (h5dump shows the names)."""
     return h5py.enum_dtype({name: i for i, name in enumerate(REJECT_REASONS)}, basetype=np.dtype(dtype))
+
+
+def create_column(g: h5py.Group, name: str, dtype, tail: tuple, rows: int, options: dict,
+                  attrs: dict | None = None, heap: bool = False) -> h5py.Dataset:
+    """A new column (or heap) ``name`` of ``rows`` rows in table group ``g``: filled (NaN
+    for floats) where no value was ever written; reject reasons and frame statuses as an
+    enum; UNIX-time columns say so in ``units``; ``options`` from :func:`dataset_options`."""
+    dtype = np.dtype(dtype)
+    h5type = dtype
+    table = g.name.strip("/")
+    if ((name == "reason" and table == "rejects") or (name == "status" and table == "frames")) \
+            and dtype.kind == "u":
+        h5type = _enum_reasons(dtype)
+    kw = dict(options)
+    if table == "passes" and not heap:
+        kw["chunks"] = (256,)  # a few rows per pass, not millions
+    fill = _fill_for(dtype)
+    if fill is not None:
+        kw["fillvalue"] = fill
+    ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)
+    if heap:
+        ds.attrs["heap"] = True
+    elif dtype.kind == "f" and (name.endswith("_time") or name in TIME_COLUMNS):
+        ds.attrs["units"] = "s since 1970-01-01T00:00:00Z (UTC, UNIX time); NaN unknown"
+    for k, v in (attrs or {}).items():
+        ds.attrs[k] = v
+    return ds
 
 
 def dataset_options(compression: dict, category: str, dtype: np.dtype, tail: tuple) -> dict:

@@ -40,19 +40,14 @@ from groundseg.archive.rows import (
     packet_reject_records, packet_rows, packet_times, reject_rows, vca_rows,
 )
 from groundseg.archive.schema import (
-    ALL_PASS_COLUMNS, FLUSH_HEAD, LIBVER, PACKET_EXTRA_COLUMNS, PACKETS_GROUP, PASS_COMPLETE,
-    PASS_INCOMPLETE, PASS_OPEN, PASS_STATUS, REPORT_COLUMNS, REPORT_SUMS, SCHEMA_VERSION,
-    SPACE_MARGIN, TIME_COLUMNS, TIME_FRAME, TIME_NONE, UNDECLARED,
-    archive_path, compression_settings, hdf5_name, mission_apids, report_dict, report_is_empty,
-    report_sum, report_value,
+    ALL_PASS_COLUMNS, FLUSH_HEAD, LIBVER, PACKETS_GROUP, PASS_COMPLETE, PASS_INCOMPLETE, PASS_OPEN,
+    PASS_STATUS, REPORT_COLUMNS, REPORT_SUMS, SCHEMA_VERSION, SPACE_MARGIN, TIME_FRAME, TIME_NONE,
+    UNDECLARED, archive_path, compression_settings, frame_specs, hdf5_name, mission_apids,
+    packet_specs, reject_specs, report_dict, report_is_empty, report_sum, report_value,
 )
 from groundseg.archive.superblock import check_file, clear_status_flags
-from groundseg.archive.tables import (
-    Flight, Table, dataset_options, enum_reasons, fill_for,
-)
-from groundseg.link.records import (
-    FRAME_RECORD_DTYPE, PACKET_DTYPE, REJECT_DTYPE, REJECT_REASONS, PacketBatch,
-)
+from groundseg.archive.tables import Flight, Table, create_column, dataset_options
+from groundseg.link.records import FRAME_RECORD_DTYPE, REJECT_DTYPE, REJECT_REASONS, PacketBatch
 
 __all__ = ["ArchiveWriter"]
 
@@ -261,29 +256,12 @@ class ArchiveWriter:
             self._known.add(key)
             return
         self._structural()
-        g = self._file.require_group(group_path)
         rows = 0 if (heap or table is None) else self._rows.get(table, 0)
-        dtype = np.dtype(dtype)
-        h5type = dtype
-        if (name == "reason" and group_path == "rejects") or (name == "status" and group_path == "frames"):
-            if dtype.kind == "u":
-                h5type = enum_reasons(dtype)
-        fill = fill_for(dtype)
-        kw = dataset_options(self.compression, category, dtype, tail)
-        if group_path == "passes" and not heap:
-            kw["chunks"] = (256,)  # a few rows per pass, not millions
-        if fill is not None:
-            kw["fillvalue"] = fill
-        ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)
+        create_column(self._file.require_group(group_path), name, dtype, tail, rows,
+                      dataset_options(self.compression, category, dtype, tail), attrs, heap)
         for t in self._tables.values():
             if group_path == t.path or group_path.startswith(t.path + "/"):
-                t.datasets = None
-        if heap:
-            ds.attrs["heap"] = True
-        elif dtype.kind == "f" and (name.endswith("_time") or name in TIME_COLUMNS):
-            ds.attrs["units"] = "s since 1970-01-01T00:00:00Z (UTC, UNIX time); NaN unknown"
-        for k, v in (attrs or {}).items():
-            ds.attrs[k] = v
+                t.datasets = None  # handles looked up again: the table has a new column
         self._known.add(key)
 
     def _register_table(self, path: str, heap: str | None) -> Table:
@@ -330,15 +308,10 @@ class ArchiveWriter:
         self._need_dataset("passes", "text", np.uint8, (), "text", heap=True)
         return t
 
-    def _packet_specs(self) -> dict:
-        specs = {n: (PACKET_DTYPE[n], ()) for n in PACKET_DTYPE.names}
-        specs.update({n: (np.dtype(t), ()) for n, t in PACKET_EXTRA_COLUMNS})
-        return specs
-
     def _ensure_packet_table(self, apid: int | None, name: str | None = None) -> str:
         if apid is None or apid not in self._apid_groups and name is None:
             path = f"{PACKETS_GROUP}/{UNDECLARED}"
-            self._ensure_table_columns(path, self._packet_specs(), "header", heap="raw",
+            self._ensure_table_columns(path, packet_specs(), "header", heap="raw",
                                        group_attrs={"description": "packets of APIDs the mission "
                                                     "file did not declare (raw)"})
             return path
@@ -350,27 +323,15 @@ class ArchiveWriter:
             if base == UNDECLARED or (existing is not None and int(existing.attrs.get("apid", -1)) != apid):
                 path = f"{PACKETS_GROUP}/{base}_{apid}"
             self._apid_groups[apid] = path
-        self._ensure_table_columns(path, self._packet_specs(), "header", heap="raw",
+        self._ensure_table_columns(path, packet_specs(), "header", heap="raw",
                                    group_attrs={"apid": int(apid), "name": str(name or path)})
         return path
 
     def _ensure_frames(self, dtype: np.dtype) -> Table:
-        specs = {"pass_id": (np.dtype("<u4"), ())}
-        specs.update({n: (dtype[n].base, dtype[n].shape) for n in dtype.names})
-        return self._ensure_table_columns("frames", specs, "header")
-
-    def _reject_specs(self, dtype: np.dtype) -> dict:
-        specs = {"pass_id": (np.dtype("<u4"), ())}
-        for n in dtype.names:
-            if n == "offset":
-                continue
-            specs[n] = (dtype[n].base, dtype[n].shape)
-        specs["length"] = (np.dtype("<i8"), ())
-        specs["raw_offset"] = (np.dtype("<i8"), ())
-        return specs
+        return self._ensure_table_columns("frames", frame_specs(dtype), "header")
 
     def _ensure_rejects(self, dtype: np.dtype) -> Table:
-        t = self._ensure_table_columns("rejects", self._reject_specs(dtype), "header", heap="raw")
+        t = self._ensure_table_columns("rejects", reject_specs(dtype), "header", heap="raw")
         g = self._file["rejects"]
         if "reasons" not in g.attrs:
             self._structural()
