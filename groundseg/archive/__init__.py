@@ -4,8 +4,9 @@ Modules by responsibility: ``schema`` (layout, names, report columns), ``errors`
 ``lock`` (the writer lock), ``superblock`` (flags, validation), ``h5access`` (opening
 for reading without hanging on a damaged file), ``recovery`` (after a crashed writer)
 and ``salvage`` (after a damaged file), ``commitlog`` (/flushes), ``dedup`` (numpy and
-numba only), ``tables`` (appendable datasets, background flush), ``writer``
-(``ArchiveWriter``), ``reader`` (``open_archive``), ``export``, ``plot``.
+numba only) and ``keystore`` (its keys read back), ``rows`` (batches as columns),
+``tables`` (appendable datasets, background flush), ``writer`` (``ArchiveWriter``),
+``reader`` (``open_archive``), ``paths``, ``export``, ``plot``.
 """
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The archive's writer API under its historical import path.
 
-The archive is a package split by responsibility (``schema``, ``lock``, ``superblock``,
-``h5access``, ``recovery``, ``commitlog``, ``dedup``, ``tables``, ``writer``, ``reader``,
-``export``, ``plot``); ``groundseg.archive.hdf5`` re-exports what callers import from it.
+The archive is a package split by responsibility (see ``groundseg.archive``);
+``groundseg.archive.hdf5`` re-exports what callers import from it.
 """
 from __future__ import annotations
 
