@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 
 from groundseg.archive.errors import ArchiveDamagedError, ArchiveError
 from groundseg.archive.schema import HDF5_SIGNATURE
@@ -116,6 +117,13 @@ def clear_status_flags(path: str | os.PathLike) -> dict:
 
 
 
+def _checksum_ok(head: bytes) -> bool:
+    try:
+        return _superblock_bytes(head)["checksum_ok"]
+    except (ArchiveError, struct.error):
+        return True  # not a checksum matter: reported below
+
+
 def check_file(path: str | os.PathLike) -> dict:
     """The superblock of ``path`` (:func:`read_superblock`) once the file is known to be a
     whole HDF5 file: raises ArchiveError when it is not HDF5, ArchiveDamagedError when the
@@ -125,12 +133,16 @@ def check_file(path: str | os.PathLike) -> dict:
     (a writer running, or killed before its last write reached the disk): only a file
     with no writer flags is judged by its length.
     """
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for attempt in range(5):
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as fh:
+                head = fh.read(64)
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if len(head) < 48 or head[:8] != HDF5_SIGNATURE or _checksum_ok(head):
+            break
+        time.sleep(0.01)  # a live writer rewriting the superblock: read it again
     if head[:8] != HDF5_SIGNATURE:
         raise ArchiveError(f"{path}: not an HDF5 archive")
     if len(head) < 48:

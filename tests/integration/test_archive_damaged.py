@@ -1,11 +1,12 @@
 """Damaged archives (issue 8): every command that opens one answers within seconds.
 
 Truncations and flipped bits in the superblock, a v2 B-tree node and a fractal heap block
-(HDF5's link storage) of a real archive. ``inspect``, ``export`` and ``archive repair``
-run as subprocesses with a 10 s timeout, so a hang fails the test instead of CI.
+(HDF5's link storage) of a real archive. ``inspect``, ``export``, ``plot`` and ``archive
+repair`` run as subprocesses with a 10 s timeout, so a hang fails the test instead of CI.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from tests.conftest import ROOT
 from tests.unit.test_archive_support import mixed_batch, write_mission
 
 PASSES = 3
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 def run(*args, timeout=10):
@@ -87,7 +89,10 @@ def test_damaged_archive_answered_within_seconds(healthy, tmp_path, case):
     data = damaged_cases(healthy.read_bytes())[case]
     arc = tmp_path / "unit.h5"
     arc.write_bytes(data)
-    for cmd in (["inspect", arc], ["export", arc, "--apid", "hk", "--out", tmp_path / "hk.bin"]):
+    commands = [["inspect", arc], ["export", arc, "--apid", "hk", "--out", tmp_path / "hk.bin"]]
+    if HAVE_MATPLOTLIB:
+        commands.append(["plot", arc, "--apid", "hk", "--field", "temp", "--out", tmp_path / "q.png"])
+    for cmd in commands:
         proc = run(*cmd)
         assert "Traceback" not in proc.stderr
         if proc.returncode:
