@@ -441,8 +441,10 @@ class ArchiveWriter:
         if self._pass is None:
             raise ArchiveError(f"{self.path}: no pass is open")
         report = report_dict(report)
-        empty = report is not None and report_is_empty(report)
         p = self._pass
+        # what the pipeline delivered, as its report counts it; packets this pass archived
+        # (or found archived already) prove something was decoded whatever the report says
+        empty = report is not None and report_is_empty(report) and p["packets"] + p["duplicates"] == 0
         try:
             self._flush(commit=False)
             g = self._file["passes"]

@@ -59,9 +59,10 @@ def test_report_object_and_empty_pass(tmp_path, mission):
                "packets": {}}
     assert write(tmp_path, mission, mixed_batch(3), Report(full))["empty"] is False
     assert write(tmp_path, mission, None, Report(nothing))["empty"] is True
+    assert write(tmp_path, mission, mixed_batch(2, seq0=100, rx0=3e9), {})["empty"] is False  # packets archived
     with open_archive(tmp_path / "unit.h5") as a:
-        assert a.passes["empty"].tolist() == [0, 1]
-        assert a.passes["frames_total"].tolist() == [3, 9]  # the object's dict was archived
+        assert a.passes["empty"].tolist() == [0, 1, 0]
+        assert a.passes["frames_total"].tolist() == [3, 9, -1]  # the object's dict was archived
         assert a.pass_info(2)["report"] == nothing
     with pytest.raises(TypeError, match="to_dict"):
         with ArchiveWriter(tmp_path, mission) as w:
