@@ -5,7 +5,8 @@ Modules by responsibility: ``schema`` (layout, names, report columns), ``errors`
 for reading without hanging on a damaged file), ``recovery`` (after a crashed writer)
 and ``salvage`` (after a damaged file), ``commitlog`` (/flushes), ``dedup`` (numpy and
 numba only) and ``keystore`` (its keys read back), ``rows`` (batches as columns),
-``tables`` (appendable datasets, background flush), ``writer`` (``ArchiveWriter``),
+``tables`` (appendable datasets, background flush), ``storage`` (the file open for
+writing: layout, flush, commit), ``writer`` (``ArchiveWriter``, the facade),
 ``reader`` (``open_archive``), ``paths``, ``export``, ``plot``.
 """
 from __future__ import annotations
