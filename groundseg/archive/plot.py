@@ -6,11 +6,11 @@ when a plot is asked for; the figure is drawn with the Agg canvas, never a windo
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from groundseg.archive.paths import check_output
 from groundseg.archive.reader import open_archive
 
 __all__ = ["plot_fields", "gap_breaks"]
@@ -48,8 +48,11 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
     (sequence discontinuities, steps over ``gap_factor`` x the median step), units in the
     axis labels. Returns ``{"path", "points", "gaps", "fields"}``.
 
-    Raises ImportError without matplotlib, KeyError for an unknown APID or field,
-    ValueError when no packet of the APID has that time in the range.
+    ``archive_path`` may be the archive directory; field names match ignoring case.
+    Raises ImportError without matplotlib, UnknownNameError (a UsageError and a KeyError)
+    for an APID the archive does not hold or an unknown field, UsageError when the
+    output's directory does not exist, ValueError when no packet of the APID has that
+    time in the range.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -59,14 +62,13 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
     fields = [fields] if isinstance(fields, str) else list(fields)
     if not fields:
         raise ValueError("name at least one field to plot")
+    out = check_output(out_png)
     with open_archive(archive_path) as arc:
-        number = arc.resolve_apid(apid)
+        number = arc.resolve_apid(apid, must_exist=True)
+        arc.check_passes(passes)
         name = arc.apids.get(number)
         meta = arc.fields(number)
-        unknown = [f for f in fields if f not in meta]
-        if unknown:
-            known = ", ".join(meta) or "none (raw packets only)"
-            raise KeyError(f"APID {number} has no field {', '.join(unknown)} (fields: {known})")
+        fields = arc.resolve_fields(number, fields)
         rows = arc.packets(number, start, stop, time, passes, fields)
         mission = arc.mission_name
     tcol = f"{time}_time"
@@ -100,7 +102,5 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
         ax.grid(True, lw=0.3)
     axes[-1].set_xlabel(f"{time} time (UTC)")
     fig.suptitle(title or f"{mission}: APID {number}" + (f" ({name})" if name else ""))
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
     return {"path": str(out), "points": int(len(rows)), "gaps": int(len(breaks)), "fields": fields}
