@@ -285,7 +285,16 @@ def cmd_export(args, con: Console) -> int:
 
 
 def cmd_plot(args, con: Console) -> int:
-    from groundseg.archive.plot import plot_fields
+    from groundseg.archive.plot import plot_fields, plot_link_quality
+    if args.link_quality:
+        if args.apid or args.field:
+            raise UsageError("--link-quality plots the frames' link quality: drop --apid and --field")
+        out = args.out or f"{Path(args.archive).stem}-link-quality.png"
+        info = plot_link_quality(args.archive, out, passes=args.passes, start=args.start, stop=args.stop)
+        con.out(f"wrote {out} ({info['frames']:,} frames)")
+        return 0
+    if not args.apid or not args.field:
+        raise UsageError("plot needs --apid and at least one --field (or --link-quality)")
     out = args.out or f"{Path(args.archive).stem}-{args.apid}.png"
     plot_fields(args.archive, args.apid, args.field, out, passes=args.passes, start=args.start,
                 stop=args.stop)
@@ -368,9 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", parents=[common], help="quicklook of decoded fields against onboard time")
     pl.add_argument("archive", metavar="ARCHIVE")
-    pl.add_argument("--apid", required=True)
-    pl.add_argument("--field", action="append", required=True)
-    pl.add_argument("--out", "-o")
+    pl.add_argument("--apid", help="APID number or mission-file name (any case)")
+    pl.add_argument("--field", action="append", help="a decoded field of the APID (repeatable)")
+    pl.add_argument("--link-quality", action="store_true",
+                    help="plot the link per frame instead: Es/N0, symbol error rate, RS corrections, "
+                         "refused frames, against reception time")
+    pl.add_argument("--out", "-o", help="PNG to write (its directory must exist)")
     _time_selection(pl)
     pl.set_defaults(func=cmd_plot)
 
