@@ -277,8 +277,10 @@ def _format_info(info, indent: int = 0) -> str:
 
 def cmd_export(args, con: Console) -> int:
     from groundseg.archive.export import export_packets
+    if args.hex and args.format != "csv":
+        raise UsageError("--hex adds a column to CSV exports: use it with --format csv")
     info = export_packets(args.archive, args.apid, args.out, fmt=args.format, passes=args.passes,
-                          start=args.start, stop=args.stop)
+                          start=args.start, stop=args.stop, raw_hex=args.hex)
     n = info.get("packets", "") if isinstance(info, dict) else info
     con.out(f"wrote {args.out} ({n} packets)")
     return 0
@@ -371,7 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("archive", metavar="ARCHIVE")
     e.add_argument("--apid", required=True, help="APID number or mission-file name")
     e.add_argument("--out", "-o", required=True)
-    e.add_argument("--format", default="ccsds", choices=["ccsds", "csv", "parquet"])
+    e.add_argument("--format", default="ccsds", choices=["ccsds", "csv", "parquet"],
+                   help="ccsds: the packets back to back (readable by ccsdspy); csv/parquet: one row "
+                        "per packet with header, times and decoded fields")
+    e.add_argument("--hex", action="store_true", help="CSV: add each whole packet as hex")
     _time_selection(e)
     e.set_defaults(func=cmd_export)
 

@@ -36,11 +36,12 @@ def _atomic_target(out: Path) -> Path:
 
 def export_packets(archive_path: str | os.PathLike, apid: int | str, out_path: str | os.PathLike,
                    fmt: str = "ccsds", *, passes=None, start=None, stop=None,
-                   time: str = "onboard") -> dict:
+                   time: str = "onboard", raw_hex: bool = False) -> dict:
     """Write one APID (number or mission-file name) of the archive to ``out_path``.
 
     ``fmt``: "ccsds" (raw packets back to back, reception order), "csv" or "parquet"
-    (one row per packet: header columns, times, decoded fields; parquet needs pyarrow).
+    (one row per packet: header columns, times, decoded fields in the definition's order;
+    parquet needs pyarrow); ``raw_hex``: CSV also carries each whole packet as hex.
     Returns ``{"apid", "name", "packets", "bytes", "path", "format"}``.
     ``archive_path`` may be the archive directory (``resolve_archive``).
     Raises ValueError (unknown format), UnknownNameError (an APID the archive does not
@@ -79,7 +80,11 @@ def export_packets(archive_path: str | os.PathLike, apid: int | str, out_path: s
                     df = arc.dataframe(number, start, stop, time, passes)
                     df.to_parquet(tmp, index=False)
                 else:
-                    _write_csv(rows, tmp)
+                    units = {k: v["units"] for k, v in arc.fields(number).items()}
+                    raw = arc.raw_packets(number, start, stop, time, passes) if raw_hex else None
+                    if raw is not None and len(raw) != len(rows):
+                        raise ArchiveError(f"{out}: {len(raw)} raw packets for {len(rows)} rows")
+                    _write_csv(rows, tmp, units, raw)
                 nbytes = tmp.stat().st_size
             os.replace(tmp, out)
         except OSError as exc:
@@ -92,7 +97,14 @@ def export_packets(archive_path: str | os.PathLike, apid: int | str, out_path: s
             "path": str(out), "format": fmt}
 
 
-def _write_csv(rows: np.ndarray, path: Path, chunk: int = 65536) -> None:
+def _write_csv(rows: np.ndarray, path: Path, units: dict | None = None, raw=None,
+               chunk: int = 65536) -> None:
+    """One row per packet: header columns, times, then the decoded fields in the
+    definition's order, ``name [units]`` in the header where a field has units; floats in
+    their shortest round-trip form for their own precision (a float32 0.1 is written 0.1);
+    the times also as UTC text; ``raw`` (a PacketBatch in the same order): the whole packet
+    as hex in a last column."""
+    units = units or {}
     cols = []
     for name in rows.dtype.names:
         shape = rows.dtype[name].shape
@@ -100,9 +112,12 @@ def _write_csv(rows: np.ndarray, path: Path, chunk: int = 65536) -> None:
             cols += [(name, i) for i in range(int(np.prod(shape)))]
         else:
             cols.append((name, None))
-    header = [n if i is None else f"{n}[{i}]" for n, i in cols]
+    header = [(n if i is None else f"{n}[{i}]") + (f" [{units[n]}]" if units.get(n) else "")
+              for n, i in cols]
     times = [c for c in ("onboard_time", "reception_time") if c in rows.dtype.names]
     header += [t.replace("_time", "_utc") for t in times]
+    if raw is not None:
+        header.append("packet_hex")
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
@@ -115,9 +130,14 @@ def _write_csv(rows: np.ndarray, path: Path, chunk: int = 65536) -> None:
                     v = v.reshape(len(part), -1)[:, i]
                 if v.dtype.kind == "S":
                     v = np.char.decode(v, "latin-1")
+                elif v.dtype.kind == "f":
+                    v = v.astype(str)         # numpy's shortest repr for the value's own dtype
                 columns.append(v.tolist())
             for t in times:
                 columns.append([iso(x) or "" for x in part[t].tolist()])
+            if raw is not None:
+                o = raw.offsets
+                columns.append([raw.data[o[k]:o[k + 1]].tobytes().hex() for k in range(s, s + len(part))])
             w.writerows(zip(*columns))
 
 

@@ -462,7 +462,7 @@ class Archive:
             cols = {c: self._read(table, c, sel) for c in PACKET_COLUMNS if c in self._f[table]}
             fcols = {}
             if "fields" in self._f[table]:
-                for fname in list(self._f[table]["fields"].keys()):
+                for fname in self._field_order(self._f[table]["fields"]):
                     if want is not None and fname not in want:
                         continue
                     ds = self._ds(f"{table}/fields/{fname}")
@@ -509,11 +509,19 @@ class Archive:
         out = {}
         if path is not None and "fields" in self._f[path]:
             g = self._f[path]["fields"]
-            for name in list(g):
+            for name in self._field_order(g):
                 ds = g[name]  # not items(): h5py gives None for an object it cannot open
                 out[name] = {"dtype": str(ds.dtype), "units": str(ds.attrs.get("units", "")),
                              "calibration": str(ds.attrs.get("calibration", ""))}
         return out
+
+    @staticmethod
+    def _field_order(group) -> list[str]:
+        """Field names in the definition's order (the ``position`` each was written with;
+        archives written before it had one list by name)."""
+        names = list(group.keys())
+        pos = {n: group[n].attrs.get("position", len(names) + i) for i, n in enumerate(names)}
+        return sorted(names, key=lambda n: int(pos[n]))
 
     def dataframe(self, apid: int | str, start=None, stop=None, time: str = "onboard",
                   passes=None, fields: Iterable[str] | None = None):

@@ -446,13 +446,14 @@ class ArchiveWriter:
         path = self._store.ensure_packet_table(apid if name is not None else None, name)
         # fields checked and their datasets made before dedup remembers these packets
         specs = {}
-        for fname in list(fields):
+        for position, fname in enumerate(list(fields)):
             arr = np.asarray(fields[fname])
             if arr.dtype.kind in "OU":
                 arr = arr.astype("S")
             fields[fname] = arr
+            # HDF5 lists a group's members by name: the definition's order is kept apart
             attrs = {"units": str(units.get(fname, "") or ""),
-                     "calibration": str(calibration.get(fname, "") or "")}
+                     "calibration": str(calibration.get(fname, "") or ""), "position": position}
             specs["fields/" + hdf5_name(fname)] = (arr.dtype, arr.shape[1:], attrs)
         table = self._store.ensure_table_columns(path, specs, "header", heap="raw") if specs else self._store.tables[path]
         fcols = {}

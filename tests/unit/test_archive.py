@@ -1,6 +1,8 @@
 """Per-mission HDF5 archive: writer, read API, dedup, crash consistency, export, plots."""
 from __future__ import annotations
 
+import csv
+
 import json
 import os
 import shutil
@@ -652,8 +654,12 @@ def test_export_csv_and_errors(tmp_path, mission):
     lines = out.read_text().splitlines()
     assert info["packets"] == 6 and len(lines) == 7
     head = lines[0].split(",")
-    assert "temp" in head and "onboard_utc" in head
+    assert any(h == "temp" or h.startswith("temp [") for h in head) and "onboard_utc" in head
     assert lines[1].split(",")[head.index("seq_count")] == "0"
+    info = export_packets(arc, "HK", out, fmt="csv", raw_hex=True)
+    rows = list(csv.DictReader(out.open()))
+    raw = open_archive(arc).raw_packets("hk")
+    assert [r["packet_hex"] for r in rows] == [raw.data[a:b].tobytes().hex() for a, b in zip(raw.offsets[:-1], raw.offsets[1:])]
     with pytest.raises(ValueError, match="format"):
         export_packets(arc, "hk", out, fmt="xml")
     with pytest.raises(KeyError):
