@@ -184,7 +184,7 @@ def _length_scan(buf, locked, header, includes_header, min_len, max_len, frame_l
     while i + header <= n:
         length = 0
         for h in range(header):
-            length = (length << 8) | buf[i + h]
+            length = (length << 8) | int(buf[i + h])
         if includes_header:
             length -= header
         if length < min_len or length > max_len:
@@ -200,7 +200,7 @@ def _length_scan(buf, locked, header, includes_header, min_len, max_len, frame_l
                 break          # cannot verify yet: wait for the next read
             nxt = 0
             for h in range(header):
-                nxt = (nxt << 8) | buf[end + h]
+                nxt = (nxt << 8) | int(buf[end + h])
             if includes_header:
                 nxt -= header
             if nxt < min_len or nxt > max_len:
