@@ -295,16 +295,32 @@ class _ShowFields:
 class _Status:
     """The live status line (terminal) or a periodic log line (otherwise); nothing with -q."""
 
-    def __init__(self, con: Console, every: float = 1.0, log_every: float = 10.0):
+    def __init__(self, con: Console, every: float = 1.0, log_every: float = 5.0):
         self.con = con
+        self._category = "RECEIVING"
         self.every = every if con.tty else log_every
         self._last = time.monotonic()
         self._prev = (0, 0, 0)
         self._shown = False
 
+    @staticmethod
+    def _receiver_state(st: dict) -> str:
+        if st.get("ended"):
+            return "ENDED"
+        if not st["connected"]:
+            return "UNPLUGGED"
+        return "NO SIGNAL" if st["silent_s"] >= 2.0 else "RECEIVING"
+
     def update(self, pipe, source, shown: dict, force: bool = False) -> None:
+        if self.con.quiet:
+            return
         now = time.monotonic()
-        if self.con.quiet or (now - self._last < self.every and not force):
+        st = source.status()
+        category = self._receiver_state(st)
+        if category != self._category and not self.con.tty:
+            force = True      # a log reader sees every change of the receiver's state
+        self._category = category
+        if now - self._last < self.every and not force:
             return
         dt = max(now - self._last, 1e-6)
         self._last = now
@@ -316,8 +332,9 @@ class _Status:
         pps = (packets - self._prev[1]) / dt
         bps = (bytes_in - self._prev[2]) * 8 / dt
         self._prev = (frames, packets, bytes_in)
-        st = source.status()
-        if not st["connected"]:
+        if category == "ENDED":
+            state = "ENDED"
+        elif not st["connected"]:
             state = f"UNPLUGGED {st.get('unplugged_s', 0):.0f}s"
         elif st["silent_s"] >= 2.0:
             state = f"NO SIGNAL {st['silent_s']:.0f}s"

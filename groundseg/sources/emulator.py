@@ -145,15 +145,20 @@ class Emulator:
         return False
 
     def drain(self) -> bool:
-        """Wait until the receiver has read everything written (True), or time out."""
+        """Wait until the receiver has read everything written (True), or time out.
+
+        A pty write reaches the slave's input queue through the kernel's flip buffer, a
+        little later: the queue must stay empty over several looks, not just one."""
         deadline = time.monotonic() + self.drain_timeout
+        empty = 0
         while time.monotonic() < deadline:
+            time.sleep(0.01)
             try:
-                if _inq(self.slave) == 0:
-                    return True
+                empty = empty + 1 if _inq(self.slave) == 0 else 0
             except OSError:
                 return False
-            time.sleep(0.005)
+            if empty >= 5:
+                return True
         return False
 
     def unplug(self) -> None:

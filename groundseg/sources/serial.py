@@ -413,7 +413,8 @@ class SerialSource(Source):
         out = {"connected": self.connected, "device": self.device, "bytes_read": self.bytes_read,
                "silent_s": now - self.last_data, "reconnects": self.reconnects,
                "outages": len(self.stats.outages) + (self.outage is not None),
-               "queued": self._queue.qsize(), "catching_up": self._spill is not None}
+               "queued": self._queue.qsize(), "catching_up": self._spill is not None,
+               "ended": self._done.is_set()}
         if self.outage is not None:
             out["unplugged_s"] = now - self.outage.start
             out["unplug_reason"] = self.outage.reason
