@@ -88,6 +88,10 @@ class JournalWriter:
         self.rotate_bytes = max(int(rotate_bytes), 4096)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.base = f"{name}-{stamp}"
+        k = 1
+        while any(Path(directory).glob(f"{self.base}-*{SUFFIX}")):   # two passes in one second
+            k += 1
+            self.base = f"{name}-{stamp}.{k}"
         self.header.setdefault("pass", self.base)
         self.paths: list[Path] = []
         self.bytes = 0            # payload bytes of D records written

@@ -170,7 +170,16 @@ class SerialSource(Source):
         kwargs = self.profile.serial_kwargs()
         if not _is_url(dev):
             kwargs["exclusive"] = True
-        ser = serial.serial_for_url(dev, **kwargs)
+            ser = serial.serial_for_url(dev, **kwargs)
+        else:
+            # pyserial "flushes" input on open; for a tty that is what the kernel held before
+            # we opened, but for a socket it is the first bytes of a fresh connection: keep them
+            ser = serial.serial_for_url(dev, do_not_open=True, **kwargs)
+            ser.reset_input_buffer = lambda: None
+            try:
+                ser.open()
+            finally:
+                del ser.reset_input_buffer
         self.device = dev
         return ser
 

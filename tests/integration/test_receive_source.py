@@ -1,0 +1,93 @@
+"""SerialSource in-process with real transports: socket:// to a local TCP server, a pty with a slow decoder
+(the decoder catches up from the journal, nothing dropped)."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+
+from groundseg.mission import load_mission
+from groundseg.pipeline import Pipeline
+from groundseg.sources.emulator import Emulator, frame_pieces
+from groundseg.sources.framing import kiss_encode
+from groundseg.sources.journal import JournalWriter
+from groundseg.sources.profile import load_profile
+from groundseg.sources.serial import ReceiverError, SerialSource
+from groundseg.spacecraft import simulate
+
+import pytest
+
+from tests.conftest import ROOT
+
+MISSION = ROOT / "fixtures" / "missions" / "demo.toml"
+
+
+def test_socket_url_to_a_local_tcp_server():
+    mission = load_mission(MISSION)
+    sim = simulate(mission, frames=80, seed=31, level="frames")
+    L = mission.link.frame_length
+    payload = kiss_encode(np.frombuffer(sim.capture, np.uint8).reshape(-1, L))
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        for i in range(0, len(payload), 7000):
+            conn.sendall(payload[i:i + 7000])
+            time.sleep(0.005)
+        conn.close()
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    src = SerialSource(f"socket://127.0.0.1:{port}", load_profile("kiss-tnc"), frame_length=L, reconnect=False)
+    report = Pipeline(mission, level="frames").run(src)
+    assert report["packets"] == sim.truth["packets"]
+    assert src.stats.bytes_in == len(payload)
+    assert src.stats.framing["frames"] == 80 and src.stats.framing["cut"] == 0
+    assert len(src.stats.outages) == 1 and "pass ended" in src.stats.outages[0].reason
+
+
+def test_socket_refused_is_one_line():
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ReceiverError, match="refused"):
+        SerialSource(f"socket://127.0.0.1:{port}", load_profile("kiss-tnc"), frame_length=10).open()
+
+
+def test_slow_decoder_catches_up_from_the_journal(tmp_path):
+    mission = load_mission(MISSION)
+    sim = simulate(mission, frames=150, seed=32, level="bits")
+    from groundseg.pipeline import channel_config
+    pieces = frame_pieces(sim.capture, "raw", channel_config(mission).cadu_length)
+    emu = Emulator(pieces, tmp_path / "dev", rate=8e6, wait_open=20)
+    emu.plug()
+    profile = load_profile("usb-cdc-raw")
+    profile.gather = 0.002          # many small records: the 2-record queue overflows
+    journal = JournalWriter(tmp_path / "j", {"framing": "raw", "kind": "bits"}, name="t")
+    src = SerialSource(str(tmp_path / "dev"), profile, journal=journal, queue_records=2)
+    t = threading.Thread(target=emu.run, daemon=True)
+    pipe = Pipeline(mission, level="bits")
+    got = 0
+
+    def stop_when_sent():
+        t.join()                    # the emulator returns once the receiver has read everything
+        src.stop()
+
+    t.start()                       # it sends once the receiver has opened the port
+    threading.Thread(target=stop_when_sent, daemon=True).start()
+    for chunk in src.chunks():
+        if chunk.new_stream:
+            pipe.begin_stream()
+        pipe.push(chunk)
+        got += chunk.data.size
+        time.sleep(0.02)            # a decoder far slower than the line
+    pipe.end_stream()
+    emu.close()
+    journal.close()
+    assert src.stats.spills >= 1
+    assert got == emu.stats.bytes_sent == len(sim.capture)
+    report = pipe.report()
+    assert report["packets"] == sim.truth["packets"]
