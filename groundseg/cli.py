@@ -363,6 +363,26 @@ class _Status:
             sys.stderr.flush()
 
 
+def _warm_up(mission, profile, frame_length) -> None:
+    """Load the deframer's and the decoding chain's kernels (numba cache) before the port
+    opens, so the first second of a pass is not spent loading them."""
+    import numpy as np
+
+    from groundseg.pipeline import Pipeline
+    from groundseg.sources.base import Chunk
+    from groundseg.sources.framing import kind_of, kiss_encode, length_encode, make_deframer
+    zeros = np.zeros((1, frame_length or 1), np.uint8)
+    sample = {"kiss": kiss_encode(zeros), "length": length_encode(zeros, profile.length_bytes)}.get(
+        profile.framing, bytes(4096))
+    make_deframer(profile.framing, frame_length, **profile.deframer_options()).push(
+        np.frombuffer(sample, np.uint8))
+    kind = kind_of(profile.framing)
+    pipe = Pipeline(mission, level=kind)
+    pipe.begin_stream()
+    pipe.push(Chunk(np.zeros(4096 if kind == "bits" else frame_length, np.uint8), kind))
+    pipe.end_stream()
+
+
 def cmd_receive(args, con: Console) -> int:
     import signal
 
@@ -382,6 +402,7 @@ def cmd_receive(args, con: Console) -> int:
         frame_length = int(mission.link.frame_length) if mission.link is not None else None
         source = SerialSource(args.port, profile, frame_length=frame_length, heartbeat=0.5,
                               queue_records=args.queue)
+        _warm_up(mission, profile, frame_length)
         source.open()      # a missing, busy or forbidden port: one line, exit 2, nothing written
     except GroundsegUsageError as exc:
         raise _usage(exc) from None
@@ -402,7 +423,8 @@ def cmd_receive(args, con: Console) -> int:
     writer = None
     if not args.no_archive:
         from groundseg.archive.hdf5 import ArchiveWriter
-        writer = ArchiveWriter(args.archive, mission)
+        # live: a received packet is readable by other processes (SWMR) within about a second
+        writer = ArchiveWriter(args.archive, mission, flush_seconds=1.0)
         writer.begin_pass(f"receive {source.port} ({profile.name}, {profile.framing})"
                           + (f" journal {journal.paths[0]}" if journal else ""))
     shown = _ShowFields(writer, mission, args.show)

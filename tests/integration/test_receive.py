@@ -212,3 +212,40 @@ def test_port_errors_are_one_line_exit_2(tmp_path):
     finally:
         emu.close()
     assert r.returncode == 2 and "journal" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_packets_readable_by_another_process_within_2_s(mission, sims, tmp_path):
+    """SWMR: while the pass goes on, open_archive in another process sees what was received."""
+    sim = sims["frames"]
+    link = tmp_path / "dev"
+    pieces = pieces_for(mission, sim, "kiss")[:40]
+    sent = {}
+    emu = Emulator(pieces, link, rate=2e6, wait_open=30,
+                   on_event=lambda text: sent.setdefault("t", time.time()) if text.startswith("sent") else None)
+    emu.plug()
+    proc = start_receive(tmp_path, link, "kiss")
+    code = ("import sys, time\nfrom groundseg.archive.reader import open_archive\n"
+            "end = time.time() + 60\n"
+            "while time.time() < end:\n"
+            "    try:\n"
+            "        with open_archive(sys.argv[1]) as a:\n"
+            "            if a.packet_count(100) > 0:\n"
+            "                print(time.time()); break\n"
+            "    except Exception:\n"
+            "        pass\n"
+            "    time.sleep(0.05)\n")
+    watcher = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "arc" / "demo.h5")], env=env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t, box = run_emulator(emu, hold=6.0)       # 40 frames, then the receiver stays silent
+    try:
+        out, _ = watcher.communicate(timeout=90)
+        seen_at = float(out.strip())
+        assert "t" in sent
+        assert seen_at - sent["t"] < 2.0, seen_at - sent["t"]
+        assert proc.poll() is None        # the pass is still going on
+    finally:
+        rc, out, err = stop_receive(proc)
+        emu.stop()
+        t.join(10)
+        emu.close()
+    assert rc == 0, err

@@ -91,3 +91,36 @@ def test_slow_decoder_catches_up_from_the_journal(tmp_path):
     assert got == emu.stats.bytes_sent == len(sim.capture)
     report = pipe.report()
     assert report["packets"] == sim.truth["packets"]
+
+
+def test_wrong_framing_shows_no_lock_not_a_crash(tmp_path):
+    """A raw CADU stream read with the KISS profile: nothing decodes, everything is counted."""
+    mission = load_mission(MISSION)
+    sim = simulate(mission, frames=60, seed=33, level="bits")
+    from groundseg.pipeline import channel_config
+    emu = Emulator(frame_pieces(sim.capture, "raw", channel_config(mission).cadu_length), tmp_path / "dev",
+                   rate=4e6, wait_open=20)
+    emu.plug()
+    src = SerialSource(str(tmp_path / "dev"), load_profile("kiss-tnc"), frame_length=mission.link.frame_length)
+    t = threading.Thread(target=lambda: (emu.run(), src.stop()), daemon=True)
+    t.start()
+    report = Pipeline(mission, level="frames").run(src)
+    t.join(10)
+    emu.close()
+    assert src.stats.bytes_in == len(sim.capture)
+    assert report["packets"] == {} or sum(p["count"] for p in report["packets"].values()) == 0
+    f = src.stats.framing
+    assert f["frames"] == 0 and f["wrong_length"] + f["garbage_bytes"] + f["other_command"] > 0
+
+
+def test_usb_port_syntax():
+    from groundseg.sources.serial import find_usb, parse_usb_port
+    m = parse_usb_port("usb:0483:5740:GS1")
+    assert (m.vid, m.pid, m.serial_number) == (0x0483, 0x5740, "GS1")
+    assert parse_usb_port("/dev/ttyACM0") is None
+    with pytest.raises(ReceiverError, match="usb:VID:PID"):
+        parse_usb_port("usb:zz:1")
+    from groundseg.sources.profile import UsbMatch
+    assert find_usb(UsbMatch(vid=0xFFFF, pid=0xFFFE, serial_number="none")) is None
+    with pytest.raises(ReceiverError, match="no such port"):
+        SerialSource("usb:ffff:fffe", load_profile("usb-cdc-raw")).open()
