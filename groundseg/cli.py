@@ -546,7 +546,7 @@ def cmd_emulate(args, con: Console) -> int:
     pieces = frame_pieces(path.read_bytes(), profile.framing, unit, port=max(profile.kiss_port, 0),
                           length_bytes=profile.length_bytes, includes_header=profile.length_includes_header)
     pieces = pieces * max(1, args.repeat)
-    emu = Emulator(pieces, args.link, rate=args.rate, unplug_after=args.unplug_after, unplug_for=args.unplug_for,
+    emu = Emulator(pieces, args.link, rate=args.rate, unplug_after=args.unplug_after, unplug_for=args.unplug_for, cut=args.cut,
                    stall=args.stall or 0.0, stall_after=args.stall_after, burst=args.burst, noise=args.noise,
                    seed=args.seed, wait_open=args.wait_open, on_event=lambda t: (None if con.quiet else print(f"emulate: {t}", file=sys.stderr)))
     signal.signal(signal.SIGTERM, lambda *a: emu.stop())
@@ -665,6 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--rate", type=float, default=1e6, help="line rate, bit/s (default 1e6)")
     em.add_argument("--unplug-after", type=float, help="unplug after this many seconds of streaming")
     em.add_argument("--unplug-for", type=float, default=1.0, help="seconds unplugged (default 1)")
+    em.add_argument("--cut", action="store_true", help="the unplug cuts a frame in two (half of it is sent)")
     em.add_argument("--stall", type=float, help="go silent for this many seconds")
     em.add_argument("--stall-after", type=float, default=1.0, help="seconds before the stall (default 1)")
     em.add_argument("--burst", action="store_true", help="send in bursts (same average rate)")

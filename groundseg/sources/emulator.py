@@ -10,7 +10,8 @@ into the master at a line rate, in a profile's framing:
 
 Faults on request: ``unplug_after`` seconds of streaming, the device goes away (the
 pty is closed and the symlink removed) for ``unplug_for`` seconds, then comes back as
-a new pty behind the same symlink, and streaming goes on from the next frame; a
+a new pty behind the same symlink, and streaming goes on from the next frame (with
+``cut``, the unplug cuts a frame in two: its first half is sent, the rest is lost); a
 ``stall`` (silence) at ``stall_after``; ``burst`` (bursts of ``burst_s`` of data at
 full speed, then silence, the same average rate); ``noise`` (with this probability,
 random bytes between two frames). Before an unplug the emulator waits until the
@@ -72,6 +73,8 @@ class EmulatorStats:
     noise_bytes: int = 0
     unplugs: int = 0
     stalls: int = 0
+    cut_bytes: int = 0
+    pieces_cut: int = 0
     seconds: float = 0.0
     sent_per_connection: list = field(default_factory=list)
 
@@ -84,7 +87,7 @@ class Emulator:
                  unplug_for: float = 1.0, unplugs: int = 1, stall: float = 0.0, stall_after: float | None = None,
                  burst: bool = False, burst_s: float = 0.2, noise: float = 0.0, seed: int = 0,
                  on_event: Callable[[str], None] | None = None, drain_timeout: float = 10.0,
-                 wait_open: float | None = 30.0):
+                 wait_open: float | None = 30.0, cut: bool = False):
         self.pieces = pieces
         self.link = Path(link)
         self.rate = float(rate)
@@ -102,6 +105,7 @@ class Emulator:
         self.on_event = on_event or (lambda text: None)
         self.drain_timeout = drain_timeout
         self.wait_open_s = wait_open
+        self.cut = cut
         self.stats = EmulatorStats()
         self.master = self.slave = -1
         self.slave_name = ""
@@ -227,6 +231,13 @@ class Emulator:
             now = time.monotonic()
             if self.unplugs_left and now - connected_at >= self.unplug_after:
                 flush()
+                if self.cut:
+                    # the unplug cuts this frame: its first half goes out, the rest never does
+                    half = piece[: len(piece) // 2]
+                    self._write(half)
+                    self.stats.bytes_sent += len(half)
+                    self.stats.cut_bytes += len(half)
+                    conn_sent += len(half)
                 self.stats.sent_per_connection.append(conn_sent)
                 conn_sent = 0
                 self.unplug()
@@ -237,6 +248,9 @@ class Emulator:
                 self.unplugs_left -= 1
                 connected_at = t0 = time.monotonic()
                 sent0 = 0
+                if self.cut:
+                    self.stats.pieces_cut += 1
+                    continue          # the cut frame is lost with the unplug
             if self.stall and not stalled and stall_at is not None and now - t_start >= stall_at:
                 flush()
                 self.on_event(f"stalled for {self.stall:g} s")

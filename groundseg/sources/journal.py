@@ -315,6 +315,11 @@ class RecordChunker:
         self.stats.chunks += 1
         return chunk
 
+    @property
+    def position(self) -> int:
+        """Where the next chunk starts in the current stream (bits or bytes)."""
+        return self._offset
+
     def end_stream(self) -> None:
         if self._open:
             self.deframer.end_stream()

@@ -364,6 +364,11 @@ class SerialSource(Source):
                     continue
             return None
 
+    def _heartbeat(self) -> Chunk:
+        """An empty chunk at the stream's current position: nothing arrived."""
+        return Chunk(np.zeros(0, np.uint8), self.kind, rx_time=time.time(), offset=self.chunker.position,
+                     stream=self.port, clock="host")
+
     def chunks(self) -> Iterator[Chunk]:
         self.open()
         # the stream's start goes to the journal (attached after open()) before any data
@@ -380,8 +385,7 @@ class SerialSource(Source):
                         break
                     if self.heartbeat is not None and time.monotonic() - last_yield >= self.heartbeat:
                         last_yield = time.monotonic()
-                        yield Chunk(np.zeros(0, np.uint8), self.kind, rx_time=time.time(), stream=self.port,
-                                    clock="host")
+                        yield self._heartbeat()
                     continue
                 chunk = self.chunker.feed(*rec)
                 if chunk is not None:
@@ -389,8 +393,7 @@ class SerialSource(Source):
                     yield chunk
                 elif self.heartbeat is not None and time.monotonic() - last_yield >= self.heartbeat:
                     last_yield = time.monotonic()
-                    yield Chunk(np.zeros(0, np.uint8), self.kind, rx_time=time.time(), stream=self.port,
-                                clock="host")
+                    yield self._heartbeat()
         finally:
             self.stop()
             if self._thread is not None:

@@ -124,3 +124,28 @@ def test_usb_port_syntax():
     assert find_usb(UsbMatch(vid=0xFFFF, pid=0xFFFE, serial_number="none")) is None
     with pytest.raises(ReceiverError, match="no such port"):
         SerialSource("usb:ffff:fffe", load_profile("usb-cdc-raw")).open()
+
+
+@pytest.mark.parametrize("framing", ["kiss", "length"])
+def test_frame_cut_by_an_unplug_is_counted_not_delivered(framing, tmp_path):
+    mission = load_mission(MISSION)
+    sim = simulate(mission, frames=60, seed=34, level="frames")
+    L = mission.link.frame_length
+    profile = load_profile("kiss-tnc" if framing == "kiss" else "length-modem")
+    pieces = frame_pieces(sim.capture, framing, L, length_bytes=profile.length_bytes)
+    emu = Emulator(pieces, tmp_path / "dev", rate=2e6, unplug_after=0.1, unplug_for=0.5, cut=True, wait_open=20)
+    emu.plug()
+    src = SerialSource(str(tmp_path / "dev"), profile, frame_length=L)
+    t = threading.Thread(target=lambda: (emu.run(), src.stop()), daemon=True)
+    t.start()
+    chunks = [c for c in src.chunks() if c.data.size]
+    t.join(10)
+    emu.close()
+    assert emu.stats.pieces_cut == 1 and len(src.stats.outages) == 1
+    assert src.stats.framing["cut"] == 1 and src.stats.framing["frames"] == 59
+    assert src.stats.bytes_in == emu.stats.bytes_sent
+    got = np.concatenate([c.data for c in chunks]).reshape(-1, L)
+    want = np.frombuffer(sim.capture, np.uint8).reshape(-1, L)
+    cut = [i for i in range(60) if not (want[i] == got).all(axis=1).any()]
+    assert len(cut) == 1                       # every other frame arrived intact
+    assert sum(c.new_stream for c in chunks) == 2
