@@ -29,14 +29,13 @@ import struct
 import termios
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from groundseg.sources.framing import kiss_encode, length_encode
-
 
 TIOCPKT_FLUSHREAD = 1
 

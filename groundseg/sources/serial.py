@@ -30,16 +30,14 @@ import os
 import queue
 import threading
 import time
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from groundseg.errors import UsageError
 from groundseg.sources.base import Chunk, Outage, Source
 from groundseg.sources.framing import kind_of
-from groundseg.sources.journal import (DATA, OUTAGE, STREAM, JournalCursor, JournalWriter, RecordChunker,
-                                       ReceiverStats)
+from groundseg.sources.journal import DATA, OUTAGE, STREAM, JournalCursor, JournalWriter, ReceiverStats, RecordChunker
 from groundseg.sources.profile import Profile, UsbMatch
 
 

@@ -25,7 +25,6 @@ from groundseg.sources.emulator import Emulator, frame_pieces
 from groundseg.sources.journal import JournalCursor, JournalSource
 from groundseg.sources.profile import load_profile
 from groundseg.spacecraft import simulate
-
 from tests.conftest import ROOT
 
 MISSION = ROOT / "fixtures" / "missions" / "demo.toml"

@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from groundseg.mission import load_mission
 from groundseg.pipeline import Pipeline
@@ -16,9 +17,6 @@ from groundseg.sources.journal import JournalWriter
 from groundseg.sources.profile import load_profile
 from groundseg.sources.serial import ReceiverError, SerialSource
 from groundseg.spacecraft import simulate
-
-import pytest
-
 from tests.conftest import ROOT
 
 MISSION = ROOT / "fixtures" / "missions" / "demo.toml"

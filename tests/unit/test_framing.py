@@ -4,8 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groundseg.sources.framing import (FEND, FESC, KissDeframer, LengthDeframer, counts_dict, kiss_encode,
-                                       length_encode, make_deframer)
+from groundseg.sources.framing import (
+    FEND,
+    FESC,
+    KissDeframer,
+    LengthDeframer,
+    counts_dict,
+    kiss_encode,
+    length_encode,
+    make_deframer,
+)
 from tests.reference.framing import kiss_reference, length_reference
 
 L = 40

@@ -7,8 +7,18 @@ import numpy as np
 import pytest
 
 from groundseg.sources.framing import kiss_encode
-from groundseg.sources.journal import (DATA, END, OUTAGE, STREAM, JournalCursor, JournalError, JournalSource,
-                                       JournalWriter, RecordChunker, ReceiverStats, is_journal)
+from groundseg.sources.journal import (
+    DATA,
+    OUTAGE,
+    STREAM,
+    JournalCursor,
+    JournalError,
+    JournalSource,
+    JournalWriter,
+    ReceiverStats,
+    RecordChunker,
+    is_journal,
+)
 
 L = 50
 
