@@ -138,7 +138,7 @@ def cmd_replay(args, con: Console) -> int:
         writer.begin_pass(source)
     try:
         if journal is not None:   # a receiver's raw journal: its own framing decides the level
-            pipe = Pipeline(mission, level=journal.kind, archive=writer, on_progress=con.progress)
+            pipe = Pipeline(mission, level=journal.kind, archive=writer)
             report = pipe.run(journal)
             report["source"] = journal.stats.to_dict()
         else:
