@@ -257,6 +257,7 @@ class ReceiverStats(SourceStats):
         self.framing: dict = {}
         self.reads = 0
         self.spills = 0          # times the decoder fell behind and caught up from the journal
+        self.held_in_memory = 0  # records kept in memory: the journal failed while the decoder was behind
         self.journal: dict | None = None
 
     def to_dict(self) -> dict:
@@ -264,6 +265,8 @@ class ReceiverStats(SourceStats):
         d["framing"] = dict(self.framing)
         d["reads"] = self.reads
         d["decoder_caught_up_from_journal"] = self.spills
+        if self.held_in_memory:
+            d["records_held_in_memory"] = self.held_in_memory
         if self.journal is not None:
             d["journal"] = self.journal
         return d

@@ -24,6 +24,7 @@ Ports: a device path, a udev symlink, ``usb:VID:PID[:SERIAL]``, or any pyserial 
 """
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import os
@@ -136,6 +137,8 @@ class SerialSource(Source):
         self._stop = threading.Event()
         self._done = threading.Event()
         self._spill: tuple[int, int] | None = None
+        self._after_spill: collections.deque = collections.deque()
+        self._pending: collections.deque = collections.deque()
         self._catchup: JournalCursor | None = None
         self._thread: threading.Thread | None = None
         self._ser = None
@@ -219,6 +222,11 @@ class SerialSource(Source):
                         self.stats.spills += 1
                     else:
                         block = True
+            elif pos is None:
+                # the journal failed (disk full) while the decoder was catching up from it: keep
+                # the record in memory, after what the journal holds
+                self._after_spill.append(rec)
+                self.stats.held_in_memory += 1
         if block:
             # no journal to fall back on: wait for the decoder (the OS and the receiver buffer)
             while not self._queue_put(rec) and not self._stop.is_set():
@@ -346,10 +354,14 @@ class SerialSource(Source):
                     if (self._catchup.part, self._catchup.offset) >= end:
                         self._catchup.close()
                         self._catchup = None
+                        self._pending.extend(self._after_spill)   # decoded before anything queued later
+                        self._after_spill.clear()
                         self._spill = None
                     else:
                         self._catchup.end = end
                 continue
+            if self._pending:
+                return self._pending.popleft()
             spilled = self._spill is not None
             try:
                 return self._queue.get(timeout=0 if spilled else timeout) if not spilled \
@@ -379,7 +391,7 @@ class SerialSource(Source):
             while True:
                 rec = self._next_record(wait)
                 if rec is None:
-                    if self._done.is_set() and self._queue.empty() and self._spill is None:
+                    if self._done.is_set() and self._queue.empty() and self._spill is None and not self._pending:
                         break
                     if self.heartbeat is not None and time.monotonic() - last_yield >= self.heartbeat:
                         last_yield = time.monotonic()

@@ -147,3 +147,37 @@ def test_frame_cut_by_an_unplug_is_counted_not_delivered(framing, tmp_path):
     cut = [i for i in range(60) if not (want[i] == got).all(axis=1).any()]
     assert len(cut) == 1                       # every other frame arrived intact
     assert sum(c.new_stream for c in chunks) == 2
+
+
+def test_loop_url_full_disk_while_catching_up_keeps_order(tmp_path):
+    """loop:// (pyserial's loopback): the journal fills the disk while the decoder is behind and
+    catching up from it; every byte still reaches the decoder, in order."""
+    import os
+    profile = load_profile("usb-cdc-raw")
+    profile.gather, profile.read_max = 0.001, 2048
+    journal = JournalWriter(tmp_path / "j", {"framing": "raw", "kind": "bits"}, name="t")
+    src = SerialSource("loop://", profile, journal=journal, queue_records=2)
+    src.open()
+    data = os.urandom(300_000)
+
+    def feed():
+        for i in range(0, len(data), 1000):
+            if i == 150_000:
+                with src._lock:                     # the disk fills
+                    journal._f.close()
+                    journal._f = open("/dev/full", "wb", buffering=0)  # noqa: SIM115
+            src._ser.write(data[i:i + 1000])
+            time.sleep(0.001)
+
+    t = threading.Thread(target=feed, daemon=True)
+    got = bytearray()
+    t.start()                                       # loop:// holds what is written until read
+    for chunk in src.chunks():
+        got += chunk.data.tobytes()
+        time.sleep(0.005)
+        if len(got) >= len(data):
+            src.stop()
+    t.join(5)
+    assert journal.failed and "journal stopped" in journal.failed
+    assert src.stats.spills >= 1 and src.stats.held_in_memory > 0
+    assert bytes(got) == data
