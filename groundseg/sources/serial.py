@@ -29,6 +29,7 @@ import errno
 import json
 import os
 import queue
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -247,6 +248,8 @@ class SerialSource(Source):
         before an error is returned with it (nothing read is lost)."""
         ser = self._ser
         p = self.profile
+        if type(ser).__module__ == "serial.serialposix" and getattr(ser, "fd", None) is not None:
+            return self._gather_fd(ser.fd)
         buf = bytearray()
         t_first = 0.0
         try:
@@ -267,6 +270,39 @@ class SerialSource(Source):
                 if not b:
                     break
                 buf += b
+        except Exception as exc:  # noqa: BLE001 - any read failure is an unplug
+            return buf, t_first, exc
+        return buf, t_first, None
+
+    def _gather_fd(self, fd: int):
+        """:meth:`_gather` for a POSIX tty: select + one ``os.read`` of everything waiting
+        (pyserial's read adds an ioctl, a timeout object and a copy per call)."""
+        p = self.profile
+        buf = bytearray()
+        t_first = 0.0
+        try:
+            while len(buf) < p.read_max:
+                if buf:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stop.is_set():
+                        break
+                    wait = min(left, p.read_timeout)
+                else:
+                    wait = p.read_timeout
+                ready, _, _ = select.select([fd], [], [], wait)
+                if not ready:
+                    break                  # nothing for read_timeout: the record ends (or none began)
+                try:
+                    piece = os.read(fd, p.read_max - len(buf))
+                except BlockingIOError:
+                    continue
+                if not piece:
+                    raise OSError(errno.EIO, "device reports readiness to read but returned no data "
+                                  "(device disconnected?)")
+                if not buf:
+                    t_first = time.time()
+                    deadline = time.monotonic() + p.gather
+                buf += piece
         except Exception as exc:  # noqa: BLE001 - any read failure is an unplug
             return buf, t_first, exc
         return buf, t_first, None
