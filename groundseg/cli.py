@@ -424,7 +424,7 @@ def cmd_receive(args, con: Console) -> int:
     if not args.no_archive:
         from groundseg.archive.hdf5 import ArchiveWriter
         # live: a received packet is readable by other processes (SWMR) within about a second
-        writer = ArchiveWriter(args.archive, mission, flush_seconds=1.0)
+        writer = ArchiveWriter(args.archive, mission, flush_seconds=args.flush_seconds)
         writer.begin_pass(f"receive {source.port} ({profile.name}, {profile.framing})"
                           + (f" journal {journal.paths[0]}" if journal else ""))
     shown = _ShowFields(writer, mission, args.show)
@@ -651,6 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--duration", type=float, help="end the pass after this many seconds")
     rc.add_argument("--show", action="append", metavar="APID.FIELD", help="a field's latest value in the status")
     rc.add_argument("--queue", type=int, default=64, help="reader -> decoder queue bound (records)")
+    rc.add_argument("--flush-seconds", type=float, default=1.0, help="archive flush period: how stale another "
+                    "process's view may be (default 1; each flush costs CPU, see hardware/README.md)")
     rc.add_argument("--gather", type=float, help="seconds of reads per record (overrides the profile)")
     rc.add_argument("--read-timeout", type=float, help="seconds a read waits (overrides the profile)")
     rc.set_defaults(func=cmd_receive)
