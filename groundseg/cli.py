@@ -400,7 +400,7 @@ def cmd_receive(args, con: Console) -> int:
             if getattr(args, k, None) is not None:
                 setattr(profile, k, getattr(args, k))
         frame_length = int(mission.link.frame_length) if mission.link is not None else None
-        source = SerialSource(args.port, profile, frame_length=frame_length, heartbeat=0.5,
+        source = SerialSource(args.port, profile, frame_length=frame_length, heartbeat=0.25,
                               queue_records=args.queue)
         _warm_up(mission, profile, frame_length)
         source.open()      # a missing, busy or forbidden port: one line, exit 2, nothing written

@@ -165,7 +165,8 @@ class Emulator:
         return False
 
     def unplug(self) -> None:
-        self.drain()
+        if not self._stop:
+            self.drain()
         try:
             self.link.unlink()
         except FileNotFoundError:
@@ -185,11 +186,16 @@ class Emulator:
         self._stop = True
 
     # -- streaming ----------------------------------------------------------------------------
-    def _write(self, blob: bytes) -> None:
+    def _write(self, blob: bytes) -> int:
+        """Write all of ``blob`` (waiting while the receiver does not read), unless stopped;
+        returns the bytes written."""
         view = memoryview(blob)
-        while view:
-            n = os.write(self.master, view)
-            view = view[n:]
+        done = 0
+        while done < len(blob) and not self._stop:
+            _, w, _ = select.select([], [self.master], [], 0.1)
+            if w:
+                done += os.write(self.master, view[done:])
+        return done
 
     def run(self, hold: float = 0.0) -> EmulatorStats:
         """Stream every piece, then keep the device plugged for ``hold`` seconds (until
@@ -220,9 +226,9 @@ class Emulator:
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self._write(blob)
-            sent0 += len(blob)
-            self.stats.bytes_sent += len(blob)
+            n = self._write(blob)
+            sent0 += n
+            self.stats.bytes_sent += n
 
         for i, piece in enumerate(self.pieces):
             if self._stop:
@@ -233,8 +239,7 @@ class Emulator:
                 if self.cut:
                     # the unplug cuts this frame: its first half goes out, the rest never does
                     half = piece[: len(piece) // 2]
-                    self._write(half)
-                    self.stats.bytes_sent += len(half)
+                    self.stats.bytes_sent += self._write(half)
                     self.stats.cut_bytes += len(half)
                     conn_sent += len(half)
                 self.stats.sent_per_connection.append(conn_sent)
@@ -271,7 +276,8 @@ class Emulator:
                 flush()
         flush()
         self.stats.sent_per_connection.append(conn_sent)
-        self.drain()
+        if not self._stop:
+            self.drain()
         self.stats.seconds = time.monotonic() - t_start
         self.on_event(f"sent {self.stats.bytes_sent:,} bytes in {self.stats.seconds:.1f} s")
         end = time.monotonic() + hold
