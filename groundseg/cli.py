@@ -445,6 +445,7 @@ def cmd_receive(args, con: Console) -> int:
             f"mission {mission.name}" + (f", journal {journal.paths[0]}" if journal else ""))
     sys.stdout.flush()
     open_stream = False
+    first_flush = False
     try:
         for chunk in source.chunks():
             if chunk.data.size:
@@ -454,6 +455,9 @@ def cmd_receive(args, con: Console) -> int:
                     pipe.begin_stream()
                     open_stream = True
                 pipe.push(chunk)
+                if writer is not None and not first_flush and pipe.packets_decoded:
+                    writer.flush()     # the pass's first packets: visible to readers at once
+                    first_flush = True
             elif writer is not None:
                 writer.poll()          # a silent receiver: what was received still becomes visible
             status.update(pipe, source, shown.latest)
