@@ -181,6 +181,10 @@ class JournalWriter:
         if self.failed is None:
             self.append_json(END, time.time(), {"reason": reason, "bytes": self.bytes})
         try:
+            os.fsync(self._f.fileno())     # the pass's journal is on disk when the pass ends
+        except OSError:
+            pass
+        try:
             self._f.close()
         except OSError:
             pass
