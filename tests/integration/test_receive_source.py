@@ -181,3 +181,50 @@ def test_loop_url_full_disk_while_catching_up_keeps_order(tmp_path):
     assert journal.failed and "journal stopped" in journal.failed
     assert src.stats.spills >= 1 and src.stats.held_in_memory > 0
     assert bytes(got) == data
+
+
+@pytest.mark.filterwarnings("ignore:set.*deprecated:DeprecationWarning")  # pyserial 3.5 rfc2217 client
+def test_rfc2217_url_to_a_local_server():
+    """rfc2217:// against pyserial's own RFC 2217 port manager serving a loop:// device."""
+    import serial
+    import serial.rfc2217
+    data = np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes()
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        dev = serial.serial_for_url("loop://", timeout=0.05)
+
+        class Conn:
+            def write(self, blob):
+                conn.sendall(blob)
+
+        mgr = serial.rfc2217.PortManager(dev, Conn())
+
+        def from_client():             # option negotiation from the client
+            while True:
+                try:
+                    got = conn.recv(1024)
+                except OSError:
+                    return
+                if not got:
+                    return
+                dev.write(b"".join(mgr.filter(got)))
+
+        threading.Thread(target=from_client, daemon=True).start()
+        time.sleep(0.5)
+        for i in range(0, len(data), 1000):
+            dev.write(data[i:i + 1000])
+            while dev.in_waiting:
+                conn.sendall(b"".join(mgr.escape(dev.read(dev.in_waiting))))
+        time.sleep(0.5)
+        conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    src = SerialSource(f"rfc2217://127.0.0.1:{port}", load_profile("usb-cdc-raw"), reconnect=False)
+    got = b"".join(c.data.tobytes() for c in src.chunks())
+    assert got == data
+    assert src.stats.bytes_in == len(data) and len(src.stats.outages) == 1
