@@ -398,10 +398,10 @@ class SerialSource(Source):
                 continue
             if self._pending:
                 return self._pending.popleft()
-            spilled = self._spill is not None
             try:
-                return self._queue.get(timeout=0 if spilled else timeout) if not spilled \
-                    else self._queue.get_nowait()
+                if self._spill is not None:
+                    return self._queue.get_nowait()     # what was queued before the spill, then the journal
+                return self._queue.get(timeout=timeout)
             except queue.Empty:
                 pass
             with self._lock:
