@@ -779,7 +779,54 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--wait-open", type=float, default=-1, help="seconds to wait for a receiver to open the port "
                     "before sending (-1: until one does, 0: do not wait)")
     em.set_defaults(func=cmd_emulate)
+    _document(p)
     return p
+
+
+#: help lines for arguments declared without one (kept here so every option has one)
+HELP = {
+    "captures": "capture files: one pass, each file its own stream (a receiver's journals are recognised)",
+    "mission": "the mission file (TOML; docs/mission-file.md)",
+    "out": "file to write (its directory must exist)",
+    "frames": "transfer frames to simulate (default 1000)",
+    "seed": "random seed: the same seed gives the same bytes",
+    "lost_frames": "frames lost on the way (never received)",
+    "target": "a capture to recognise, or an archive (file or directory) to describe",
+    "json": "print the description as JSON",
+    "archive": "the archive: an .h5 file or the directory replay --archive wrote",
+    "profile": "receiver profile: a TOML file or a name in hardware/profiles",
+}
+
+#: one example per command, shown at the end of its --help
+EXAMPLES = {
+    "replay": "groundseg replay pass.cadu --mission fixtures/missions/demo.toml --report pass.json\n"
+              "  groundseg replay trisat.f32 --mission fixtures/missions/trisat.toml --no-archive",
+    "simulate": "groundseg simulate --mission fixtures/missions/demo.toml --out sim.cadu --frames 500 --ber 1e-4\n"
+                "  groundseg simulate --mission fixtures/missions/trisat.toml --level soft --ebn0 4 --out sim.f32",
+    "inspect": "groundseg inspect capture.bin\n  groundseg inspect archive/",
+    "export": "groundseg export archive/ --apid hk --out hk.pkts\n"
+              "  groundseg export archive/demo.h5 --apid 100 --format csv --start 2026-01-01T00:00:00Z --out hk.csv",
+    "plot": "groundseg plot archive/ --apid hk --field bus_voltage --field battery_temp --out hk.png\n"
+            "  groundseg plot archive/ --link-quality --pass 3 --out link.png",
+    "archive": "groundseg archive repair archive/demo.h5",
+    "repair": "groundseg archive repair archive/demo.h5",
+    "receive": "groundseg receive --port /dev/groundseg-rx0 --mission fixtures/missions/demo.toml --profile usb-cdc-raw\n"
+               "  groundseg receive --port socket://192.0.2.7:7000 --mission M.toml --profile kiss-tnc --duration 600",
+    "emulate": "groundseg emulate --capture sim.cadu --profile usb-cdc-raw --link /tmp/rx0 --rate 2e6",
+}
+
+
+def _document(parser: argparse.ArgumentParser) -> None:
+    """Every argument gets a help line and every command an example (``HELP``, ``EXAMPLES``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                if name in EXAMPLES and not sub.epilog:
+                    sub.epilog = "example:\n  " + EXAMPLES[name]
+                    sub.formatter_class = argparse.RawDescriptionHelpFormatter
+                _document(sub)
+        elif not action.help and action.dest in HELP:
+            action.help = HELP[action.dest]
 
 
 def _exit_code(exc: BaseException) -> int:
