@@ -15,7 +15,7 @@ Example::
     subcarrier = 0                # Hz: PSK on a subcarrier (0: none)
     residual_carrier = false      # PM with a residual carrier
     carrier_loop_bandwidth = 0.02 # Costas loop, normalised to the symbol rate
-    timing_loop_bandwidth = 0.01  # Gardner loop, normalised to the symbol rate
+    timing_loop_bandwidth = 0.003 # Gardner loop, normalised to the symbol rate
     frequency_offset_max = 2000   # Hz searched by the coarse FFT estimate around the centre
     invert = false                # swap the soft symbols' sign (FSK audio from some receivers)
 """
@@ -39,7 +39,7 @@ class ModulationSettings:
     subcarrier: float = 0.0              # Hz; 0 = no subcarrier
     residual_carrier: bool = False
     carrier_loop_bandwidth: float = 0.02
-    timing_loop_bandwidth: float = 0.01
+    timing_loop_bandwidth: float = 0.003
     agc_time_constant: float = 200.0     # symbols
     frequency_offset_max: float = 0.0    # Hz; 0 = 10 % of the symbol rate
     fsk_deviation: float = 0.0           # Hz (informative for audio; used by the simulator)
