@@ -46,7 +46,7 @@ class ModulationSettings:
     gmsk_bt: float = 0.5
     invert: bool = False
     esn0_block: int = 1024               # symbols per Es/N0 estimate
-    lock_esn0_db: float = 3.0            # Es/N0 above which a block counts as locked
+    lock_esn0_db: float = 1.0            # Es/N0 above which a block counts as locked
 
     @property
     def is_psk(self) -> bool:

@@ -287,7 +287,8 @@ class Demodulator:
         q["frequency_hz"] = rows[:, K.B_FREQ] * self.sample_rate / (2 * math.pi)
         ok = q["esn0_db"] > s.lock_esn0_db
         if not real:
-            ok &= q["lock"] > 0.5
+            # the carrier-phase metric: about 0 when the loop does not hold the constellation
+            ok &= q["lock"] > (0.3 if self.mode == 0 else 0.15)
         q["locked"] = ok
         for locked in ok:
             if locked and not self._locked:
