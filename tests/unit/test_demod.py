@@ -176,11 +176,12 @@ def test_bpsk_round_trip_across_impairments(esn0, foff, drift, tau, ppm):
     x = simulate_iq(bits, s, 40000, esn0_db=esn0, frequency_hz=foff * 10000, drift_hz_s=drift,
                     timing_offset=tau, clock_ppm=ppm, phase=0.7, seed=3)
     soft, d = demodulate(x, s, 40000)
-    ser = best_ser(soft, bits)
+    ser = best_ser(soft, bits, margin=1500)     # after acquisition
     # within about 1 dB of the coherent bound (the loops' implementation loss)
     assert ser <= bpsk_ser(esn0 - 1.0) + 2e-4, (ser, bpsk_ser(esn0))
-    assert d.stats.locked and abs(d.stats.frequency_hz - (foff * 10000 + drift * x.size / 40000)) < 30
-    assert abs(d.stats.esn0_db_mean - esn0) < 1.0
+    last = d.blocks[-1]             # the carrier at the end of the last Es/N0 block
+    assert d.stats.locked and abs(last["frequency_hz"] - (foff * 10000 + drift * last["symbol"] / 10000)) < 30
+    assert abs(np.median(d.blocks["esn0_db"][1:]) - esn0) < 1.0
 
 
 @pytest.mark.parametrize("esn0", [12, 7])
@@ -191,7 +192,7 @@ def test_qpsk_round_trip(esn0):
     soft, d = demodulate(x, s, 40000)
     ber_bound = bpsk_ser(esn0 - 3.0 - 1.0)        # per bit: Eb/N0 = Es/N0 - 3 dB
     assert best_ser(soft, bits, qpsk=True, margin=2000) <= ber_bound + 3e-4
-    assert d.stats.locked and abs(d.stats.esn0_db_mean - esn0) < 1.0
+    assert d.stats.locked and abs(np.median(d.blocks["esn0_db"][1:]) - esn0) < 1.0
 
 
 @pytest.mark.parametrize("scheme, esn0, limit", [("fsk", 14, 1e-3), ("fsk", 10, 0.02), ("gmsk", 14, 0.01)])
