@@ -235,7 +235,7 @@ class SigMFRecording(_SampleFile):
             raise IQError(f"{meta}: no such SigMF metadata file")
         if not data.is_file():
             raise IQError(f"{data}: the SigMF data file is missing")
-        sigmf = _import_sigmf()
+        _import_sigmf()
         try:
             with open(meta) as f:
                 md = json.load(f)
@@ -248,12 +248,6 @@ class SigMFRecording(_SampleFile):
                           f"(supported: {', '.join(SIGMF_DATATYPES)})")
         if int(g.get("core:num_channels", 1)) != 1:
             raise IQError(f"{meta}: {g.get('core:num_channels')} channels; one is supported")
-        try:
-            from sigmf import sigmffile
-            handle = sigmffile.fromfile(str(meta), skip_checksum=False)
-        except Exception as e:  # noqa: BLE001 - the package's own complaint, as one line
-            raise IQError(f"{meta}: invalid SigMF ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-        del sigmf
         rate = g.get("core:sample_rate")
         if not isinstance(rate, (int, float)) or rate <= 0:
             raise IQError(f"{meta}: core:sample_rate missing or not positive ({rate!r})")
@@ -280,6 +274,11 @@ class SigMFRecording(_SampleFile):
             end = int(a.get("core:sample_start", 0)) + int(a.get("core:sample_count", 0))
             if end > count:
                 raise IQError(f"{meta}: an annotation ends at sample {end}, beyond the data's {count} samples")
+        try:
+            from sigmf import sigmffile
+            handle = sigmffile.fromfile(str(meta), skip_checksum=False)
+        except Exception as e:  # noqa: BLE001 - the package's own complaint, as one line
+            raise IQError(f"{meta}: invalid SigMF ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         self.meta_path = meta
         self.datatype = datatype
         self.handle = handle
@@ -363,12 +362,12 @@ def write_sigmf(path, samples: np.ndarray, sample_rate: float, center_frequency:
             raw = np.clip(np.round(inter * 128 + 127.5), 0, 255).astype("u1")
     data.parent.mkdir(parents=True, exist_ok=True)
     raw.tofile(data)
-    glob = {SigMFFile.DATATYPE_KEY: datatype, SigMFFile.SAMPLE_RATE_KEY: float(sample_rate),
-            SigMFFile.DESCRIPTION_KEY: description or "groundseg", SigMFFile.GENERATOR_KEY: "groundseg"}
+    glob = {"core:datatype": datatype, "core:sample_rate": float(sample_rate),
+            "core:description": description or "groundseg", "core:generator": "groundseg"}
     handle = SigMFFile(data_file=str(data), global_info=glob)
-    cap = {SigMFFile.FREQUENCY_KEY: float(center_frequency)}
+    cap = {"core:frequency": float(center_frequency)}
     if datetime_utc:
-        cap[SigMFFile.DATETIME_KEY] = datetime_utc
+        cap["core:datetime"] = datetime_utc
     handle.add_capture(0, metadata=cap)
     for a in annotations or []:
         handle.add_annotation(int(a["sample_start"]), int(a["sample_count"]), metadata=_annotation_meta(a))
