@@ -46,7 +46,7 @@ class ModulationSettings:
     gmsk_bt: float = 0.5
     invert: bool = False
     esn0_block: int = 1024               # symbols per Es/N0 estimate
-    lock_esn0_db: float = 1.0            # Es/N0 above which a block counts as locked
+    lock_esn0_db: float | None = None    # Es/N0 above which a block counts as locked (None: by scheme)
 
     @property
     def is_psk(self) -> bool:
@@ -55,6 +55,14 @@ class ModulationSettings:
     @property
     def bits_per_symbol(self) -> int:
         return 2 if self.scheme in ("qpsk", "oqpsk") else 1
+
+    @property
+    def lock_threshold_db(self) -> float:
+        """PSK: 1 dB (the carrier-phase metric decides too); FSK: 5 dB (the discriminator's
+        noise alone measures about 3 dB through the moment estimator)."""
+        if self.lock_esn0_db is not None:
+            return self.lock_esn0_db
+        return 1.0 if self.is_psk else 5.0
 
     @property
     def max_offset_hz(self) -> float:

@@ -197,3 +197,18 @@ def test_soapysdr_absent_is_one_clear_line():
     else:
         with pytest.raises(IQError, match="cannot open"):
             sdr.SoapySource("driver=no-such-driver", 2.4e6, 437e6)
+
+
+def test_quicklook_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from groundseg.coding.demod.quicklook import quicklook, spectrum
+    s = ModulationSettings(scheme="bpsk", symbol_rate=10000)
+    bits = np.random.default_rng(2).integers(0, 2, 6000).astype(np.uint8)
+    x = simulate_iq(bits, s, 40000, esn0_db=10, frequency_hz=500, seed=2)
+    f, p = spectrum(x, 40000)
+    assert abs(f[np.argmax(p)] - 500) < 5000 and f.size == 4096
+    summary = quicklook(x, 40000, tmp_path / "ql.png", s, center_frequency=437e6, title="sim")
+    png = (tmp_path / "ql.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and summary["symbols"] > 5900 and summary["locked_fraction"] > 0.8
+    quicklook(np.zeros(100, np.float32), 48000, tmp_path / "none.png")          # no modulation, no signal
+    assert (tmp_path / "none.png").stat().st_size > 0

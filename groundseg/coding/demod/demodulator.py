@@ -285,7 +285,7 @@ class Demodulator:
         q["esn0_db"] = esn0_from_moments(rows[:, K.B_M2], rows[:, K.B_M4], real)
         q["lock"] = rows[:, K.B_LOCK]
         q["frequency_hz"] = rows[:, K.B_FREQ] * self.sample_rate / (2 * math.pi)
-        ok = q["esn0_db"] > s.lock_esn0_db
+        ok = q["esn0_db"] > s.lock_threshold_db
         if not real:
             # the carrier-phase metric: about 0 when the loop does not hold the constellation
             ok &= q["lock"] > (0.3 if self.mode == 0 else 0.15)
