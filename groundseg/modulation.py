@@ -58,11 +58,11 @@ class ModulationSettings:
 
     @property
     def lock_threshold_db(self) -> float:
-        """PSK: 1 dB (the carrier-phase metric decides too); FSK: 5 dB (the discriminator's
-        noise alone measures about 3 dB through the moment estimator)."""
+        """PSK: 0 dB (the carrier-phase metric decides too: noise alone can read about 0 dB
+        over a block); FSK: 5 dB (the discriminator's noise alone reads about 3 dB)."""
         if self.lock_esn0_db is not None:
             return self.lock_esn0_db
-        return 1.0 if self.is_psk else 5.0
+        return 0.0 if self.is_psk else 5.0
 
     @property
     def max_offset_hz(self) -> float:

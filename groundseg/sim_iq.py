@@ -112,4 +112,18 @@ def to_audio(iq: np.ndarray, sample_rate: float, center_hz: float) -> np.ndarray
     return np.real(iq * np.exp(2j * np.pi * center_hz * t)).astype(np.float32)
 
 
-__all__ = ["modulate", "impair", "simulate_iq", "symbols_from_bits", "to_audio"]
+def simulate_sigmf(path, symbols, settings: ModulationSettings, sample_rate: float, center_frequency: float = 0.0,
+                   datatype: str = "cf32_le", scale: float = 0.25, **impairments) -> "Path":
+    """Channel symbols (uint8 0/1: the convolutional encoder's output, or the CADU bits when
+    there is no inner code) -> an impaired SigMF recording with the mission's modulation;
+    returns the metadata path. ``impairments``: the keywords of :func:`simulate_iq`
+    (esn0_db, frequency_hz, drift_hz_s, timing_offset, clock_ppm, phase, seed). ``scale``
+    keeps integer datatypes from clipping. The impairments go into the description."""
+    from groundseg.sources.sdr import write_sigmf
+    iq = simulate_iq(np.asarray(symbols, np.uint8), settings, sample_rate, **impairments) * np.float32(scale)
+    desc = "groundseg simulator: " + settings.scheme + f" {settings.symbol_rate:g} Bd, " + ", ".join(
+        f"{k}={v}" for k, v in sorted(impairments.items()))
+    return write_sigmf(path, iq, sample_rate, center_frequency, datatype=datatype, description=desc)
+
+
+__all__ = ["modulate", "impair", "simulate_iq", "simulate_sigmf", "symbols_from_bits", "to_audio"]

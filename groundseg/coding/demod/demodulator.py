@@ -288,7 +288,7 @@ class Demodulator:
         ok = q["esn0_db"] > s.lock_threshold_db
         if not real:
             # the carrier-phase metric: about 0 when the loop does not hold the constellation
-            ok &= q["lock"] > (0.3 if self.mode == 0 else 0.15)
+            ok &= q["lock"] > (0.25 if self.mode == 0 else 0.12)
         q["locked"] = ok
         for locked in ok:
             if locked and not self._locked:
