@@ -18,6 +18,8 @@ pytest.importorskip("sigmf")
 from groundseg.sources.sdr import SigMFRecording  # noqa: E402
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+# through the Viterbi decoder as well: minutes without the JIT
+pytestmark = pytest.mark.slow
 
 
 def _round_trip(tmp_path, settings, fs, nframes, **imp):

@@ -94,7 +94,7 @@ def quicklook(samples, sample_rate: float, out, settings: ModulationSettings | N
         pts = x[:: max(1, x.size // max_points)][:max_points].astype(np.complex64)
         ax.set_title("samples (no modulation given)")
     ax.plot(pts.real, pts.imag, ".", ms=2, alpha=0.5)
-    lim = float(np.percentile(np.abs(pts), 99.5)) * 1.2 if pts.size else 1.0
+    lim = (float(np.percentile(np.abs(pts), 99.5)) * 1.2 if pts.size else 0.0) or 1.0
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
