@@ -51,12 +51,15 @@ def lagrange(y, t):
 
 
 def synchronise(y, sps, mode, agc_alpha, power0, kp_t, ki_t, kp_c, ki_c, freq0=0.0, wmax=1.0, t0=None):
-    """AGC, carrier NCO, Gardner timing and Costas phase over the whole filtered signal ``y``.
+    """AGC, carrier NCO, Gardner timing and the Costas loop over the whole filtered signal ``y``.
 
-    mode 0 BPSK, 1 QPSK, 2 real (no carrier loop). Returns the symbols (complex)."""
+    mode 0 BPSK, 1 QPSK, 2 real (no carrier loop). The Costas error at each symbol moves the
+    NCO's phase (proportional) and frequency (integral); the AGC gain follows the power
+    estimate at each symbol. Returns the symbols (complex)."""
     n = len(y)
     z = [0j] * n
-    power, w, nco, phi = power0, freq0, 0.0, 0.0
+    power, w, nco = power0, freq0, 0.0
+    gain = 1 / math.sqrt(power + 1e-30)
     t = sps / 2 + 1.0 if t0 is None else t0
     integ, prev, have_prev = 0.0, 0j, False
     out = []
@@ -66,7 +69,7 @@ def synchronise(y, sps, mode, agc_alpha, power0, kp_t, ki_t, kp_c, ki_c, freq0=0
         if mode != 2:
             v *= cmath.exp(-1j * nco)
             nco += w
-        z[i] = v / math.sqrt(power + 1e-30)
+        z[i] = v * gain
         while t + 2 <= i:
             s = lagrange(z, t)
             e = 0.0
@@ -76,13 +79,14 @@ def synchronise(y, sps, mode, agc_alpha, power0, kp_t, ki_t, kp_c, ki_c, freq0=0
             prev, have_prev = s, True
             integ = max(-0.02 * sps, min(0.02 * sps, integ + ki_t * e))
             t += sps + integ + kp_t * e
+            gain = 1 / math.sqrt(power + 1e-30)
             if mode == 2:
                 out.append(complex(s.real, 0))
                 continue
-            c = s * cmath.exp(-1j * phi)
             sgn = lambda a: 1.0 if a >= 0 else -1.0  # noqa: E731
-            ec = sgn(c.real) * c.imag if mode == 0 else sgn(c.real) * c.imag - sgn(c.imag) * c.real
-            phi = (phi + kp_c * ec + math.pi) % (2 * math.pi) - math.pi
+            ec = sgn(s.real) * s.imag if mode == 0 else sgn(s.real) * s.imag - sgn(s.imag) * s.real
+            ec = max(-2.0, min(2.0, ec))
+            nco += kp_c * ec
             w = max(-wmax, min(wmax, w + ki_c * ec / sps))
-            out.append(c)
+            out.append(s)
     return out

@@ -120,7 +120,7 @@ def test_sync_kernel_matches_the_reference_loop(mode, scheme):
     st[K.S_POWER], st[K.S_AGC_ALPHA], st[K.S_PERIOD] = power0, 0.01, sps
     st[K.S_T_NEXT] = K.HISTORY + sps / 2 + 1
     st[K.S_KP_T], st[K.S_KI_T], st[K.S_KP_C], st[K.S_KI_C] = 0.02, 0.0005, 0.05, 0.002
-    st[K.S_MODE], st[K.S_BLOCK], st[K.S_FREQ_MAX] = mode, 64, 0.5
+    st[K.S_MODE], st[K.S_BLOCK], st[K.S_FREQ_MAX], st[K.S_NCO_RE] = mode, 64, 0.5, 1.0
     buf = np.concatenate((np.zeros(K.HISTORY, np.complex64), x.astype(np.complex64)))
     sym = np.empty(400, np.complex64)
     blk = np.empty((10, K.BLOCK_COLS))

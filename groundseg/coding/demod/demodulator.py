@@ -127,6 +127,7 @@ class Demodulator:
         self._ch_im = np.zeros(self.channel_taps.shape[0] - 1, np.float32)
         st = np.zeros(K.STATE_SIZE, np.float64)
         st[K.S_POWER] = -1.0   # set from the first block
+        st[K.S_NCO_RE] = 1.0
         st[K.S_AGC_ALPHA] = 1.0 / (s.agc_time_constant * self.sps)
         st[K.S_PERIOD] = self.sps
         st[K.S_T_NEXT] = K.HISTORY + 0.5 * self.sps + 1.0

@@ -6,10 +6,10 @@ The chain (see :mod:`groundseg.coding.demod.demodulator`)::
       -> front: mix down by the carrier's centre frequency, DC removal (FSK audio),
                 FM discriminator (FSK from IQ), matched filter (RRC for PSK, one-symbol
                 box for FSK)                                      :func:`front_kernel`
-      -> sync:  AGC, carrier NCO (frequency from the Costas loop and the coarse FFT
-                estimate), Gardner timing recovery with cubic interpolation, Costas
-                phase loop at the symbol rate, Es/N0 (M2M4) and lock accumulators
-                per block of symbols                              :func:`sync_kernel`
+      -> sync:  AGC, carrier NCO (driven by the Costas loop at the symbol rate and set
+                by the coarse FFT estimate), Gardner timing recovery with cubic
+                interpolation, Es/N0 (M2M4) and lock accumulators per block of
+                symbols                                           :func:`sync_kernel`
 
 Each kernel processes its input sample by sample in stream order with every piece of
 state that crosses a block in the state arrays, so feeding a stream in any split gives
@@ -26,9 +26,9 @@ from groundseg._numba import kernel, kernel_fastmath
 # -- sync_kernel state layout (float64 array) -----------------------------------------------
 S_POWER = 0        # AGC power estimate
 S_AGC_ALPHA = 1    # AGC update factor per sample
-S_NCO_PHASE = 2    # carrier NCO phase (rad)
+S_NCO_RE = 2       # carrier NCO phasor exp(-j phase), real part
 S_NCO_FREQ = 3     # carrier NCO frequency (rad / sample)
-S_PHI = 4          # Costas phase (rad)
+S_NCO_IM = 4       # and imaginary part
 S_T_NEXT = 5       # next strobe, in samples from the start of the block buffer
 S_PERIOD = 6       # nominal samples per symbol
 S_T_INTEG = 7      # timing loop integrator (samples)
@@ -137,25 +137,34 @@ def fir_complex_kernel(re, im, taps, out):
 
 
 @kernel
+def _rotation(a):
+    """exp(-j a) for a small angle (|a| < 0.5): Taylor to the fifth order, error < 3e-5 a^7."""
+    a2 = a * a
+    return complex(1.0 - a2 * (0.5 - a2 / 24.0), -a * (1.0 - a2 * (1.0 / 6.0 - a2 / 120.0)))
+
+
+@kernel
 def sync_kernel(buf, start, st, sym_out, blk_out):
-    """AGC, carrier NCO, Gardner timing and Costas phase over ``buf[start:]``.
+    """AGC, carrier NCO, Gardner timing and Costas loop over ``buf[start:]``.
 
     ``buf[:start]`` are the last ``HISTORY`` samples of the previous block, already
     processed (AGC and NCO applied); ``buf[start:]`` the matched-filter output of this
-    block, processed in place. Symbols (after carrier and phase correction) go to
-    ``sym_out``; a row per completed Es/N0 block goes to ``blk_out``. Returns
-    (symbols written, block rows written). ``st[S_T_NEXT]`` is left relative to the next
-    block's buffer.
+    block, processed in place. The carrier loop acts on the NCO phasor itself (phase:
+    the proportional path, frequency: the integral path), so its only delay is the
+    interpolator's two samples of look-ahead, and no trigonometric function is evaluated
+    per symbol (phasors rotated by small angles, renormalised). The AGC gain is updated
+    once per symbol from a per-sample power estimate. Symbols go to ``sym_out``; a row per
+    completed Es/N0 block to ``blk_out``. Returns (symbols written, block rows written).
+    ``st[S_T_NEXT]`` is left relative to the next block's buffer.
     """
     n = buf.shape[0]
     mode = int(st[S_MODE])
     residual = st[S_RESIDUAL] > 0.5
+    carrier = mode != 2
     power = st[S_POWER]
     alpha = st[S_AGC_ALPHA]
-    nco_phase = st[S_NCO_PHASE]
     w = st[S_NCO_FREQ]
     wmax = st[S_FREQ_MAX]
-    phi = st[S_PHI]
     t_next = st[S_T_NEXT]
     period = st[S_PERIOD]
     integ = st[S_T_INTEG]
@@ -172,22 +181,24 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
     block = st[S_BLOCK]
     symbols = st[S_SYMBOLS]
     rot = complex(math.cos(w), -math.sin(w))
-    ph = complex(math.cos(nco_phase), -math.sin(nco_phase))
+    ph = complex(st[S_NCO_RE], st[S_NCO_IM])
+    g = 1.0 / math.sqrt(power + 1e-30)
+    lim = 0.02 * period
     ns = 0
     nb = 0
     half = 0.5 * period
+    cap = sym_out.shape[0]
     for i in range(start, n):
         v = buf[i]
-        p2 = v.real * v.real + v.imag * v.imag
-        power += alpha * (p2 - power)
-        g = 1.0 / math.sqrt(power + 1e-30)
-        if mode != 2:
+        power += alpha * ((v.real * v.real + v.imag * v.imag) - power)
+        if carrier:
             v = v * ph
             ph = ph * rot
         buf[i] = v * g
         # strobes whose interpolation points are all available (t + 2 <= i)
-        while t_next + 2.0 <= i and ns < sym_out.shape[0]:
+        while t_next + 2.0 <= i and ns < cap:
             y = _cubic(buf, t_next)
+            e = 0.0
             if have_prev:
                 m = _cubic(buf, t_next - half)
                 e = (prev.real - y.real) * m.real + (prev.imag - y.imag) * m.imag
@@ -195,49 +206,47 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
                     e = 1.0
                 elif e < -1.0:
                     e = -1.0
-            else:
-                e = 0.0
             prev = y
             have_prev = True
             integ += ki_t * e
-            lim = 0.02 * period
             if integ > lim:
                 integ = lim
             elif integ < -lim:
                 integ = -lim
             t_next += period + integ + kp_t * e
-            # carrier phase at the symbol rate
-            if mode == 2:
-                z = complex(y.real, 0.0)
-            else:
-                z = y * complex(math.cos(phi), -math.sin(phi))
+            g = 1.0 / math.sqrt(power + 1e-30)
+            z = y
+            if carrier:
                 if residual:
-                    # residual carrier: the carrier is the mean; a PLL holds it on the real axis
-                    ec = z.imag
+                    ec = z.imag           # a PLL holds the residual carrier on the real axis
                 elif mode == 0:
                     ec = z.imag if z.real >= 0.0 else -z.imag
                 else:
                     ec = (z.imag if z.real >= 0.0 else -z.imag) - (z.real if z.imag >= 0.0 else -z.real)
-                phi += kp_c * ec
-                if phi > math.pi:
-                    phi -= 2.0 * math.pi
-                elif phi < -math.pi:
-                    phi += 2.0 * math.pi
-                w += ki_c * ec / period
-                if w > wmax:
-                    w = wmax
-                elif w < -wmax:
-                    w = -wmax
-                rot = complex(math.cos(w), -math.sin(w))
-                a = abs(ph)
-                ph = ph / a
-            if residual:
-                z = complex(z.imag, z.real)   # data on the quadrature arm
+                if ec > 2.0:
+                    ec = 2.0
+                elif ec < -2.0:
+                    ec = -2.0
+                ph = ph * _rotation(kp_c * ec)
+                dw = ki_c * ec / period
+                if w + dw > wmax:
+                    dw = wmax - w
+                elif w + dw < -wmax:
+                    dw = -wmax - w
+                w += dw
+                rot = rot * _rotation(dw)
+                # renormalise both phasors (one Newton step towards |x| = 1)
+                ph = ph * (1.5 - 0.5 * (ph.real * ph.real + ph.imag * ph.imag))
+                rot = rot * (1.5 - 0.5 * (rot.real * rot.real + rot.imag * rot.imag))
+                if residual:
+                    z = complex(z.imag, z.real)   # data on the quadrature arm
+            else:
+                z = complex(y.real, 0.0)
             sym_out[ns] = z
             ns += 1
             symbols += 1.0
             a2 = z.real * z.real + z.imag * z.imag
-            if mode == 2 or residual:
+            if not carrier or residual:
                 a2 = z.real * z.real
                 acc_lock += 1.0
             elif mode == 0:
@@ -261,12 +270,10 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
                 acc_m2 = 0.0
                 acc_m4 = 0.0
                 acc_lock = 0.0
-    # the phase of the NCO phasor, so the next block starts where this one ended
-    nco_phase = -math.atan2(ph.imag, ph.real)
     st[S_POWER] = power
-    st[S_NCO_PHASE] = nco_phase
+    st[S_NCO_RE] = ph.real
+    st[S_NCO_IM] = ph.imag
     st[S_NCO_FREQ] = w
-    st[S_PHI] = phi
     st[S_T_NEXT] = t_next - (n - HISTORY)
     st[S_T_INTEG] = integ
     st[S_PREV_RE] = prev.real
