@@ -58,13 +58,15 @@ def modulate(bits, settings: ModulationSettings, sample_rate: float, timing_offs
     if s.is_psk:
         span = s.rrc_span // 2 + 1
         x = np.zeros(n, np.complex128)
-        k0 = np.floor(t).astype(np.int64)
-        for d in range(-span, span + 1):
-            k = k0 + d
-            ok = (k >= 0) & (k < nsym)
-            x[ok] += syms[k[ok]] * _rrc(t[ok] - k[ok], s.rrc_rolloff)
-        if s.scheme == "oqpsk":
-            raise NotImplementedError("oqpsk modulation is not implemented yet")
+        # OQPSK: the Q arm half a symbol after the I arm
+        arms = ((syms.real, 0.0, 1.0), (syms.imag, 0.5, 1j)) if s.scheme == "oqpsk" else ((syms, 0.0, 1.0),)
+        for a, delay, unit in arms:
+            ta = t - delay
+            k0 = np.floor(ta).astype(np.int64)
+            for d in range(-span, span + 1):
+                k = k0 + d
+                ok = (k >= 0) & (k < nsym)
+                x[ok] += unit * a[k[ok]] * _rrc(ta[ok] - k[ok], s.rrc_rolloff)
         p = np.mean(np.abs(x[int(lead_symbols * sps): n - int(lead_symbols * sps)]) ** 2)
         return (x / np.sqrt(p)).astype(np.complex64)
     # continuous-phase FSK: instantaneous frequency +-h/2 symbol rate (h = 1 for 2-FSK, 0.5 GMSK)

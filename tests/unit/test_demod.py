@@ -138,7 +138,7 @@ def _small_case(scheme, n_bits=160):
     return s, x
 
 
-@pytest.mark.parametrize("scheme", ["bpsk", "fsk"])
+@pytest.mark.parametrize("scheme", ["bpsk", "fsk", "oqpsk"])
 def test_output_does_not_depend_on_the_split(scheme):
     s, x = _small_case(scheme)
     d = Demodulator(s, 4000, block_samples=128)
@@ -192,6 +192,32 @@ def test_qpsk_round_trip(esn0):
     soft, d = demodulate(x, s, 40000)
     ber_bound = bpsk_ser(esn0 - 3.0 - 1.0)        # per bit: Eb/N0 = Es/N0 - 3 dB
     assert best_ser(soft, bits, qpsk=True, margin=2000) <= ber_bound + 3e-4
+    assert d.stats.locked and abs(np.median(d.blocks["esn0_db"][1:]) - esn0) < 1.0
+
+
+def oqpsk_ser(soft, bits, margin=2000):
+    """OQPSK's ambiguities are, on the serial I/Q stream, a shift and a sign per arm."""
+    best = 1.0
+    for pe in (1, -1):
+        for po in (1, -1):
+            c = soft.copy()
+            c[0::2] *= pe
+            c[1::2] *= po
+            h = (c > 0).astype(np.int8)
+            for lag in range(-60, 60):
+                a, b = (h[lag:], bits) if lag >= 0 else (h, bits[-lag:])
+                n = min(a.size, b.size) - 2 * margin
+                best = min(best, float(np.mean(a[margin:margin + n] != b[margin:margin + n])))
+    return best
+
+
+@pytest.mark.parametrize("esn0", [12, 8])
+def test_oqpsk_round_trip(esn0):
+    s = ModulationSettings(scheme="oqpsk", symbol_rate=10000)
+    bits = np.random.default_rng(11).integers(0, 2, 8000 if NOJIT else 30000).astype(np.uint8)
+    x = simulate_iq(bits, s, 40000, esn0_db=esn0, frequency_hz=-350, timing_offset=0.7, phase=0.4, seed=6)
+    soft, d = demodulate(x, s, 40000)
+    assert oqpsk_ser(soft, bits) <= bpsk_ser(esn0 - 3.0 - 1.5) + 3e-4
     assert d.stats.locked and abs(np.median(d.blocks["esn0_db"][1:]) - esn0) < 1.0
 
 

@@ -88,11 +88,9 @@ class Demodulator:
         if self.sps < 2.0:
             raise ValueError(f"{self.sps:.2f} samples per symbol: at least 2 are needed "
                              f"(sample rate {sample_rate:g}, symbol rate {settings.symbol_rate:g})")
-        if settings.scheme == "oqpsk":
-            raise NotImplementedError("oqpsk demodulation is not implemented yet (bpsk, qpsk, fsk, gmsk are)")
         self.block_samples = int(block_samples)
         self.fsk = not settings.is_psk
-        self.mode = 2 if self.fsk else (1 if settings.bits_per_symbol == 2 else 0)
+        self.mode = 2 if self.fsk else {"bpsk": 0, "qpsk": 1, "oqpsk": 3}[settings.scheme]
         self.taps = (K.box_taps(self.sps) if self.fsk else
                      K.rrc_taps(self.sps, settings.rrc_rolloff, settings.rrc_span))[::-1].copy()
         self.mix_hz = settings.audio_center + settings.subcarrier
@@ -238,7 +236,7 @@ class Demodulator:
     def _coarse(self, y: np.ndarray) -> None:
         """Set the carrier NCO from the FFT of y^M when the loops are not locked."""
         s = self.settings
-        order = 1 if s.residual_carrier else (2 if self.mode == 0 else 4)
+        order = 1 if s.residual_carrier else (2 if self.mode == 0 else 4)   # OQPSK: z^4 has the line too
         n = y.shape[0]
         if n < 256:
             return
@@ -328,7 +326,7 @@ class Demodulator:
 
 def soft_from_symbols(sym: np.ndarray, mode: int) -> np.ndarray:
     """Complex symbols -> float32 soft symbols (QPSK: I, Q interleaved)."""
-    if mode == 1:
+    if mode in (1, 3):
         out = np.empty(2 * sym.shape[0], np.float32)
         out[0::2] = sym.real
         out[1::2] = sym.imag

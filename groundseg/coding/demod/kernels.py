@@ -38,7 +38,7 @@ S_KP_T = 10        # timing loop gains (samples per unit error)
 S_KI_T = 11
 S_KP_C = 12        # carrier loop gains (rad per unit error; the integral one per symbol)
 S_KI_C = 13
-S_MODE = 14        # 0 bpsk, 1 qpsk, 2 fsk (real, no carrier loop)
+S_MODE = 14        # 0 bpsk, 1 qpsk, 2 fsk (real, no carrier loop), 3 oqpsk (Q half a symbol late)
 S_ACC_N = 15       # Es/N0 block accumulators
 S_ACC_M2 = 16
 S_ACC_M4 = 17
@@ -161,6 +161,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
     mode = int(st[S_MODE])
     residual = st[S_RESIDUAL] > 0.5
     carrier = mode != 2
+    oqpsk = mode == 3
     power = st[S_POWER]
     alpha = st[S_AGC_ALPHA]
     w = st[S_NCO_FREQ]
@@ -187,6 +188,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
     ns = 0
     nb = 0
     half = 0.5 * period
+    ahead = 2.0 + (half if oqpsk else 0.0)     # OQPSK: Q is read half a symbol after I
     cap = sym_out.shape[0]
     for i in range(start, n):
         v = buf[i]
@@ -196,12 +198,15 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
             ph = ph * rot
         buf[i] = v * g
         # strobes whose interpolation points are all available (t + 2 <= i)
-        while t_next + 2.0 <= i and ns < cap:
+        while t_next + ahead <= i and ns < cap:
             y = _cubic(buf, t_next)
+            mid_q = y.imag                     # OQPSK: Q's mid-point is I's strobe
+            if oqpsk:
+                y = complex(y.real, _cubic(buf, t_next + half).imag)
             e = 0.0
             if have_prev:
                 m = _cubic(buf, t_next - half)
-                e = (prev.real - y.real) * m.real + (prev.imag - y.imag) * m.imag
+                e = (prev.real - y.real) * m.real + (prev.imag - y.imag) * (mid_q if oqpsk else m.imag)
                 if e > 1.0:
                     e = 1.0
                 elif e < -1.0:
