@@ -14,6 +14,7 @@ Example::
     audio_center = 12000          # Hz: carrier of a signal in a radio's audio (SSB) or IF
     subcarrier = 0                # Hz: PSK on a subcarrier (0: none)
     residual_carrier = false      # PM with a residual carrier
+    modulation_index = 1.0        # rad (residual carrier)
     carrier_loop_bandwidth = 0.02 # Costas loop, normalised to the symbol rate
     timing_loop_bandwidth = 0.003 # Gardner loop, normalised to the symbol rate
     frequency_offset_max = 2000   # Hz searched by the coarse FFT estimate around the centre
@@ -38,6 +39,7 @@ class ModulationSettings:
     audio_center: float = 0.0            # Hz; carrier of the signal in the recording
     subcarrier: float = 0.0              # Hz; 0 = no subcarrier
     residual_carrier: bool = False
+    modulation_index: float = 1.0        # rad, PM with a residual carrier (the simulator)
     carrier_loop_bandwidth: float = 0.02
     timing_loop_bandwidth: float = 0.003
     agc_time_constant: float = 200.0     # symbols
@@ -121,6 +123,8 @@ def modulation_from_table(table: dict, where: str = "mission") -> ModulationSett
         audio_center=_number(table, "audio_center", where, d.audio_center),
         subcarrier=_number(table, "subcarrier", where, d.subcarrier, lo=0),
         residual_carrier=_bool(table, "residual_carrier", where, d.residual_carrier),
+        modulation_index=_number(table, "modulation_index", where, d.modulation_index, lo=0, hi=math.pi / 2,
+                                 lo_open=True),
         carrier_loop_bandwidth=_number(table, "carrier_loop_bandwidth", where, d.carrier_loop_bandwidth,
                                        lo=0, hi=0.25, lo_open=True),
         timing_loop_bandwidth=_number(table, "timing_loop_bandwidth", where, d.timing_loop_bandwidth,

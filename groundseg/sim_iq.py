@@ -67,7 +67,16 @@ def modulate(bits, settings: ModulationSettings, sample_rate: float, timing_offs
                 k = k0 + d
                 ok = (k >= 0) & (k < nsym)
                 x[ok] += unit * a[k[ok]] * _rrc(ta[ok] - k[ok], s.rrc_rolloff)
-        p = np.mean(np.abs(x[int(lead_symbols * sps): n - int(lead_symbols * sps)]) ** 2)
+        mid = slice(int(lead_symbols * sps), n - int(lead_symbols * sps))
+        if s.subcarrier:
+            # BPSK on a sine-wave subcarrier
+            x = x.real * np.sqrt(2) * np.sin(2 * np.pi * s.subcarrier / sample_rate * np.arange(n))
+        if s.residual_carrier or s.subcarrier:
+            # phase modulation: a residual carrier cos(b), the data sin(b) on the quadrature
+            d = x.real / np.sqrt(np.mean(x.real[mid] ** 2))
+            b = s.modulation_index if s.residual_carrier else np.pi / 2
+            x = np.cos(b) + 1j * np.sin(b) * d
+        p = np.mean(np.abs(x[mid]) ** 2)
         return (x / np.sqrt(p)).astype(np.complex64)
     # continuous-phase FSK: instantaneous frequency +-h/2 symbol rate (h = 1 for 2-FSK, 0.5 GMSK)
     dev = s.fsk_deviation or (s.symbol_rate / 4 if s.scheme == "gmsk" else s.symbol_rate / 2)

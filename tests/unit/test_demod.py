@@ -195,6 +195,31 @@ def test_qpsk_round_trip(esn0):
     assert d.stats.locked and abs(np.median(d.blocks["esn0_db"][1:]) - esn0) < 1.0
 
 
+@pytest.mark.parametrize("index, esn0", [(1.2, 8.0), (0.8, 10.0)])
+def test_residual_carrier_bpsk(index, esn0):
+    """PM with a residual carrier: the PLL holds the carrier, the data is the quadrature arm."""
+    s = ModulationSettings(scheme="bpsk", symbol_rate=10000, residual_carrier=True, modulation_index=index)
+    bits = np.random.default_rng(12).integers(0, 2, 6000 if NOJIT else 20000).astype(np.uint8)
+    x = simulate_iq(bits, s, 40000, esn0_db=esn0, frequency_hz=300, timing_offset=0.3, phase=1.0, seed=2)
+    soft, d = demodulate(x, s, 40000)
+    data_esn0 = esn0 + 20 * math.log10(math.sin(index))         # the data arm's share
+    assert best_ser(soft, bits, margin=1000) <= bpsk_ser(data_esn0 - 0.7) + 2e-4
+    assert d.stats.locked and abs(d.stats.frequency_hz - 300) < 10
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_bpsk_on_a_subcarrier(residual):
+    """BPSK on a 40 kHz sine subcarrier (with or without a residual carrier): the upper sideband
+    demodulated as suppressed-carrier BPSK (3 dB below the data power)."""
+    s = ModulationSettings(scheme="bpsk", symbol_rate=10000, subcarrier=40000.0, residual_carrier=residual,
+                           modulation_index=1.2, frequency_offset_max=2000)
+    bits = np.random.default_rng(13).integers(0, 2, 5000 if NOJIT else 15000).astype(np.uint8)
+    x = simulate_iq(bits, s, 200000, esn0_db=12, frequency_hz=300, timing_offset=0.3, phase=1.0, seed=2)
+    soft, d = demodulate(x, s, 200000)
+    assert best_ser(soft, bits, margin=1000) <= bpsk_ser(12 - 3 - 1.5) + 2e-4
+    assert d.stats.locked and abs(d.stats.frequency_hz - 300) < 10
+
+
 def oqpsk_ser(soft, bits, margin=2000):
     """OQPSK's ambiguities are, on the serial I/Q stream, a shift and a sign per arm."""
     best = 1.0

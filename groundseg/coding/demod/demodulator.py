@@ -139,7 +139,12 @@ class Demodulator:
         st[K.S_MODE] = self.mode
         st[K.S_BLOCK] = s.esn0_block
         st[K.S_FREQ_MAX] = 2 * math.pi * s.max_offset_hz * 1.5 / self.sample_rate
-        st[K.S_RESIDUAL] = 1.0 if s.residual_carrier else 0.0
+        # a PLL on the residual carrier when the data is on the carrier itself; with a
+        # subcarrier the NCO sits on the subcarrier's upper sideband, a suppressed-carrier BPSK
+        self.pll = s.residual_carrier and not s.subcarrier
+        st[K.S_RESIDUAL] = 1.0 if self.pll else 0.0
+        st[K.S_RES_COS] = math.cos(s.modulation_index)
+        st[K.S_RES_SIN] = math.sin(s.modulation_index)
         self._st = st
         self._locked = False
         self.history = []
@@ -236,7 +241,7 @@ class Demodulator:
     def _coarse(self, y: np.ndarray) -> None:
         """Set the carrier NCO from the FFT of y^M when the loops are not locked."""
         s = self.settings
-        order = 1 if s.residual_carrier else (2 if self.mode == 0 else 4)   # OQPSK: z^4 has the line too
+        order = 1 if self.pll else (2 if self.mode == 0 else 4)   # OQPSK: z^4 has the line too
         n = y.shape[0]
         if n < 256:
             return
@@ -279,7 +284,7 @@ class Demodulator:
         q = np.zeros(rows.shape[0], BLOCK_DTYPE)
         if not rows.shape[0]:
             return q
-        real = self.fsk or s.residual_carrier
+        real = self.fsk or self.pll
         q["symbol"] = rows[:, K.B_END].astype(np.int64)
         q["esn0_db"] = esn0_from_moments(rows[:, K.B_M2], rows[:, K.B_M4], real)
         q["lock"] = rows[:, K.B_LOCK]

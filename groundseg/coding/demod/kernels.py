@@ -48,7 +48,9 @@ S_SYMBOLS = 20     # symbols so far in the stream
 S_HAVE_PREV = 21
 S_FREQ_MAX = 22    # |NCO frequency| limit (rad / sample)
 S_RESIDUAL = 23    # residual-carrier BPSK: 1 = PLL on the carrier, data from the quadrature
-STATE_SIZE = 24
+S_RES_COS = 24     # residual carrier: cos and sin of the modulation index
+S_RES_SIN = 25
+STATE_SIZE = 26
 
 #: columns of a block-statistics row
 B_END, B_M2, B_M4, B_LOCK, B_FREQ, B_N = range(6)
@@ -223,7 +225,10 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
             z = y
             if carrier:
                 if residual:
-                    ec = z.imag           # a PLL holds the residual carrier on the real axis
+                    # a PLL on the residual carrier, the data removed by decision:
+                    # Im(z conj(cos b + j sin b d)), zero when z sits on its point
+                    d = 1.0 if z.imag >= 0.0 else -1.0
+                    ec = z.imag * st[S_RES_COS] - z.real * st[S_RES_SIN] * d
                 elif mode == 0:
                     ec = z.imag if z.real >= 0.0 else -z.imag
                 else:
