@@ -410,16 +410,26 @@ def annotate_sigmf(path, frames: list[dict]) -> int:
     return written
 
 
-def frame_annotations(bit_positions, demod_symbols_per_bit: float, samples_per_symbol: float,
-                      frame_bits: int, label: str = "frame", sample_delay: float = 0.0) -> list[dict]:
-    """Annotations for frames found at ``bit_positions`` of the decoded bit stream: the sample
-    span from the nominal timing (symbols per decoded bit, e.g. 2 at rate 1/2)."""
+def frame_annotations(bit_positions, frame_bits: int, symbols_per_bit: float = 2.0, sample_of_symbol=None,
+                      samples_per_symbol: float | None = None, label: str = "frame", comments=None) -> list[dict]:
+    """SigMF annotations for frames found at ``bit_positions`` of the decoded bit stream.
+
+    Decoded bit b came from symbol ``b * symbols_per_bit`` (2 at rate 1/2, 1 uncoded);
+    ``sample_of_symbol``: the demodulator's map from symbols to input samples
+    (``Demodulator.sample_of_symbol``, from its timing loop), or else the nominal
+    ``samples_per_symbol``. ``comments``: one string per frame (e.g. VC and counters)."""
+    b = np.asarray(bit_positions, np.float64)
+    if sample_of_symbol is None:
+        if not samples_per_symbol:
+            raise ValueError("frame_annotations needs sample_of_symbol or samples_per_symbol")
+        sample_of_symbol = lambda s: np.asarray(s, np.float64) * samples_per_symbol  # noqa: E731
+    first = np.asarray(sample_of_symbol(b * symbols_per_bit), np.float64)
+    last = np.asarray(sample_of_symbol((b + frame_bits) * symbols_per_bit), np.float64)
     out = []
-    for i, b in enumerate(np.asarray(bit_positions, np.int64)):
-        start = int(round(b * demod_symbols_per_bit * samples_per_symbol + sample_delay))
-        count = int(round(frame_bits * demod_symbols_per_bit * samples_per_symbol))
-        out.append({"sample_start": max(start, 0), "sample_count": max(count, 1), "label": label,
-                    "comment": f"{label} {i} at decoded bit {int(b)}"})
+    for i in range(b.size):
+        start = max(int(np.floor(first[i])), 0)
+        out.append({"sample_start": start, "sample_count": max(int(np.ceil(last[i])) - start, 1), "label": label,
+                    "comment": comments[i] if comments is not None else f"{label} at decoded bit {int(b[i])}"})
     return out
 
 

@@ -53,14 +53,29 @@ def test_sigmf_round_trip_every_datatype(tmp_path, datatype, tol):
 
 def test_annotations_written_back_and_valid(tmp_path):
     meta = write_sigmf(tmp_path / "pass", _iq(), 1e6, 0.0)
-    ann = frame_annotations([0, 500, 1000], demod_symbols_per_bit=2, samples_per_symbol=0.5, frame_bits=200,
-                            label="frame")
+    ann = frame_annotations([0, 500, 1000], frame_bits=200, symbols_per_bit=2, samples_per_symbol=0.5)
     assert annotate_sigmf(meta, ann) == 3
     assert annotate_sigmf(meta, [{"sample_start": 2990, "sample_count": 100}]) == 0    # beyond the data
     _validate(meta)
     rec = SigMFRecording(meta)
     assert [(a["core:sample_start"], a["core:sample_count"], a["core:label"]) for a in rec.annotations] == [
         (0, 200, "frame"), (500, 200, "frame"), (1000, 200, "frame")]
+
+
+def test_frame_annotations_from_the_timing_loop():
+    s = ModulationSettings(scheme="bpsk", symbol_rate=10000)
+    bits = np.random.default_rng(3).integers(0, 2, 20000).astype(np.uint8)
+    x = simulate_iq(bits, s, 40000, esn0_db=20, timing_offset=0.25, clock_ppm=300, seed=2)
+    soft, d = demodulate(x, s, 40000)
+    h = soft > 0
+    lag = next(k for k in range(30) if np.mean(h[k:k + 5000] == (bits[:5000] == 1)) > 0.99)
+    # bit k of the simulation is centred at (8 lead symbols + 0.25 + k) symbols, clock 300 ppm slow
+    for k in (100, 5000, 15000):
+        assert abs(d.sample_of_symbol(k + lag) - (8.25 + k) * 4 * (1 + 300e-6)) < 1.0
+    ann = frame_annotations([100], frame_bits=1000, symbols_per_bit=1, sample_of_symbol=d.sample_of_symbol,
+                            comments=["VC 4"])
+    assert abs(ann[0]["sample_start"] - d.sample_of_symbol(100)) <= 1 and ann[0]["comment"] == "VC 4"
+    assert abs(ann[0]["sample_count"] - 4000 * (1 + 300e-6)) <= 2
 
 
 def test_simulated_sigmf_recording_demodulates(tmp_path):

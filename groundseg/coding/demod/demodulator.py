@@ -27,7 +27,9 @@ from groundseg.modulation import ModulationSettings
 from groundseg.stage import Stats
 
 #: structured rows of the per-block link quality
-BLOCK_DTYPE = np.dtype([("symbol", "<i8"), ("esn0_db", "<f4"), ("lock", "<f4"), ("locked", "?"),
+#: ``symbol``: symbols in the stream at the block's end; ``sample``: where the last one was
+#: taken, in input samples (matched-filter delay removed)
+BLOCK_DTYPE = np.dtype([("symbol", "<i8"), ("sample", "<f8"), ("esn0_db", "<f4"), ("lock", "<f4"), ("locked", "?"),
                         ("frequency_hz", "<f4")])
 
 
@@ -113,6 +115,7 @@ class Demodulator:
         s = self.settings
         self._pending = []
         self._pending_n = 0
+        self._processed = 0
         self._real = None
         self._mix_phase = 0.0
         self._dc = 0.0
@@ -271,6 +274,8 @@ class Demodulator:
             st[K.S_POWER] = float(np.mean(np.abs(y) ** 2)) or 1.0
         if not self.fsk and not self._locked:
             self._coarse(y)
+        st[K.S_SAMPLE_BASE] = self._processed
+        self._processed += x.shape[0]
         buf = np.concatenate((self._hist, y))
         nmax = int(x.shape[0] / (0.97 * self.sps)) + 8   # the timing loop runs at most 2 % fast
         sym = np.empty(nmax, np.complex64)
@@ -289,6 +294,7 @@ class Demodulator:
         q["esn0_db"] = esn0_from_moments(rows[:, K.B_M2], rows[:, K.B_M4], real)
         q["lock"] = rows[:, K.B_LOCK]
         q["frequency_hz"] = rows[:, K.B_FREQ] * self.sample_rate / (2 * math.pi)
+        q["sample"] = rows[:, K.B_SAMPLE] - self.delay
         ok = q["esn0_db"] > s.lock_threshold_db
         if not real:
             # the carrier-phase metric: about 0 when the loop does not hold the constellation
@@ -322,6 +328,30 @@ class Demodulator:
             soft = -soft
         self.stats.symbols_out += sym.shape[0]
         return soft
+
+    @property
+    def delay(self) -> float:
+        """Samples between an input sample and the filtered sample it becomes (the filters'
+        group delay; the discriminator's half sample for FSK from IQ)."""
+        d = (self.taps.shape[0] - 1) / 2
+        if self.fsk and self._real is False:
+            d += (self.channel_taps.shape[0] - 1) / 2 + 0.5
+        return d
+
+    def sample_of_symbol(self, symbols) -> np.ndarray:
+        """Input sample positions of stream symbol indices (0 = the first symbol out), from the
+        timing loop's strobes at the Es/N0 block ends (nominal rate before the first and
+        after the last)."""
+        symbols = np.asarray(symbols, np.float64)
+        b = self.blocks
+        if not b.size:
+            return symbols * self.sps + self.sps / 2 + 1
+        k = b["symbol"].astype(np.float64) - 1             # the block's last symbol
+        if b.size == 1:
+            return b["sample"][0] + (symbols - k[0]) * self.sps
+        out = np.interp(symbols, k, b["sample"])
+        out = np.where(symbols < k[0], b["sample"][0] + (symbols - k[0]) * self.sps, out)
+        return np.where(symbols > k[-1], b["sample"][-1] + (symbols - k[-1]) * self.sps, out)
 
     @property
     def blocks(self) -> np.ndarray:

@@ -50,11 +50,12 @@ S_FREQ_MAX = 22    # |NCO frequency| limit (rad / sample)
 S_RESIDUAL = 23    # residual-carrier BPSK: 1 = PLL on the carrier, data from the quadrature
 S_RES_COS = 24     # residual carrier: cos and sin of the modulation index
 S_RES_SIN = 25
-STATE_SIZE = 26
+S_SAMPLE_BASE = 26 # stream sample index of buf[HISTORY] (the block's first sample)
+STATE_SIZE = 27
 
 #: columns of a block-statistics row
-B_END, B_M2, B_M4, B_LOCK, B_FREQ, B_N = range(6)
-BLOCK_COLS = 6
+B_END, B_M2, B_M4, B_LOCK, B_FREQ, B_N, B_SAMPLE = range(7)
+BLOCK_COLS = 7
 
 #: samples of history the sync kernel keeps before each block (cubic interpolation)
 HISTORY = 4
@@ -253,6 +254,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
             else:
                 z = complex(y.real, 0.0)
             sym_out[ns] = z
+            t_sym = t_next - (period + integ + kp_t * e)     # this symbol's strobe
             ns += 1
             symbols += 1.0
             a2 = z.real * z.real + z.imag * z.imag
@@ -275,6 +277,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
                 blk_out[nb, B_LOCK] = acc_lock / acc_n
                 blk_out[nb, B_FREQ] = w
                 blk_out[nb, B_N] = acc_n
+                blk_out[nb, B_SAMPLE] = st[S_SAMPLE_BASE] + t_sym - HISTORY
                 nb += 1
                 acc_n = 0.0
                 acc_m2 = 0.0
