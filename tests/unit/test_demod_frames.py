@@ -2,6 +2,7 @@
 Viterbi -> sync -> RS -> the same frames: the frame error rate across impairments."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -15,7 +16,7 @@ from groundseg.modulation import ModulationSettings
 from groundseg.sim_iq import simulate_sigmf
 
 pytest.importorskip("sigmf")
-from groundseg.sources.sdr import SigMFRecording  # noqa: E402
+from groundseg.sources.sdr import SigMFRecording, annotate_sigmf, frame_annotations  # noqa: E402
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 # through the Viterbi decoder as well: minutes without the JIT
@@ -37,6 +38,19 @@ def _round_trip(tmp_path, settings, fs, nframes, **imp):
     fb = FrameBatch.concatenate(out, 223)
     got = {f.tobytes() for f, q in zip(fb.frames, fb.quality) if q["rs_corrected"] >= 0}
     lost = [i for i, f in enumerate(frames) if f.tobytes() not in got]
+    # decoded frames written back into the recording as SigMF annotations
+    ok = fb.quality["rs_corrected"] >= 0
+    ann = frame_annotations(fb.quality["bit_position"][ok], frame_bits=8 * cfg.cadu_length, symbols_per_bit=2,
+                            sample_of_symbol=demod.sample_of_symbol)
+    assert annotate_sigmf(meta, ann) == len(ann)
+    from sigmf import validate
+    validate.validate(json.loads(open(meta).read()))
+    starts = np.array([a["core:sample_start"] for a in SigMFRecording(meta).annotations])
+    sps = fs / settings.symbol_rate
+    index = [next(i for i, f in enumerate(frames) if f.tobytes() == g.tobytes()) for g in fb.frames[ok]]
+    # frame i's CADU starts at encoded bit 8 * cadu_length * i: symbol 2x that after 8 lead symbols
+    expect = (8 + 2 * 8 * cfg.cadu_length * np.array(index)) * sps * (1 + imp.get("clock_ppm", 0) * 1e-6)
+    assert np.all(np.abs(starts - expect) < 2.5 * sps), (starts - expect) / sps     # within 2.5 symbols
     return len(lost) / nframes, demod, lost
 
 
