@@ -299,6 +299,18 @@ def test_noise_only_reports_no_lock(scheme):
         assert np.isfinite(soft).all() and not d.stats.locked
 
 
+def test_nan_and_inf_samples_are_zeroed_and_counted():
+    s, x = _small_case("bpsk", 400)
+    x = x.copy()
+    x[100:110] = np.nan
+    x[500] = np.inf
+    soft, d = demodulate(x, s, 4000)
+    assert np.isfinite(soft).all() and d.stats.nonfinite_samples == 11
+    f = ModulationSettings(scheme="fsk", symbol_rate=1000)
+    soft, d = demodulate(np.where(np.arange(x.size) % 97 == 0, np.nan, x.real).astype(np.float32), f, 4000)
+    assert np.isfinite(soft).all() and d.stats.nonfinite_samples > 0
+
+
 def test_bad_input():
     s = ModulationSettings(scheme="bpsk", symbol_rate=10000)
     d = Demodulator(s, 40000)

@@ -43,6 +43,7 @@ class DemodStats(Stats):
     lock_acquisitions: int = 0
     lock_losses: int = 0
     coarse_estimates: int = 0          # times the FFT estimate set the carrier NCO
+    nonfinite_samples: int = 0         # NaN or infinite input samples, taken as 0
     locked: bool = False               # lock state after the last block
     esn0_db: float = float("nan")      # last block's estimate
     esn0_db_mean: float = float("nan") # mean over the locked blocks (of Es/N0 in linear units)
@@ -194,6 +195,10 @@ class Demodulator:
             x = x.astype(np.float32, copy=False)
         else:
             raise ValueError(f"demodulator input must be complex or real samples, not {x.dtype}")
+        if x.shape[0] and not np.isfinite(np.sum(x, dtype=np.complex128 if not real else np.float64)):
+            bad = ~np.isfinite(x)
+            self.stats.nonfinite_samples += int(bad.sum())
+            x = np.where(bad, 0, x).astype(x.dtype)
         if self._real is None:
             self._real = real
         elif self._real != real:
