@@ -227,3 +227,46 @@ def test_quicklook_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and summary["symbols"] > 5900 and summary["locked_fraction"] > 0.8
     quicklook(np.zeros(100, np.float32), 48000, tmp_path / "none.png")          # no modulation, no signal
     assert (tmp_path / "none.png").stat().st_size > 0
+
+
+class _TwoStreams(sdr.Source):
+    kind = "iq"
+
+    def __init__(self, recs):
+        super().__init__()
+        self.recs = recs
+
+    def chunks(self):
+        for r in self.recs:
+            yield from r.chunks()
+
+
+def test_demodulated_source_gives_soft_chunks_with_times(tmp_path):
+    from groundseg.coding.demod.source import DemodulatedSource
+    s = ModulationSettings(scheme="bpsk", symbol_rate=10000)
+    bits = np.random.default_rng(4).integers(0, 2, 6000).astype(np.uint8)
+    recs = []
+    for i in range(2):
+        x = simulate_iq(bits, s, 40000, esn0_db=12, frequency_hz=200 * i, seed=i) * 0.25
+        meta = write_sigmf(tmp_path / f"p{i}", x, 40000, 437e6, datetime_utc=f"2026-01-02T03:04:{5 + 5 * i:02d}Z")
+        recs.append(SigMFRecording(meta, chunk_samples=5000))
+    src = DemodulatedSource(_TwoStreams(recs), s)
+    chunks = list(src.chunks())
+    assert all(c.kind == "soft" and c.data.dtype == np.float32 and c.rate == 10000 for c in chunks)
+    starts = [i for i, c in enumerate(chunks) if c.new_stream]
+    assert len(starts) == 2 and starts[0] == 0
+    for a, b in ((0, starts[1]), (starts[1], len(chunks))):
+        part = chunks[a:b]
+        assert [c.offset for c in part] == list(np.cumsum([0] + [c.data.size for c in part[:-1]]))
+        soft = np.concatenate([c.data for c in part])
+        assert best_ser(soft, bits, margin=800) < 1e-3
+    # the first soft symbol of each stream: its capture's datetime (the filter's first output is a
+    # few samples before the first input sample: the symbol is taken from the filter's history)
+    t0 = 1767323045.0
+    assert abs(chunks[0].rx_time - t0) < 1e-3 and abs(chunks[starts[1]].rx_time - t0 - 5) < 1e-3
+    # a later chunk's time follows its offset at the symbol rate (within a few symbols)
+    c = chunks[1]
+    assert abs(c.rx_time - (chunks[0].rx_time + c.offset / 10000)) < 5e-4
+    q = src.quality
+    assert q.size >= 8 and set(q["stream"]) == {0, 1} and q["locked"].all()
+    assert np.all(np.diff(q["time"][q["stream"] == 0]) > 0.09)
