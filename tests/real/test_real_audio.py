@@ -15,6 +15,7 @@ import pytest
 from groundseg.coding import convolutional as cc, differential, sync
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, build_stages
 from groundseg.coding.demod import Demodulator
+from groundseg.coding.demod.source import DemodulatedSource
 from groundseg.coding.frame_batch import FrameBatch
 from groundseg.modulation import modulation_from_table
 from groundseg.sources.sdr import WavFile
@@ -63,7 +64,12 @@ def _agreement(soft, ref, window=1000, search=400):
 def test_trisat_audio_to_the_reference_frames(captures):
     wav, ref_soft, ref_frames = _files(captures, "trisat-fsk", "trisat.wav", "trisat_softsym_9766baud.f32",
                                        "trisat_frames.gr-satellites.bin")
-    soft, demod = _demodulate(wav, TRISAT)
+    # as the pipeline would: the WAV source seen through the demodulator as a soft-symbol source
+    src = DemodulatedSource(WavFile(wav, sample_rate=48000, chunk_samples=30000), TRISAT)
+    chunks = list(src.chunks())
+    soft, demod = np.concatenate([c.data for c in chunks]), src.demod
+    assert chunks[0].new_stream and chunks[-1].offset + chunks[-1].data.size == soft.size
+    assert src.quality.size == demod.stats.blocks
     ref = np.fromfile(ref_soft, "<f4")
     assert abs(soft.size - ref.size) < 50
     agree = _agreement(soft, ref)
