@@ -123,6 +123,22 @@ def to_audio(iq: np.ndarray, sample_rate: float, center_hz: float) -> np.ndarray
     return np.real(iq * np.exp(2j * np.pi * center_hz * t)).astype(np.float32)
 
 
+def channel_symbols(stream: np.ndarray, convolutional: str = "none", variant: str = "ccsds",
+                    differential: bool = False) -> np.ndarray:
+    """The simulator's CADU byte stream -> channel symbols (uint8 0/1) for :func:`simulate_sigmf`:
+    NRZ-M first when ``differential`` (the receiver undoes it after the Viterbi decoder), then
+    the convolutional code (``convolutional`` a rate such as "1/2", or "none"; a zero tail byte
+    is appended so the code terminates)."""
+    data = np.ascontiguousarray(stream, dtype=np.uint8).reshape(-1)
+    if differential:
+        from groundseg.coding.differential import nrzm_encode
+        data = nrzm_encode(data)
+    if convolutional in (None, "none"):
+        return np.unpackbits(data)
+    from groundseg.coding import convolutional as cc
+    return cc.encode(np.concatenate([data, np.zeros(1, np.uint8)]), convolutional, variant)
+
+
 def simulate_sigmf(path, symbols, settings: ModulationSettings, sample_rate: float, center_frequency: float = 0.0,
                    datatype: str = "cf32_le", scale: float = 0.25, **impairments) -> "Path":
     """Channel symbols (uint8 0/1: the convolutional encoder's output, or the CADU bits when
@@ -137,4 +153,4 @@ def simulate_sigmf(path, symbols, settings: ModulationSettings, sample_rate: flo
     return write_sigmf(path, iq, sample_rate, center_frequency, datatype=datatype, description=desc)
 
 
-__all__ = ["modulate", "impair", "simulate_iq", "simulate_sigmf", "symbols_from_bits", "to_audio"]
+__all__ = ["channel_symbols", "modulate", "impair", "simulate_iq", "simulate_sigmf", "symbols_from_bits", "to_audio"]

@@ -13,7 +13,8 @@ from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncod
 from groundseg.coding.demod import Demodulator
 from groundseg.coding.frame_batch import FrameBatch
 from groundseg.modulation import ModulationSettings
-from groundseg.sim_iq import simulate_sigmf
+from groundseg.coding.differential import DifferentialDecoder as differential_decoder
+from groundseg.sim_iq import channel_symbols, simulate_sigmf
 
 pytest.importorskip("sigmf")
 from groundseg.sources.sdr import SigMFRecording, annotate_sigmf, frame_annotations  # noqa: E402
@@ -23,18 +24,24 @@ NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 pytestmark = pytest.mark.slow
 
 
-def _round_trip(tmp_path, settings, fs, nframes, **imp):
+def _round_trip(tmp_path, settings, fs, nframes, differential=False, **imp):
     cfg = ChannelConfig(frame_length=223, fecf=False)
     frames = np.random.default_rng(imp.get("seed", 0)).integers(0, 256, (nframes, 223), dtype=np.uint8)
     cadus = ChannelEncoder(cfg).encode(frames)
-    symbols = cc.encode(np.concatenate([cadus, np.zeros(1, np.uint8)]), "1/2", "ccsds")
+    symbols = channel_symbols(cadus, "1/2", "ccsds", differential=differential)
     meta = simulate_sigmf(tmp_path / "pass", symbols, settings, fs, center_frequency=437e6, datatype="ci16_le", **imp)
     rec = SigMFRecording(meta, chunk_samples=40_000)
     demod = Demodulator(settings, rec.sample_rate)
     vit = cc.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk")
+    nrzm = differential_decoder() if differential else None
+
+    def inner(soft, last=False):
+        bits = vit.push(soft) if not last else np.concatenate([vit.push(soft), vit.flush()])
+        return nrzm.push(bits) if nrzm else bits
+
     chan = ChannelDecoder(cfg)
-    out = [chan.push(vit.push(demod.push(c.data))) for c in rec.chunks()]
-    out += [chan.push(vit.push(demod.flush())), chan.push(vit.flush()), chan.flush()]
+    out = [chan.push(inner(demod.push(c.data))) for c in rec.chunks()]
+    out += [chan.push(inner(demod.flush(), last=True)), chan.flush()]
     fb = FrameBatch.concatenate(out, 223)
     got = {f.tobytes() for f, q in zip(fb.frames, fb.quality) if q["rs_corrected"] >= 0}
     lost = [i for i, f in enumerate(frames) if f.tobytes() not in got]
@@ -65,6 +72,14 @@ def test_bpsk_frames_through_iq(tmp_path, esn0, foff, drift, tau, ppm, max_fer):
                              drift_hz_s=drift, timing_offset=tau, clock_ppm=ppm, phase=1.1, seed=3)
     assert fer <= max_fer, lost
     assert demod.stats.locked_blocks >= 0.9 * demod.stats.blocks
+
+
+def test_differential_bpsk_frames_through_iq(tmp_path):
+    """BY70-1's scheme: NRZ-M before the convolutional code, undone after the Viterbi decoder."""
+    s = ModulationSettings(scheme="bpsk", symbol_rate=20000)
+    fer, demod, lost = _round_trip(tmp_path, s, 80000, 10, differential=True, esn0_db=4.0, frequency_hz=-400,
+                                   timing_offset=0.5, phase=2.5, seed=5)
+    assert fer == 0.0, lost
 
 
 @pytest.mark.parametrize("esn0, max_fer", [(14.0, 0.0), (11.0, 0.1)])
