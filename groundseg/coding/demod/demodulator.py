@@ -77,7 +77,9 @@ def esn0_from_moments(m2: np.ndarray, m4: np.ndarray, real: bool) -> np.ndarray:
 class Demodulator:
     """IQ chunk in (complex64; or float32 real audio), soft symbols out (float32).
 
-    ``sample_rate`` in samples/s. ``real_input``: None = decided by the first chunk's dtype.
+    ``sample_rate`` in samples/s; real or complex input is decided by the first chunk's
+    dtype. ``block_samples``: the fixed processing block (the latency; the coarse frequency
+    estimate's length).
     """
 
     def __init__(self, settings: ModulationSettings, sample_rate: float, block_samples: int = 1 << 14):
