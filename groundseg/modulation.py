@@ -16,7 +16,7 @@ Example::
     residual_carrier = false      # PM with a residual carrier
     modulation_index = 1.0        # rad (residual carrier)
     carrier_loop_bandwidth = 0.02 # Costas loop, normalised to the symbol rate
-    timing_loop_bandwidth = 0.003 # Gardner loop, normalised to the symbol rate
+    timing_loop_bandwidth = 0.0015 # Gardner loop, normalised to the symbol rate
     frequency_offset_max = 2000   # Hz searched by the coarse FFT estimate around the centre
     invert = false                # swap the soft symbols' sign (FSK audio from some receivers)
 """
@@ -41,7 +41,7 @@ class ModulationSettings:
     residual_carrier: bool = False
     modulation_index: float = 1.0        # rad, PM with a residual carrier (the simulator)
     carrier_loop_bandwidth: float = 0.02
-    timing_loop_bandwidth: float = 0.003
+    timing_loop_bandwidth: float = 0.0015
     agc_time_constant: float = 200.0     # symbols
     frequency_offset_max: float = 0.0    # Hz; 0 = 10 % of the symbol rate
     fsk_deviation: float = 0.0           # Hz (informative for audio; used by the simulator)

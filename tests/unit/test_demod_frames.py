@@ -82,9 +82,11 @@ def test_differential_bpsk_frames_through_iq(tmp_path):
     assert fer == 0.0, lost
 
 
-@pytest.mark.parametrize("esn0, max_fer", [(14.0, 0.0), (11.0, 0.1)])
+@pytest.mark.parametrize("esn0, max_fer", [(14.0, 0.1), (11.0, 0.1)])
 def test_fsk_frames_through_iq(tmp_path, esn0, max_fer):
     s = ModulationSettings(scheme="fsk", symbol_rate=9600)
     fer, demod, lost = _round_trip(tmp_path, s, 48000, 4 if NOJIT else 12, esn0_db=esn0, frequency_hz=500,
                              timing_offset=0.3, clock_ppm=200, seed=4)
-    assert fer <= max_fer and set(lost) <= {0} and demod.stats.locked, lost   # at most the first (acquisition)
+    # at most the first frame, which starts 8 symbols into the recording: the timing loop
+    # is still pulling in the 200 ppm clock error (a real pass has a preamble)
+    assert fer <= max_fer and set(lost) <= {0} and demod.stats.locked, lost

@@ -135,8 +135,9 @@ class Demodulator:
         st[K.S_AGC_ALPHA] = 1.0 / (s.agc_time_constant * self.sps)
         st[K.S_PERIOD] = self.sps
         st[K.S_T_NEXT] = K.HISTORY + 0.5 * self.sps + 1.0
-        # Gardner on unit-power matched-filter output: detector gain about 2 per symbol
-        kp_t, ki_t = K.loop_gains(s.timing_loop_bandwidth, detector_gain=2.0)
+        # Gardner's slope on unit-power matched-filter output, measured per symbol of timing
+        # error: about 1.0 for RRC PSK, 1.7 for the box-filtered FSK discriminator output
+        kp_t, ki_t = K.loop_gains(s.timing_loop_bandwidth, detector_gain=1.7 if self.fsk else 1.0)
         st[K.S_KP_T] = kp_t * self.sps
         st[K.S_KI_T] = ki_t * self.sps
         kp_c, ki_c = K.loop_gains(s.carrier_loop_bandwidth, detector_gain=1.0)
