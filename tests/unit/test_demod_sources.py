@@ -238,7 +238,9 @@ class _TwoStreams(sdr.Source):
 
     def chunks(self):
         for r in self.recs:
-            yield from r.chunks()
+            for c in r.chunks():
+                self.stats.bytes_in = sum(x.stats.bytes_in for x in self.recs)
+                yield c
 
 
 def test_demodulated_source_gives_soft_chunks_with_times(tmp_path):
@@ -267,6 +269,7 @@ def test_demodulated_source_gives_soft_chunks_with_times(tmp_path):
     # a later chunk's time follows its offset at the symbol rate (within a few symbols)
     c = chunks[1]
     assert abs(c.rx_time - (chunks[0].rx_time + c.offset / 10000)) < 5e-4
+    assert src.stats.bytes_in == 2 * 8 * recs[0].sample_count and src.stats.streams == 2
     q = src.quality
     assert q.size >= 8 and set(q["stream"]) == {0, 1} and q["locked"].all()
     assert np.all(np.diff(q["time"][q["stream"] == 0]) > 0.09)

@@ -78,7 +78,10 @@ class DemodulatedSource(Source):
                     self._streams.append(stream)
                     self.stats.streams += 1
                 soft = demod.push(c.data)
-                self.stats.bytes_in += c.data.nbytes
+                # the report's input figures are the recording's
+                self.stats.bytes_in = self.source.stats.bytes_in
+                self.stats.truncated_bytes = self.source.stats.truncated_bytes
+                self.stats.outages = self.source.stats.outages
                 for chunk in self._emit(demod, soft, origin, fs, rate, out_offset, first, stream, clock):
                     out_offset += chunk.data.shape[0]
                     first = False
