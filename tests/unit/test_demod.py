@@ -294,9 +294,10 @@ def test_noise_only_reports_no_lock(scheme):
     soft, d = demodulate(x, s, 40000)
     assert np.isfinite(soft).all()
     assert d.stats.locked_blocks <= d.stats.blocks // 10 and not d.stats.locked
-    for zeros in (np.zeros(5000, np.complex64), np.zeros(5000, np.float32)):
-        soft, d = demodulate(zeros, s, 40000)
-        assert np.isfinite(soft).all() and not d.stats.locked
+    for flat in (np.zeros(5000, np.complex64), np.zeros(5000, np.float32), np.ones(50000, np.complex64),
+                 np.full(50000, 0.3, np.float32)):
+        soft, d = demodulate(flat, s, 40000)
+        assert np.isfinite(soft).all() and not d.stats.locked and d.stats.locked_blocks == 0
 
 
 def test_nan_and_inf_samples_are_zeroed_and_counted():

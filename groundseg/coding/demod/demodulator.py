@@ -304,6 +304,10 @@ class Demodulator:
         q["frequency_hz"] = rows[:, K.B_FREQ] * self.sample_rate / (2 * math.pi)
         q["sample"] = rows[:, K.B_SAMPLE] - self.delay
         ok = q["esn0_db"] > s.lock_threshold_db
+        # data, not a constant (an unmodulated carrier, a DC input): the symbols' real parts
+        # must be balanced (scrambled CCSDS data is: |mean| well below the RMS)
+        rms = np.sqrt(np.maximum(rows[:, K.B_M2], 1e-30))
+        ok &= np.abs(rows[:, K.B_MEAN]) < 0.5 * rms
         if not real:
             # the carrier-phase metric: about 0 when the loop does not hold the constellation
             ok &= q["lock"] > (0.25 if self.mode == 0 else 0.12)

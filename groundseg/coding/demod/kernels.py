@@ -51,11 +51,12 @@ S_RESIDUAL = 23    # residual-carrier BPSK: 1 = PLL on the carrier, data from th
 S_RES_COS = 24     # residual carrier: cos and sin of the modulation index
 S_RES_SIN = 25
 S_SAMPLE_BASE = 26 # stream sample index of buf[HISTORY] (the block's first sample)
-STATE_SIZE = 27
+S_ACC_MEAN = 27    # sum of the symbols' real parts (balance: data, not a constant)
+STATE_SIZE = 28
 
 #: columns of a block-statistics row
-B_END, B_M2, B_M4, B_LOCK, B_FREQ, B_N, B_SAMPLE = range(7)
-BLOCK_COLS = 7
+B_END, B_M2, B_M4, B_LOCK, B_FREQ, B_N, B_SAMPLE, B_MEAN = range(8)
+BLOCK_COLS = 8
 
 #: samples of history the sync kernel keeps before each block (cubic interpolation)
 HISTORY = 4
@@ -182,6 +183,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
     acc_m2 = st[S_ACC_M2]
     acc_m4 = st[S_ACC_M4]
     acc_lock = st[S_ACC_LOCK]
+    acc_mean = st[S_ACC_MEAN]
     block = st[S_BLOCK]
     symbols = st[S_SYMBOLS]
     rot = complex(math.cos(w), -math.sin(w))
@@ -269,6 +271,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
                 acc_lock += -z4.real / (a2 * a2 + 1e-30)
             acc_m2 += a2
             acc_m4 += a2 * a2
+            acc_mean += z.real
             acc_n += 1.0
             if acc_n >= block and nb < blk_out.shape[0]:
                 blk_out[nb, B_END] = symbols
@@ -278,6 +281,8 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
                 blk_out[nb, B_FREQ] = w
                 blk_out[nb, B_N] = acc_n
                 blk_out[nb, B_SAMPLE] = st[S_SAMPLE_BASE] + t_sym - HISTORY
+                blk_out[nb, B_MEAN] = acc_mean / acc_n
+                acc_mean = 0.0
                 nb += 1
                 acc_n = 0.0
                 acc_m2 = 0.0
@@ -296,6 +301,7 @@ def sync_kernel(buf, start, st, sym_out, blk_out):
     st[S_ACC_M2] = acc_m2
     st[S_ACC_M4] = acc_m4
     st[S_ACC_LOCK] = acc_lock
+    st[S_ACC_MEAN] = acc_mean
     st[S_SYMBOLS] = symbols
     return ns, nb
 
