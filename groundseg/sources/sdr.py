@@ -333,6 +333,46 @@ def open_iq(path, fmt: str | None = None, sample_rate: float | None = None, **kw
     return IQFile(p, fmt, sample_rate, **kw)
 
 
+class IQFiles(Source):
+    """Several IQ or audio recordings as one pass, each its own stream (``new_stream`` at each
+    file's first chunk); ``fmt``/``sample_rate`` for raw files, as :func:`open_iq` takes them."""
+
+    kind = "iq"
+
+    def __init__(self, paths, fmt: str | None = None, sample_rate: float | None = None, **kw):
+        super().__init__()
+        self.files = [open_iq(p, fmt=fmt, sample_rate=sample_rate, **kw) for p in paths]
+        if not self.files:
+            raise IQError("no recording given")
+        self.name = self.files[0].name
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.files]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.total_bytes for f in self.files)
+
+    def chunks(self) -> Iterator[Chunk]:
+        for f in self.files:
+            for c in f.chunks():
+                self._sum()
+                yield c
+            self._sum()
+
+    def _sum(self) -> None:
+        st = self.stats
+        st.bytes_in = sum(f.stats.bytes_in for f in self.files)
+        st.chunks = sum(f.stats.chunks for f in self.files)
+        st.streams = sum(f.stats.streams for f in self.files)
+        st.truncated_bytes = sum(f.stats.truncated_bytes for f in self.files)
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
 def write_sigmf(path, samples: np.ndarray, sample_rate: float, center_frequency: float = 0.0,
                 datatype: str = "cf32_le", description: str = "", annotations: list | None = None,
                 datetime_utc: str | None = None) -> Path:
@@ -503,5 +543,5 @@ class SoapySource(Source):
             self.stream = None
 
 
-__all__ = ["FORMATS", "SIGMF_DATATYPES", "IQError", "IQFile", "WavFile", "SigMFRecording", "SoapySource",
+__all__ = ["FORMATS", "SIGMF_DATATYPES", "IQError", "IQFile", "IQFiles", "WavFile", "SigMFRecording", "SoapySource",
            "open_iq", "write_sigmf", "annotate_sigmf", "frame_annotations", "convert", "sigmf_paths"]

@@ -229,20 +229,6 @@ def test_quicklook_png(tmp_path):
     assert (tmp_path / "none.png").stat().st_size > 0
 
 
-class _TwoStreams(sdr.Source):
-    kind = "iq"
-
-    def __init__(self, recs):
-        super().__init__()
-        self.recs = recs
-
-    def chunks(self):
-        for r in self.recs:
-            for c in r.chunks():
-                self.stats.bytes_in = sum(x.stats.bytes_in for x in self.recs)
-                yield c
-
-
 def test_demodulated_source_gives_soft_chunks_with_times(tmp_path):
     from groundseg.coding.demod.source import DemodulatedSource
     s = ModulationSettings(scheme="bpsk", symbol_rate=10000)
@@ -252,7 +238,7 @@ def test_demodulated_source_gives_soft_chunks_with_times(tmp_path):
         x = simulate_iq(bits, s, 40000, esn0_db=12, frequency_hz=200 * i, seed=i) * 0.25
         meta = write_sigmf(tmp_path / f"p{i}", x, 40000, 437e6, datetime_utc=f"2026-01-02T03:04:{5 + 5 * i:02d}Z")
         recs.append(SigMFRecording(meta, chunk_samples=5000))
-    src = DemodulatedSource(_TwoStreams(recs), s)
+    src = DemodulatedSource(sdr.IQFiles([r.meta_path for r in recs], chunk_samples=5000), s)
     chunks = list(src.chunks())
     assert all(c.kind == "soft" and c.data.dtype == np.float32 and c.rate == 10000 for c in chunks)
     starts = [i for i, c in enumerate(chunks) if c.new_stream]
@@ -270,6 +256,7 @@ def test_demodulated_source_gives_soft_chunks_with_times(tmp_path):
     c = chunks[1]
     assert abs(c.rx_time - (chunks[0].rx_time + c.offset / 10000)) < 5e-4
     assert src.stats.bytes_in == 2 * 8 * recs[0].sample_count and src.stats.streams == 2
+    assert len(src.demods) == 2 and src.names == [str(r.path) for r in recs]
     q = src.quality
     assert q.size >= 8 and set(q["stream"]) == {0, 1} and q["locked"].all()
     assert np.all(np.diff(q["time"][q["stream"] == 0]) > 0.09)

@@ -37,6 +37,8 @@ class DemodulatedSource(Source):
         self.block_samples = block_samples
         self.name = source.name
         self.demod: Demodulator | None = None
+        #: the demodulator of each stream (for sample_of_symbol when frames are annotated)
+        self.demods: list[Demodulator] = []
         self._quality: list[np.ndarray] = []
         self._streams: list[str] = []
 
@@ -73,6 +75,7 @@ class DemodulatedSource(Source):
                         raise ValueError(f"{c.stream or self.name}: the IQ source gives no sample rate")
                     demod = Demodulator(self.settings, fs, self.block_samples)
                     self.demod = demod
+                    self.demods.append(demod)
                     origin = c.rx_time - c.offset / fs if math.isfinite(c.rx_time) else math.nan
                     out_offset, first, stream, clock = 0, True, c.stream, c.clock
                     self._streams.append(stream)
