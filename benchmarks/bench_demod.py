@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import best_of
-
 from groundseg.coding.demod import Demodulator
 from groundseg.modulation import ModulationSettings
 from groundseg.sim_iq import simulate_iq

@@ -140,7 +140,7 @@ def channel_symbols(stream: np.ndarray, convolutional: str = "none", variant: st
 
 
 def simulate_sigmf(path, symbols, settings: ModulationSettings, sample_rate: float, center_frequency: float = 0.0,
-                   datatype: str = "cf32_le", scale: float = 0.25, **impairments) -> "Path":
+                   datatype: str = "cf32_le", scale: float = 0.25, **impairments):
     """Channel symbols (uint8 0/1: the convolutional encoder's output, or the CADU bits when
     there is no inner code) -> an impaired SigMF recording with the mission's modulation;
     returns the metadata path. ``impairments``: the keywords of :func:`simulate_iq`
@@ -153,4 +153,4 @@ def simulate_sigmf(path, symbols, settings: ModulationSettings, sample_rate: flo
     return write_sigmf(path, iq, sample_rate, center_frequency, datatype=datatype, description=desc)
 
 
-__all__ = ["channel_symbols", "modulate", "impair", "simulate_iq", "simulate_sigmf", "symbols_from_bits", "to_audio"]
+__all__ = ["channel_symbols", "impair", "modulate", "simulate_iq", "simulate_sigmf", "symbols_from_bits", "to_audio"]

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -301,7 +300,7 @@ def _parse_datetime(s: str) -> float | None:
 
 def _import_sigmf():
     try:
-        import sigmf  # noqa: F401
+        import sigmf
     except ImportError:
         raise IQError("SigMF recordings need the sigmf package: pip install 'groundseg[sdr]'") from None
     return sigmf
@@ -462,7 +461,7 @@ def frame_annotations(bit_positions, frame_bits: int, symbols_per_bit: float = 2
     if sample_of_symbol is None:
         if not samples_per_symbol:
             raise ValueError("frame_annotations needs sample_of_symbol or samples_per_symbol")
-        sample_of_symbol = lambda s: np.asarray(s, np.float64) * samples_per_symbol  # noqa: E731
+        sample_of_symbol = lambda s: np.asarray(s, np.float64) * samples_per_symbol
     first = np.asarray(sample_of_symbol(b * symbols_per_bit), np.float64)
     last = np.asarray(sample_of_symbol((b + frame_bits) * symbols_per_bit), np.float64)
     out = []
@@ -486,7 +485,7 @@ class SoapySource(Source):
                  channel: int = 0):
         super().__init__()
         try:
-            import SoapySDR  # noqa: F401
+            import SoapySDR
         except ImportError:
             raise IQError("live SDR input needs SoapySDR and its Python bindings "
                           "(e.g. apt install python3-soapysdr soapysdr-module-rtlsdr)") from None
@@ -543,5 +542,19 @@ class SoapySource(Source):
             self.stream = None
 
 
-__all__ = ["FORMATS", "SIGMF_DATATYPES", "IQError", "IQFile", "IQFiles", "WavFile", "SigMFRecording", "SoapySource",
-           "open_iq", "write_sigmf", "annotate_sigmf", "frame_annotations", "convert", "sigmf_paths"]
+__all__ = [
+    "FORMATS",
+    "SIGMF_DATATYPES",
+    "IQError",
+    "IQFile",
+    "IQFiles",
+    "SigMFRecording",
+    "SoapySource",
+    "WavFile",
+    "annotate_sigmf",
+    "convert",
+    "frame_annotations",
+    "open_iq",
+    "sigmf_paths",
+    "write_sigmf",
+]

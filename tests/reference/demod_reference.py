@@ -83,7 +83,7 @@ def synchronise(y, sps, mode, agc_alpha, power0, kp_t, ki_t, kp_c, ki_c, freq0=0
             if mode == 2:
                 out.append(complex(s.real, 0))
                 continue
-            sgn = lambda a: 1.0 if a >= 0 else -1.0  # noqa: E731
+            sgn = lambda a: 1.0 if a >= 0 else -1.0
             ec = sgn(s.real) * s.imag if mode == 0 else sgn(s.real) * s.imag - sgn(s.imag) * s.real
             ec = max(-2.0, min(2.0, ec))
             nco += kp_c * ec

@@ -11,13 +11,13 @@ import pytest
 from groundseg.coding import convolutional as cc
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncoder
 from groundseg.coding.demod import Demodulator
+from groundseg.coding.differential import DifferentialDecoder as differential_decoder
 from groundseg.coding.frame_batch import FrameBatch
 from groundseg.modulation import ModulationSettings
-from groundseg.coding.differential import DifferentialDecoder as differential_decoder
 from groundseg.sim_iq import channel_symbols, simulate_sigmf
 
 pytest.importorskip("sigmf")
-from groundseg.sources.sdr import SigMFRecording, annotate_sigmf, frame_annotations  # noqa: E402
+from groundseg.sources.sdr import SigMFRecording, annotate_sigmf, frame_annotations
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 # through the Viterbi decoder as well: minutes without the JIT

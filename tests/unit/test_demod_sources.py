@@ -12,9 +12,17 @@ from groundseg.coding.demod import demodulate
 from groundseg.modulation import ModulationSettings
 from groundseg.sim_iq import simulate_iq
 from groundseg.sources import sdr
+from groundseg.sources.sdr import (
+    IQError,
+    IQFile,
+    SigMFRecording,
+    WavFile,
+    annotate_sigmf,
+    frame_annotations,
+    open_iq,
+    write_sigmf,
+)
 from tests.unit.test_demod import best_ser
-from groundseg.sources.sdr import (IQError, IQFile, SigMFRecording, WavFile, annotate_sigmf, frame_annotations,
-                                   open_iq, write_sigmf)
 
 sigmf = pytest.importorskip("sigmf")
 
@@ -26,7 +34,7 @@ def _validate(meta_path):
 
 def _iq(n=3000, seed=0):
     rng = np.random.default_rng(seed)
-    return ((rng.uniform(-0.9, 0.9, n) + 1j * rng.uniform(-0.9, 0.9, n))).astype(np.complex64)
+    return (rng.uniform(-0.9, 0.9, n) + 1j * rng.uniform(-0.9, 0.9, n)).astype(np.complex64)
 
 
 @pytest.mark.parametrize("datatype, tol", [("cf32_le", 0), ("ci16_le", 1 / 32768), ("cu8", 1 / 128),

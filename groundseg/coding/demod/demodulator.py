@@ -18,7 +18,7 @@ stats carry an Es/N0 estimate (M2M4), a lock indicator and the carrier frequency
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

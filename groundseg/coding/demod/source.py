@@ -11,7 +11,7 @@ lock blocks of every stream with their times, for the pass report.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
