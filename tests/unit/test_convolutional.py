@@ -8,8 +8,8 @@ with G2 inverted (131.0-B-4 3.3).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -17,6 +17,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from groundseg.coding import convolutional as cc
 from groundseg.coding import _viterbi_gen
 from tests.reference import convolutional_reference as ref
+
+# The 32-lane kernels run as plain Python under NUMBA_DISABLE_JIT=1 at about a second per
+# batch of windows: that run keeps the encoder tests and one small decode.
+jit_only = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="lane kernels too slow as plain Python (make test runs them)")
 
 CODES = [(r, v) for r in cc.RATES for v in cc.VARIANTS if r == "1/2" or v != "nasa-dsn"]
 RATE = {"1/2": 1 / 2, "2/3": 2 / 3, "3/4": 3 / 4, "5/6": 5 / 6, "7/8": 7 / 8}
@@ -81,12 +85,28 @@ def test_bad_arguments():
         cc.viterbi(np.zeros(16, np.int32))
 
 
+def test_small_decode_runs_without_jit():
+    data = np.random.default_rng(20).integers(0, 256, 8, dtype=np.uint8)
+    data[-1] = 0
+    dec = cc.ViterbiDecoder(block_bits=32, ambiguity="bpsk")
+    soft = cc.symbols_to_soft(cc.encode(data), 100)
+    assert np.array_equal(np.concatenate([dec.push(soft[:50]), dec.push(soft[50:]), dec.flush()]), data)
+
+
+def test_cost_scale():
+    v = np.arange(-127, 128)
+    want = 15 + np.sign(v) * np.maximum(np.round(np.abs(v) * 15 / 127), v != 0)
+    assert [int(cc._cost(int(x))) for x in v] == want.astype(int).tolist()
+    assert cc._cost(0) == 15 and cc._cost(-127) == 0 and cc._cost(127) == 30
+
+
 def test_generated_acs_kernel_is_current():
     assert _viterbi_gen.TARGET.read_text() == _viterbi_gen.source()
 
 
 # --- decoder: round trips and the reference -----------------------------------------------------
 
+@jit_only
 @pytest.mark.parametrize("rate,variant", CODES)
 def test_clean_round_trip(rate, variant):
     data = np.random.default_rng(5).integers(0, 256, 1500, dtype=np.uint8)
@@ -96,6 +116,7 @@ def test_clean_round_trip(rate, variant):
     assert np.array_equal(cc.viterbi(soft, rate, variant, terminated=False), data)
 
 
+@jit_only
 @pytest.mark.parametrize("rate,variant", [("1/2", "ccsds"), ("1/2", "nasa-dsn"), ("3/4", "ccsds"), ("7/8", "ccsds")])
 def test_noisy_decode_agrees_with_reference(rate, variant):
     rng = np.random.default_rng(6)
@@ -115,8 +136,10 @@ def test_noisy_decode_agrees_with_reference(rate, variant):
     assert kern_errors <= ref_errors + 8
 
 
+@jit_only
 @pytest.mark.parametrize("rate,ebn0,max_ber", [("1/2", 3.0, 1e-3), ("1/2", 4.4, 2e-4), ("2/3", 5.0, 1e-3),
                                                 ("3/4", 5.0, 2e-3), ("5/6", 6.0, 1e-3), ("7/8", 6.5, 2e-3)])
+@jit_only
 def test_bit_error_rate_near_expectation(rate, ebn0, max_ber):
     """r=1/2 soft decision: BER about 1e-5 at 4.4 dB; the punctured codes need 1-2.5 dB more."""
     rng = np.random.default_rng(7)
@@ -131,6 +154,7 @@ def test_bit_error_rate_near_expectation(rate, ebn0, max_ber):
 
 # --- bad and extreme input -------------------------------------------------------------------
 
+@jit_only
 def test_erasures_all_zero_and_saturated():
     rng = np.random.default_rng(8)
     data = rng.integers(0, 256, 3000, dtype=np.uint8)
@@ -148,6 +172,7 @@ def test_erasures_all_zero_and_saturated():
     assert out.size == 626 and dec.stats.symbols_dropped == 1 and dec.stats.pad_bits == 7
 
 
+@jit_only
 def test_float_input_nan_and_inf():
     rng = np.random.default_rng(9)
     data = rng.integers(0, 256, 2000, dtype=np.uint8)
@@ -166,6 +191,7 @@ def test_float_input_nan_and_inf():
         cc.quantize(x, scale=0)
 
 
+@jit_only
 def test_bytes_input_carries_partial_floats():
     rng = np.random.default_rng(10)
     data = rng.integers(0, 256, 1000, dtype=np.uint8)
@@ -193,6 +219,7 @@ def _stream(dec: cc.ViterbiDecoder, soft: np.ndarray, cuts) -> np.ndarray:
     return np.concatenate(out)
 
 
+@jit_only
 def test_chunk_boundary_at_every_offset():
     rng = np.random.default_rng(11)
     data = rng.integers(0, 256, 60, dtype=np.uint8)
@@ -204,27 +231,30 @@ def test_chunk_boundary_at_every_offset():
         assert np.array_equal(_stream(dec, soft, [cut]), whole), cut
 
 
+@jit_only
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(0, 6000), max_size=12), rate=st.sampled_from(["1/2", "2/3", "7/8"]),
        ambiguity=st.sampled_from([None, "bpsk"]))
+@jit_only
 def test_chunking_never_changes_output(cuts, rate, ambiguity):
     rng = np.random.default_rng(12)
     data = rng.integers(0, 256, 500, dtype=np.uint8)
     sym = cc.encode(data, rate)
     soft = cc.quantize(_noisy(sym, 3.0, rate, rng))[:6000]
     soft = np.concatenate([soft[:1700], soft[1701:]])            # a slip: the alignment changes
-    make = lambda: cc.ViterbiDecoder(rate, ambiguity=ambiguity, block_bits=256)  # noqa: E731
+    make = lambda: cc.ViterbiDecoder(rate, ambiguity=ambiguity, block_bits=256)
     whole = _stream(make(), soft, [])
     assert np.array_equal(_stream(make(), soft, cuts), whole)
     one_by_one = make()
     assert np.array_equal(_stream(one_by_one, soft, range(0, soft.size, 997)), whole)
 
 
+@jit_only
 def test_float_quantisation_blocks_do_not_depend_on_chunking():
     rng = np.random.default_rng(13)
     data = rng.integers(0, 256, 3000, dtype=np.uint8)
     x = _noisy(cc.encode(data), 3.0, "1/2", rng) * np.linspace(0.2, 3, 48000, dtype=np.float32)
-    make = lambda: cc.ViterbiDecoder(quant_block=4096)  # noqa: E731
+    make = lambda: cc.ViterbiDecoder(quant_block=4096)
     whole = _stream(make(), x, [])
     assert np.array_equal(_stream(make(), x, [5, 4096, 4097, 30000]), whole)
     assert np.unpackbits(whole ^ data).sum() < 20
@@ -232,6 +262,7 @@ def test_float_quantisation_blocks_do_not_depend_on_chunking():
 
 # --- ambiguities ----------------------------------------------------------------------------
 
+@jit_only
 @pytest.mark.parametrize("variant", ["ccsds", "ccsds-noinv", "nasa-dsn"])
 @pytest.mark.parametrize("offset", [0, 1])
 @pytest.mark.parametrize("inverted", [False, True])
@@ -250,6 +281,7 @@ def test_bpsk_alignment_and_polarity(variant, offset, inverted):
     assert dec.stats.changes[0][2] == offset
 
 
+@jit_only
 @pytest.mark.parametrize("rate", ["2/3", "3/4", "7/8"])
 def test_punctured_alignment_every_phase(rate):
     rng = np.random.default_rng(15)
@@ -263,6 +295,7 @@ def test_punctured_alignment_every_phase(rate):
         assert np.array_equal(out[1:2900], data[1:2900])
 
 
+@jit_only
 @pytest.mark.parametrize("rotation", [0, 1, 2, 3])
 @pytest.mark.parametrize("iq_swap", [False, True])
 def test_qpsk_rotations_and_iq_swap(rotation, iq_swap):
@@ -281,6 +314,7 @@ def test_qpsk_rotations_and_iq_swap(rotation, iq_swap):
     assert dec.stats.switches <= 1
 
 
+@jit_only
 def test_alignment_changes_between_bursts_are_reported():
     rng = np.random.default_rng(17)
     a = rng.integers(0, 256, 3000, dtype=np.uint8)
@@ -301,6 +335,7 @@ def test_alignment_changes_between_bursts_are_reported():
 
 # --- link quality -------------------------------------------------------------------------------
 
+@jit_only
 @pytest.mark.parametrize("ebn0", [2.0, 4.0, 6.0])
 def test_symbol_error_rate_and_esn0_estimate(ebn0):
     rng = np.random.default_rng(18)
@@ -316,9 +351,35 @@ def test_symbol_error_rate_and_esn0_estimate(ebn0):
     assert w.dtype == cc.WINDOW_DTYPE and (w["bits"] > 0).all()
 
 
+@jit_only
 def test_clean_link_quality():
     data = np.random.default_rng(19).integers(0, 256, 2000, dtype=np.uint8)
     dec = cc.ViterbiDecoder()
     _stream(dec, cc.symbols_to_soft(cc.encode(data), 100), [])
     assert dec.stats.ser == 0 and dec.stats.esn0_db == float("inf")
     assert dec.stats.bits_out == data.size * 8 and dec.stats.windows == -(-data.size * 8 // dec.block_bits)
+
+
+@jit_only
+def test_flush_ends_the_stream_and_the_next_push_starts_another():
+    rng = np.random.default_rng(21)
+    a = rng.integers(0, 256, 700, dtype=np.uint8)
+    b = rng.integers(0, 256, 900, dtype=np.uint8)
+    dec = cc.ViterbiDecoder(ambiguity="bpsk")
+    out_a = _stream(dec, cc.symbols_to_soft(cc.encode(a), 90), [])
+    out_b = _stream(dec, np.concatenate([[5], cc.symbols_to_soft(cc.encode(b), 90)]).astype(np.int8), [3000])
+    assert np.array_equal(out_a[:-1], a[:-1]) and np.array_equal(out_b[:-1], b[:-1])
+    assert [c[2] for c in dec.stats.changes] == [0, 1] and dec.stats.bits_out == 8 * (a.size + b.size)
+
+
+@jit_only
+def test_padding_and_positions_are_per_stream():
+    rng = np.random.default_rng(22)
+    dec = cc.ViterbiDecoder()
+    dec.push(cc.symbols_to_soft(cc.encode(rng.integers(0, 256, 101, dtype=np.uint8)))[:1602])   # 801 bits
+    dec.flush()
+    assert dec.stats.pad_bits == 7
+    data = rng.integers(0, 256, 100, dtype=np.uint8)
+    out = np.concatenate([dec.push(cc.symbols_to_soft(cc.encode(data))), dec.flush()])
+    assert np.array_equal(out[:-1], data[:-1]) and dec.stats.pad_bits == 7
+    assert dec.last_windows["bit_position"][0] == 0
