@@ -171,8 +171,11 @@ def cmd_replay(args, con: Console) -> int:
         source = JournalSource(args.captures, frame_length=mission.link.frame_length if mission.link else None)
         pipe = Pipeline(mission, level=source.kind, on_progress=con.progress)
     else:
-        pipe = Pipeline(mission, level=args.level, on_progress=con.progress)
-        source = pipe.source_for(args.captures)
+        level = args.level
+        if level is None and all(_is_recording(p) for p in args.captures):
+            level = "iq"              # WAV and SigMF recordings are samples, whatever the mission's level
+        pipe = Pipeline(mission, level=level, on_progress=con.progress)
+        source = pipe.source_for(args.captures, iq_format=args.iq_format, sample_rate=args.sample_rate)
     writer = None
     t0 = time.perf_counter()
     if not args.no_archive:
@@ -209,6 +212,12 @@ def cmd_replay(args, con: Console) -> int:
     if report_path is not None:
         report_path.write_text(report.to_json(indent=2, sort_keys=True))
     return 0
+
+
+def _is_recording(path) -> bool:
+    """A sampled recording (IQ or audio) by its name: WAV or SigMF."""
+    name = str(path).lower()
+    return name.endswith((".wav", ".sigmf-meta", ".sigmf-data", ".sigmf"))
 
 
 def _nothing_decoded(captures, pipe) -> str:
@@ -671,7 +680,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-archive", action="store_true", help="decode and report only")
     r.add_argument("--report", help="write the pass report as JSON")
     r.add_argument("--level", choices=["iq", "soft", "bits", "frames", "packets"],
-                   help="where the capture enters the chain (default from the mission file)")
+                   help="where the capture enters the chain (default from the mission file; WAV and "
+                        "SigMF recordings: iq)")
+    r.add_argument("--iq-format", choices=["cf32", "ci16", "cu8", "ci8"],
+                   help="level iq, raw IQ files: the sample format")
+    r.add_argument("--sample-rate", type=float, metavar="HZ",
+                   help="level iq, raw IQ (or a WAV to check against): samples per second")
     r.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("simulate", parents=[common], help="make a simulated downlink and its truth file")

@@ -50,6 +50,25 @@ class DemodulatedSource(Source):
     def total_bytes(self):
         return self.source.total_bytes
 
+    def report_sections(self) -> dict:
+        """The report's ``demodulator``: the demodulator's counts, and lock and Es/N0 over
+        the pass (per block: median, lowest, highest of the locked blocks)."""
+        q = self.quality
+        out = {"scheme": self.settings.scheme, "symbol_rate": self.settings.symbol_rate}
+        if self.demods:
+            st = [d.stats.to_dict() for d in self.demods]
+            for k in ("samples_in", "symbols_out", "blocks", "locked_blocks", "lock_acquisitions",
+                      "lock_losses", "nonfinite_samples"):
+                out[k] = int(sum(s.get(k, 0) for s in st))
+        if len(q) and "esn0_db" in q.dtype.names:
+            locked = q[q["locked"]] if "locked" in q.dtype.names else q
+            e = locked["esn0_db"][np.isfinite(locked["esn0_db"])] if len(locked) else np.zeros(0)
+            out["locked_fraction"] = round(float(len(locked) / len(q)), 4)
+            if e.size:
+                out["esn0_db"] = {"median": round(float(np.median(e)), 2), "min": round(float(e.min()), 2),
+                                  "max": round(float(e.max()), 2)}
+        return {"demodulator": out}
+
     @property
     def quality(self) -> np.ndarray:
         """Every Es/N0 block of every stream so far (:data:`QUALITY_DTYPE`)."""
