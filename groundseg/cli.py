@@ -183,12 +183,20 @@ def cmd_replay(args, con: Console) -> int:
         writer = ArchiveWriter(args.archive, mission)
         writer.begin_pass(" ".join(str(Path(p)) for p in args.captures))
         pipe.archive = writer
+    frame_log: list = []
+    if args.annotate:
+        if pipe.level != "iq" or not all(str(p).lower().endswith((".sigmf-meta", ".sigmf-data", ".sigmf"))
+                                         for p in args.captures):
+            raise UsageError("--annotate writes decoded frames into SigMF recordings: give .sigmf-meta files")
+        pipe.on_frames = lambda stream, rec: frame_log.append((stream, rec.copy()))
     try:
         report = pipe.run(source)
     except BaseException:
         if writer is not None:
             writer.abort_pass()
         raise
+    if frame_log:
+        report["annotations"] = _annotate(args.captures, pipe, source, frame_log)
     seconds = time.perf_counter() - t0
     size = source.total_bytes or source.stats.bytes_in
     extra = {"mission": mission.name, "captures": len(args.captures), "MB": f"{size / 1e6:.1f}",
@@ -212,6 +220,31 @@ def cmd_replay(args, con: Console) -> int:
     if report_path is not None:
         report_path.write_text(report.to_json(indent=2, sort_keys=True))
     return 0
+
+
+def _annotate(captures, pipe, source, frame_log) -> dict:
+    """Each SigMF recording gets an annotation per delivered frame (samples from the
+    demodulator's timing loop); returns {recording: annotations written}."""
+    import numpy as np
+
+    from groundseg.sources.sdr import annotate_sigmf, frame_annotations
+    cfg = pipe.channel.config
+    per_symbol = 2 if pipe.mission.modulation.bits_per_symbol == 2 else 1
+    written = {}
+    for i, cap in enumerate(captures):
+        recs = [r for s, r in frame_log if s == i]
+        rec = np.concatenate(recs) if recs else None
+        if rec is None or i >= len(source.demods):
+            written[str(cap)] = 0
+            continue
+        rec = rec[rec["status"] == 0]
+        comments = [f"VC {v} count {c}" for v, c in zip(rec["vcid"].tolist(), rec["vcfc"].tolist())]
+        notes = frame_annotations(rec["bit_position"], cfg.cadu_length * 8,
+                                  symbols_per_bit=cfg.input_units_per_bit / per_symbol,
+                                  sample_of_symbol=source.demods[i].sample_of_symbol,
+                                  label=f"{pipe.mission.name} frame", comments=comments)
+        written[str(cap)] = annotate_sigmf(cap, notes)
+    return written
 
 
 def _is_recording(path) -> bool:
@@ -727,6 +760,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "SigMF recordings: iq)")
     r.add_argument("--iq-format", choices=["cf32", "ci16", "cu8", "ci8"],
                    help="level iq, raw IQ files: the sample format")
+    r.add_argument("--annotate", action="store_true",
+                   help="SigMF recordings: write each delivered frame back as an annotation")
     r.add_argument("--sample-rate", type=float, metavar="HZ",
                    help="level iq, raw IQ (or a WAV to check against): samples per second")
     r.set_defaults(func=cmd_replay)

@@ -56,3 +56,26 @@ def test_level_iq_without_modulation_is_refused(tmp_path):
     p = run("replay", ROOT / "fixtures" / "demo" / "demo.cadu", "-m", MISSIONS / "demo.toml", "--level", "iq",
             "--no-archive")
     assert p.returncode == 2 and "[modulation]" in p.stderr
+
+
+def test_decoded_frames_written_back_as_sigmf_annotations(tmp_path):
+    import sigmf
+    rec = tmp_path / "pass.sigmf-meta"
+    assert run("simulate", "-m", MISSIONS / "trisat.toml", "--level", "iq", "--frames", 12, "--esn0", 14,
+               "--out", rec).returncode == 0
+    p = run("replay", rec, "-m", MISSIONS / "trisat.toml", "--no-archive", "--annotate", "-q",
+            "--report", tmp_path / "r.json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["annotations"] == {str(rec): 12}
+    handle = sigmf.sigmffile.fromfile(str(rec))
+    handle.validate()
+    notes = handle.get_annotations()
+    starts = [a["core:sample_start"] for a in notes]
+    assert len(notes) == 12 and starts == sorted(starts)
+    # the first frame follows the 256-byte preamble: 2048 bits, 4096 symbols at r=1/2, 4 samples each
+    assert abs(starts[0] - 4 * 4096) < 4 * 16          # within a few symbols (filter delay)
+    sps = 4 * 2072 * 2                                   # samples per CADU
+    assert all(abs((b - a) - sps) < 16 for a, b in zip(starts, starts[1:]))
+    p = run("replay", ROOT / "fixtures" / "demo" / "demo.cadu", "-m", MISSIONS / "demo.toml", "--no-archive",
+            "--annotate")
+    assert p.returncode == 2
