@@ -143,13 +143,11 @@ def _output_path(path, what: str) -> Path | None:
     """An output file whose directory must already exist (a typo must not create one)."""
     if path is None:
         return None
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{what} {p}: directory {parent} does not exist")
-    if p.is_dir():
-        raise UsageError(f"{what} {p}: is a directory")
-    return p
+    from groundseg.archive.paths import check_output
+    try:
+        return check_output(path)
+    except UsageError as exc:
+        raise UsageError(f"{what} {exc}") from None
 
 
 def cmd_replay(args, con: Console) -> int:
@@ -204,22 +202,29 @@ def cmd_replay(args, con: Console) -> int:
     stream_seconds = report.source.get("stream_seconds", 0)
     if stream_seconds and seconds:
         extra["x real time"] = f"{stream_seconds / seconds:.1f}"
-    if writer is not None:
-        info = writer.end_pass(report)
-        writer.close()
-        extra["archive"] = str(writer.path)
-        if isinstance(info, dict):
-            if "pass_id" in info:
-                extra["pass"] = info["pass_id"]
-            if "duplicates" in info:
-                extra["duplicates skipped"] = info["duplicates"]
-            report.extra["archive"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
+    _close_pass(writer, report, extra)
     con.out(format_report(report, mission, extra))
     if report.decoded_nothing:
         con.warn(_nothing_decoded(args.captures, pipe))
     if report_path is not None:
         report_path.write_text(report.to_json(indent=2, sort_keys=True))
     return 0
+
+
+def _close_pass(writer, report, extra: dict) -> None:
+    """End the archive's pass with the report; what it says goes into the summary and the
+    report's ``archive`` section."""
+    if writer is None:
+        return
+    info = writer.end_pass(report)
+    writer.close()
+    extra["archive"] = str(writer.path)
+    if isinstance(info, dict):
+        if "pass_id" in info:
+            extra["pass"] = info["pass_id"]
+        if info.get("duplicates"):
+            extra["duplicates skipped"] = info["duplicates"]
+        report["archive"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
 
 
 def _annotate(captures, pipe, source, frame_log) -> dict:
@@ -613,28 +618,22 @@ def cmd_receive(args, con: Console) -> int:
     con.out(f"receiving from {source.port} ({source.device}), profile {profile.name} ({profile.framing}), "
             f"mission {mission.name}" + (f", journal {journal.paths[0]}" if journal else ""))
     sys.stdout.flush()
-    open_stream = False
-    first_flush = False
+    first_flush = []
+
+    def after_chunk(chunk) -> None:
+        if chunk.data.size:
+            if writer is not None and not first_flush and pipe.packets_decoded:
+                writer.flush()     # the pass's first packets: visible to readers at once
+                first_flush.append(True)
+        elif writer is not None:
+            writer.poll()          # a silent receiver: what was received still becomes visible
+        status.update(pipe, source, shown.latest)
+        if args.duration and time.monotonic() - t0 >= args.duration and not source.stopped:
+            stopping["why"] = stopping["why"] or "duration"
+            source.stop()
+
     try:
-        for chunk in source.chunks():
-            if chunk.data.size:
-                if chunk.new_stream or not open_stream:
-                    if open_stream:
-                        pipe.end_stream()
-                    pipe.begin_stream()
-                    open_stream = True
-                pipe.push(chunk)
-                if writer is not None and not first_flush and pipe.packets_decoded:
-                    writer.flush()     # the pass's first packets: visible to readers at once
-                    first_flush = True
-            elif writer is not None:
-                writer.poll()          # a silent receiver: what was received still becomes visible
-            status.update(pipe, source, shown.latest)
-            if args.duration and time.monotonic() - t0 >= args.duration and not source.stopped:
-                stopping["why"] = stopping["why"] or "duration"
-                source.stop()
-        if open_stream:
-            pipe.end_stream()
+        pipe.run(source, on_chunk=after_chunk)
     except BaseException:
         source.close()
         if journal is not None:
@@ -661,14 +660,7 @@ def cmd_receive(args, con: Console) -> int:
     extra = {"mission": mission.name, "port": source.port, "seconds": f"{seconds:.1f}",
              "MB": f"{source.stats.bytes_in / 1e6:.2f}", "outages": len(source.stats.outages),
              "ended by": stopping["why"] or "receiver closed"}
-    if writer is not None:
-        info = writer.end_pass(report)
-        writer.close()
-        extra["archive"] = str(writer.path)
-        if isinstance(info, dict):
-            if "pass_id" in info:
-                extra["pass"] = info["pass_id"]
-            report["archive"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
+    _close_pass(writer, report, extra)
     text = format_report(report, mission, extra)
     fr = source.stats.framing
     dropped = {k: v for k, v in fr.items() if k != "frames" and v}

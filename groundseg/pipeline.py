@@ -171,8 +171,10 @@ class Pipeline:
             self.archive.append(decoded=decoded)
 
     # -- any source ------------------------------------------------------------------------
-    def run(self, source: Source) -> PassReport:
-        """Decode everything ``source`` delivers (one pass); returns the report."""
+    def run(self, source: Source, on_chunk: Callable[[Chunk], None] | None = None) -> PassReport:
+        """Decode everything ``source`` delivers (one pass); returns the report.
+        ``on_chunk`` is called after each chunk (a live receiver's status line, flushes;
+        a silent receiver's empty chunks reach it too)."""
         total = source.total_bytes or 0
         done = 0
         t0 = time.perf_counter()
@@ -190,10 +192,13 @@ class Pipeline:
                     self.end_stream()
                 self.begin_stream()
                 open_stream = True
-            self.push(chunk)
+            if chunk.data.size or chunk.new_stream:
+                self.push(chunk)
             done += chunk.data.nbytes
             if chunk.rate > 0:
                 stream_seconds += chunk.elements / chunk.rate
+            if on_chunk is not None:
+                on_chunk(chunk)
             if self.on_progress is not None:
                 self.on_progress(self._progress(done, total, time.perf_counter() - t0))
         if open_stream:

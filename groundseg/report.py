@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from groundseg.coding.channel import FrameCounts as ChannelFrameCounts
 from groundseg.stage import Stats
 
 #: The reject reasons a report may name (docs/report.md).
@@ -20,11 +21,8 @@ REJECT_VOCABULARY = ("rs_uncorrectable", "crc", "version", "scid", "frame_length
 
 
 @dataclass(eq=False)
-class FrameCounts(Stats):
-    total: int = 0
-    clean: int = 0
-    corrected: int = 0
-    uncorrectable: int = 0
+class FrameCounts(ChannelFrameCounts):
+    """The channel's counts (total, clean, corrected, uncorrectable) and the link's."""
     crc_failed: int = 0
     rejected: int = 0
     idle: int = 0
