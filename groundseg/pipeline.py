@@ -200,6 +200,9 @@ class Pipeline:
             "decode_seconds": round(seconds, 6),
             "stream_seconds": round(stream_seconds, 6),
             "mbit_s": round(done * 8 / 1e6 / seconds, 3) if seconds > 0 else 0.0}
+        extra = getattr(source.stats, "report_extra", None)
+        if extra is not None:
+            self.source_info.update(extra())     # a live source's own counts (network: datagrams)
         return self.report()
 
     def _progress(self, done: int, total: int, seconds: float) -> Progress:
