@@ -159,21 +159,25 @@ class SequenceReorder:
     stream starts). Datagrams ahead of the next expected one wait, up to ``window`` of
     them; then the missing ones are given up as lost. A datagram behind the expected
     one by at most ``late_limit`` is a duplicate or late (dropped, counted); further
-    behind, or more than ``max_jump`` ahead, the sender restarted."""
+    behind, more than ``max_jump`` ahead, or ``restart_after`` consecutive datagrams behind
+    (a sender restarted with a counter from 1), the sender restarted: a new stream."""
 
     def __init__(self, counter_bytes: int, stats: NetworkStats, window: int = 16,
-                 late_limit: int = 1024, max_jump: int = 1 << 16):
+                 late_limit: int = 1024, max_jump: int = 1 << 16, restart_after: int = 4):
         self.modulus = 1 << (8 * counter_bytes)
         self.stats = stats
         self.window = max(0, int(window))
         self.late_limit = late_limit
         self.max_jump = max_jump
+        self.restart_after = restart_after
         self.expected: int | None = None
         self.pending: dict[int, bytes] = {}
+        self.late_run: list[tuple[int, bytes]] = []   # consecutive datagrams behind the expected one
 
     def reset(self) -> None:
         self.expected = None
         self.pending.clear()
+        self.late_run.clear()
 
     def _dist(self, seq: int) -> int:
         return (seq - self.expected) % self.modulus
@@ -191,9 +195,26 @@ class SequenceReorder:
         half = self.modulus // 2
         if d >= half:
             if self.modulus - d <= self.late_limit:
-                self.stats.datagrams_late += 1
+                run = self.late_run
+                if run and seq != (run[-1][0] + 1) % self.modulus:
+                    run.clear()
+                run.append((seq, payload))
+                if len(run) < self.restart_after:
+                    self.stats.datagrams_late += 1
+                    return out
+                # consecutive datagrams behind: the sender restarted its counter
+                self.stats.datagrams_late -= len(run) - 1
+                self.stats.sequence_restarts += 1
+                out.extend(self.flush())
+                out.append(None)
+                self.expected = run[0][0]
+                for s, p in run:
+                    self.pending[s] = p
+                run.clear()
+                self._drain(out)
                 return out
             d = self.max_jump + 1          # far behind: a restart
+        self.late_run.clear()
         if d > self.max_jump:
             out.extend(self.flush())
             out.append(None)
