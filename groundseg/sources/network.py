@@ -38,8 +38,8 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -311,7 +311,8 @@ class NetworkSource(Source):
         self.heartbeat = heartbeat
         self.queue_bytes = int(queue_bytes)
         self.stats = NetworkStats()
-        self._stop = stop_event if stop_event is not None else threading.Event()
+        self._stop = threading.Event()
+        self._stop_event = stop_event           # a caller's event: read, never set
         self._queue: queue.Queue = queue.Queue()
         self._queued = 0
         self._space = threading.Condition()
@@ -347,7 +348,13 @@ class NetworkSource(Source):
 
     @property
     def stopped(self) -> bool:
-        return self._stop.is_set()
+        return self._stop.is_set() or (self._stop_event is not None and self._stop_event.is_set())
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, less when asked to stop."""
+        end = time.monotonic() + seconds
+        while not self.stopped and time.monotonic() < end:
+            self._stop.wait(min(_POLL, max(0.0, end - time.monotonic())))
 
     @property
     def address(self) -> tuple:
@@ -367,7 +374,8 @@ class NetworkSource(Source):
 
     def status(self) -> dict:
         now = time.time()
-        out = {"connected": self.connected, "endpoint": self.name, "bytes_read": self.bytes_read,
+        out = {"connected": self.connected, "endpoint": self.name, "peer": getattr(self, "peer", None),
+               "bytes_read": self.bytes_read,
                "silent_s": now - self.last_data, "streams": self.stats.streams,
                "outages": len(self.stats.outages) + (self.outage is not None),
                "ended": self._done.is_set()}
@@ -381,7 +389,7 @@ class NetworkSource(Source):
     def _put(self, event: tuple, nbytes: int = 0, block: bool = True) -> bool:
         with self._space:
             while block and nbytes and self._queued + nbytes > self.queue_bytes and self._queued:
-                if self._stop.is_set():
+                if self.stopped:
                     break
                 self._space.wait(_POLL)
             if not block and nbytes and self._queued + nbytes > self.queue_bytes:
@@ -391,7 +399,7 @@ class NetworkSource(Source):
         return True
 
     def _should_end(self) -> bool:
-        if self._stop.is_set():
+        if self.stopped:
             self.ended_by = self.ended_by or "stop"
         elif self.duration is not None and time.monotonic() - self._t0 >= self.duration:
             self.ended_by = "duration"
@@ -464,7 +472,7 @@ class NetworkSource(Source):
                     continue
                 if ev is None:
                     break
-                what, t, payload = ev
+                what, t, payload, stamp_at_end = ev
                 if what == _START:
                     self.stats.truncated_bytes += asm.end()
                     self.stats.streams += 1
@@ -480,7 +488,7 @@ class NetworkSource(Source):
                     if not arr.size:
                         continue
                     elements = arr.size * per_byte
-                    if self.rate > 0:
+                    if self.rate > 0 and stamp_at_end:
                         # the read ends when its last byte arrived: the first came earlier
                         t = t - elements / self.rate
                         if np.isfinite(last_t):
@@ -556,7 +564,7 @@ class TcpSource(NetworkSource):
         if self.listening:
             try:
                 conn, peer = self._listener.accept()
-            except (socket.timeout, BlockingIOError):
+            except (TimeoutError, BlockingIOError):
                 return None
             self.peer = f"{peer[0]}:{peer[1]}"
             return conn
@@ -567,7 +575,7 @@ class TcpSource(NetworkSource):
             conn.connect(addr)
         except OSError:
             conn.close()
-            self._stop.wait(self.retry)
+            self._wait(self.retry)
             return None
         self.peer = f"{addr[0]}:{addr[1]}"
         return conn
@@ -587,11 +595,11 @@ class TcpSource(NetworkSource):
                 now = time.time()
                 self.last_data = now
                 self._end_outage(now)
-                self._put((_START, now, None))
+                self._put((_START, now, None, False))
             reason = ""
             try:
                 n = self._conn.recv_into(view)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError as exc:
                 n, reason = 0, f"connection lost ({exc.strerror or exc})"
@@ -599,7 +607,7 @@ class TcpSource(NetworkSource):
             if n:
                 self.bytes_read += n
                 self.last_data = now
-                self._put((_DATA, now, bytes(view[:n])), n)
+                self._put((_DATA, now, bytes(view[:n]), True), n)
                 continue
             # closed by the peer (or lost): what arrived is queued; the stream ends here
             try:
@@ -608,7 +616,7 @@ class TcpSource(NetworkSource):
                 pass
             self._conn = None
             self.connected = False
-            self._put((_END, now, None))
+            self._put((_END, now, None, False))
             self._streams_ended += 1
             self._begin_outage(reason or f"connection closed by {self.peer}")
 
@@ -683,18 +691,21 @@ class UdpSource(NetworkSource):
         data = b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0
-        if not self._put((_DATA, self._pending_t, data), len(data), block=False):
-            # the decoder is too far behind: these bytes are dropped, the stream restarts
+        if not self._put((_DATA, self._pending_t, data, False), len(data), block=False):
+            # the decoder is too far behind: these bytes (and any waiting for reordering) are
+            # dropped, and the stream restarts (the symbols after would not line up)
             self.stats.bytes_overflow += len(data)
-            self._end_stream(self._pending_t)
-            return
+            if self.reorder is not None:
+                self.stats.bytes_overflow += sum(len(v) for v in self.reorder.pending.values())
+                self.reorder.reset()
+            self._break_stream(self._pending_t)
 
     def _append(self, t: float, payload: bytes) -> None:
         if not self._in_stream:
             self._in_stream = True
             self.connected = True
             self._end_outage(t)
-            self._put((_START, t, None))
+            self._put((_START, t, None, False))
         if not self._pending:
             self._pending_t = t
         self._pending.append(payload)
@@ -702,23 +713,32 @@ class UdpSource(NetworkSource):
         if self._pending_bytes >= self.gather_bytes:
             self._flush_pending()
 
-    def _end_stream(self, t: float) -> None:
+    def _break_stream(self, t: float) -> None:
+        """The stream ends here (what is gathered is not delivered by this call)."""
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self._in_stream:
+            self._put((_END, t, None, False))
+            self._in_stream = False
+
+    def _end_stream(self, t: float, by_sender: bool = True) -> None:
+        """The sender ended the stream (EOF, a restarted counter) or the source ends."""
         if self.reorder is not None:
             self._deliver(t, self.reorder.flush())
             self.reorder.reset()
         self._flush_pending()
         if self._in_stream:
-            self._put((_END, t, None))
-            self._in_stream = False
-            self._streams_ended += 1
+            self._break_stream(t)
+            if by_sender:
+                self._streams_ended += 1
 
     def _deliver(self, t: float, events: list) -> None:
         for ev in events:
             if ev is None:
+                # the sender restarted its counter (what waited was flushed just before)
                 self._flush_pending()
                 if self._in_stream:
-                    self._put((_END, t, None))
-                    self._in_stream = False
+                    self._break_stream(t)
                     self._streams_ended += 1
             elif isinstance(ev, int):
                 fill = ev * self._last_payload
@@ -727,9 +747,7 @@ class UdpSource(NetworkSource):
                 if fill > _MAX_FILL:
                     # too much missing to keep the alignment meaningful: a new stream
                     self._flush_pending()
-                    self._put((_END, t, None))
-                    self._in_stream = False
-                    self._streams_ended += 1
+                    self._break_stream(t)
                     continue
                 self.stats.fill_bytes += fill
                 self._append(t, bytes(fill))
@@ -744,7 +762,7 @@ class UdpSource(NetworkSource):
         while not self._should_end():
             try:
                 n, _ = self._sock.recvfrom_into(view)
-            except socket.timeout:
+            except TimeoutError:
                 n = -1
             now = time.time()
             if n < 0:
@@ -774,7 +792,7 @@ class UdpSource(NetworkSource):
                 self._deliver(now, self.reorder.push(seq, payload))
             if self._pending and now - self._pending_t >= self.gather:
                 self._flush_pending()
-        self._end_stream(time.time())
+        self._end_stream(time.time(), by_sender=False)
 
     def _flush_or_wait(self, now: float) -> None:
         if self.reorder is not None and self.reorder.pending and now - self.last_data >= 2 * _POLL:

@@ -15,8 +15,13 @@ from groundseg.errors import UsageError
 from groundseg.mission import load_mission
 from groundseg.pipeline import Pipeline
 from groundseg.sim.simulate import simulate
-from groundseg.sources.network import (NetworkError, TcpSource, UdpSource, open_network_source,
-                                       parse_endpoint)
+from groundseg.sources.network import (
+    NetworkError,
+    TcpSource,
+    UdpSource,
+    open_network_source,
+    parse_endpoint,
+)
 from tests.conftest import ROOT
 
 TRISAT = ROOT / "fixtures" / "missions" / "trisat.toml"

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from groundseg.errors import UsageError
-from groundseg.sources.network import (NetworkStats, SequenceReorder, _Assembler, parse_endpoint)
+from groundseg.sources.network import (
+    NetworkStats,
+    SequenceReorder,
+    _Assembler,
+    parse_endpoint,
+)
 
 
 def reorder(counter=8, window=4, **kw):
