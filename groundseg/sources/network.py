@@ -490,9 +490,11 @@ class NetworkSource(Source):
                     elements = arr.size * per_byte
                     if self.rate > 0 and stamp_at_end:
                         # the read ends when its last byte arrived: the first came earlier
-                        t = t - elements / self.rate
+                        # (never before the previous read's end, never after this read)
+                        first = t - elements / self.rate
                         if np.isfinite(last_t):
-                            t = max(t, last_t)
+                            first = min(max(first, last_t), t)
+                        t = first
                     self.stats.chunks += 1
                     silent_since = time.monotonic()
                     yield self._chunk(arr, t, offset, new)
