@@ -59,6 +59,7 @@ def test_trisat_over_the_network_into_the_archive(captures, tmp_path, scheme, se
     with open_archive(tmp_path / "trisat.h5") as arc:
         rec, vca, offsets = arc.vca()
         frames = arc.frames()
+    assert len(rec) == 5
     for i in range(4):
         assert vca[offsets[i]:offsets[i + 1]].tobytes() == ref[i, 6:223 - 6].tobytes()
     assert list(frames["vcfc"]) == [139, 140, 141, 142, 143]
