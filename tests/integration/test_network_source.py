@@ -402,3 +402,26 @@ def test_listening_defaults_to_loopback_and_a_busy_port_is_an_error():
     with pytest.raises(NetworkError, match="cannot listen"):
         b.open()
     a.close()
+
+
+def test_connection_reset_is_an_outage_not_a_crash():
+    """A sender that dies (RST instead of FIN): the stream ends, an outage, the next
+    connection goes on."""
+    import struct
+    src = TcpSource("tcp-listen://127.0.0.1:0", dtype="soft-int8", max_streams=2, duration=30)
+    src.open()
+
+    def reset_then_normal():
+        s = socket.create_connection(src.address)
+        s.sendall(bytes(range(100)))
+        time.sleep(0.3)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()                                       # RST
+        time.sleep(0.2)
+        send_tcp(src.address, bytes(50))
+
+    background(reset_then_normal)
+    chunks = list(src.chunks())
+    assert src.stats.streams == 2 and len(src.stats.outages) == 1
+    assert sum(c.new_stream for c in chunks) == 2
+    assert src.stats.bytes_in == 150
