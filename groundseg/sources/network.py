@@ -34,6 +34,7 @@ seconds without data; ``close()`` is safe twice.
 """
 from __future__ import annotations
 
+import json
 import queue
 import socket
 import threading
@@ -328,6 +329,9 @@ class NetworkSource(Source):
         self._streams_ended = 0
         self._t0 = time.monotonic()
         self.ended_by = ""                      # stop, duration, max_streams, idle_timeout, eof
+        self.journal = None                     # a JournalWriter (append(kind, t, payload)) or None
+        self._last_end = float("nan")
+        self._starts = 0
 
     _scheme = "tcp"
 
@@ -395,8 +399,35 @@ class NetworkSource(Source):
             if not block and nbytes and self._queued + nbytes > self.queue_bytes:
                 return False
             self._queued += nbytes
+        self._journal(event)
         self._queue.put(event)
         return True
+
+    def _first_time(self, now: float, nbytes: int) -> float:
+        """Host time of the first byte of a read of ``nbytes`` that ended at ``now``: with a
+        rate, the read's length earlier, never before the previous read ended, never after now."""
+        if self.rate <= 0:
+            return now
+        seconds = nbytes / self.dtype.itemsize * (8 if self.kind == "bits" else 1) / self.rate
+        first = now - seconds
+        if np.isfinite(self._last_end):
+            first = min(max(first, self._last_end), now)
+        self._last_end = first + seconds
+        return first
+
+    def _journal(self, event: tuple) -> None:
+        """The raw journal (groundseg.sources.journal's record types): what is queued for the
+        decoder, written first (a JournalWriter records its own failures and never raises)."""
+        j = self.journal
+        if j is None:
+            return
+        what, t, payload = event
+        if what == _DATA:
+            j.append(b"D", t, payload)
+        elif what == _START:
+            self._starts += 1
+            j.append(b"S", t, json.dumps({"port": self.name, "peer": getattr(self, "peer", None),
+                                          "reconnect": self._starts - 1}, sort_keys=True).encode())
 
     def _should_end(self) -> bool:
         if self.stopped:
@@ -421,6 +452,8 @@ class NetworkSource(Source):
             return
         self.outage.end = t
         self.stats.outages.append(self.outage)
+        if self.journal is not None:
+            self.journal.append(b"O", t, json.dumps(self.outage.to_dict(), sort_keys=True).encode())
         self.outage = None
 
     def _run(self) -> None:
@@ -458,7 +491,6 @@ class NetworkSource(Source):
         per_byte = 8 if self.kind == "bits" else 1
         offset = 0
         new = False
-        last_t = float("nan")
         wait = min(self.heartbeat or _POLL, _POLL)
         silent_since = time.monotonic()
         try:
@@ -472,11 +504,11 @@ class NetworkSource(Source):
                     continue
                 if ev is None:
                     break
-                what, t, payload, stamp_at_end = ev
+                what, t, payload = ev
                 if what == _START:
                     self.stats.truncated_bytes += asm.end()
                     self.stats.streams += 1
-                    offset, new, last_t = 0, True, float("nan")
+                    offset, new = 0, True
                 elif what == _END:
                     self.stats.truncated_bytes += asm.end()
                 else:
@@ -488,17 +520,9 @@ class NetworkSource(Source):
                     if not arr.size:
                         continue
                     elements = arr.size * per_byte
-                    if self.rate > 0 and stamp_at_end:
-                        # the read ends when its last byte arrived: the first came earlier
-                        # (never before the previous read's end, never after this read)
-                        first = t - elements / self.rate
-                        if np.isfinite(last_t):
-                            first = min(max(first, last_t), t)
-                        t = first
                     self.stats.chunks += 1
                     silent_since = time.monotonic()
                     yield self._chunk(arr, t, offset, new)
-                    last_t = t + elements / self.rate if self.rate > 0 else t
                     offset += elements
                     new = False
             self.stats.truncated_bytes += asm.end()
@@ -597,7 +621,8 @@ class TcpSource(NetworkSource):
                 now = time.time()
                 self.last_data = now
                 self._end_outage(now)
-                self._put((_START, now, None, False))
+                self._last_end = float("nan")
+                self._put((_START, now, None))
             reason = ""
             try:
                 n = self._conn.recv_into(view)
@@ -609,7 +634,7 @@ class TcpSource(NetworkSource):
             if n:
                 self.bytes_read += n
                 self.last_data = now
-                self._put((_DATA, now, bytes(view[:n]), True), n)
+                self._put((_DATA, self._first_time(now, n), bytes(view[:n])), n)
                 continue
             # closed by the peer (or lost): what arrived is queued; the stream ends here
             try:
@@ -618,7 +643,7 @@ class TcpSource(NetworkSource):
                 pass
             self._conn = None
             self.connected = False
-            self._put((_END, now, None, False))
+            self._put((_END, now, None))
             self._streams_ended += 1
             self._begin_outage(reason or f"connection closed by {self.peer}")
 
@@ -693,7 +718,7 @@ class UdpSource(NetworkSource):
         data = b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0
-        if not self._put((_DATA, self._pending_t, data, False), len(data), block=False):
+        if not self._put((_DATA, self._pending_t, data), len(data), block=False):
             # the decoder is too far behind: these bytes (and any waiting for reordering) are
             # dropped, and the stream restarts (the symbols after would not line up)
             self.stats.bytes_overflow += len(data)
@@ -707,7 +732,7 @@ class UdpSource(NetworkSource):
             self._in_stream = True
             self.connected = True
             self._end_outage(t)
-            self._put((_START, t, None, False))
+            self._put((_START, t, None))
         if not self._pending:
             self._pending_t = t
         self._pending.append(payload)
@@ -720,7 +745,7 @@ class UdpSource(NetworkSource):
         self._pending.clear()
         self._pending_bytes = 0
         if self._in_stream:
-            self._put((_END, t, None, False))
+            self._put((_END, t, None))
             self._in_stream = False
 
     def _end_stream(self, t: float, by_sender: bool = True) -> None:

@@ -425,3 +425,32 @@ def test_connection_reset_is_an_outage_not_a_crash():
     assert src.stats.streams == 2 and len(src.stats.outages) == 1
     assert sum(c.new_stream for c in chunks) == 2
     assert src.stats.bytes_in == 150
+
+
+def test_journal_records_what_is_decoded_first():
+    """A journal (the serial receiver's record types: S stream, D data, O outage) gets every
+    read before the decoder does, with the same stamps."""
+    class Journal:
+        def __init__(self):
+            self.records = []
+
+        def append(self, kind, t, payload=b""):
+            self.records.append((kind, t, bytes(payload)))
+
+    src = TcpSource("tcp-listen://127.0.0.1:0", dtype="soft-int8", max_streams=2, duration=30)
+    src.journal = Journal()
+    src.open()
+
+    def twice():
+        send_tcp(src.address, bytes(range(10)))
+        time.sleep(0.2)
+        send_tcp(src.address, bytes(range(10, 30)))
+
+    background(twice)
+    chunks = list(src.chunks())
+    kinds = [k for k, _, _ in src.journal.records]
+    assert kinds[0] == b"S" and kinds.count(b"S") == 2 and kinds.count(b"O") == 1
+    data = b"".join(p for k, _, p in src.journal.records if k == b"D")
+    assert data == bytes(range(30)) == b"".join(c.data.tobytes() for c in chunks)
+    d_times = [t for k, t, _ in src.journal.records if k == b"D"]
+    assert sorted(c.rx_time for c in chunks) == sorted(d_times)
