@@ -384,10 +384,21 @@ class NetworkSource(Source):
                "outages": len(self.stats.outages) + (self.outage is not None),
                "ended": self._done.is_set()}
         out.update(self.stats.network())
+        out["catching_up"] = False              # the same keys as the serial receiver's status
         if self.outage is not None:
-            out["outage_s"] = now - self.outage.start
-            out["outage_reason"] = self.outage.reason
+            out["outage_s"] = out["unplugged_s"] = now - self.outage.start
+            out["outage_reason"] = out["unplug_reason"] = self.outage.reason
         return out
+
+    @property
+    def port(self) -> str:
+        """The address, for a live status (the serial receiver's name for it)."""
+        return self.name
+
+    @property
+    def device(self) -> str | None:
+        """The peer connected or last heard from (None before any)."""
+        return getattr(self, "peer", None)
 
     # -- reader side --------------------------------------------------------------------
     def _put(self, event: tuple, nbytes: int = 0, block: bool = True) -> bool:
@@ -681,6 +692,7 @@ class UdpSource(NetworkSource):
         self._pending_bytes = 0
         self._pending_t = float("nan")
         self._last_payload = 0
+        self.peer: str | None = None
 
     def _open(self) -> None:
         family, stype, proto, _, addr = _resolve(self.endpoint, socket.SOCK_DGRAM)
@@ -788,7 +800,7 @@ class UdpSource(NetworkSource):
         h = self.header_bytes
         while not self._should_end():
             try:
-                n, _ = self._sock.recvfrom_into(view)
+                n, sender = self._sock.recvfrom_into(view)
             except TimeoutError:
                 n = -1
             now = time.time()
@@ -809,6 +821,7 @@ class UdpSource(NetworkSource):
                 self.stats.header_short += 1
                 continue
             self.stats.datagrams += 1
+            self.peer = f"{sender[0]}:{sender[1]}"
             self.bytes_read += n - h
             self.last_data = now
             payload = bytes(view[h:n])

@@ -379,8 +379,16 @@ def test_stop_while_disconnected_keeps_the_outage():
     src = TcpSource("tcp-listen://127.0.0.1:0", dtype="soft-int8")
     src.open()
     background(send_tcp, src.address, bytes(100))
-    for c in src.chunks():
-        threading.Timer(0.5, src.stop).start()       # the connection has closed by then
+    seen = {}
+
+    def look_then_stop():
+        seen.update(src.status())
+        src.stop()
+
+    for _ in src.chunks():
+        threading.Timer(0.5, look_then_stop).start()   # the connection has closed by then
+    assert seen["connected"] is False and seen["unplugged_s"] > 0 and "closed" in seen["unplug_reason"]
+    assert seen["bytes_read"] == 100 and seen["connections"] == 1 and seen["outages"] == 1
     assert len(src.stats.outages) == 1 and "pass ended" in src.stats.outages[0].reason
     assert src.stats.outages[0].end >= src.stats.outages[0].start
 
