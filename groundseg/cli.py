@@ -18,9 +18,7 @@ from pathlib import Path
 logging.getLogger("ccsdspy").setLevel(logging.WARNING)
 
 from groundseg import __version__  # noqa: E402
-
-
-from groundseg.errors import UsageError  # noqa: E402
+from groundseg.errors import UsageError  # noqa: E402  (exit status 2)
 
 
 # -- output helpers ---------------------------------------------------------------------------
@@ -242,8 +240,11 @@ def cmd_inspect(args, con: Console) -> int:
     path = Path(args.target)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as fh:
-        is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    if path.is_dir():  # the archive directory replay --archive writes
+        is_hdf5 = True
+    else:
+        with open(path, "rb") as fh:
+            is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
     if is_hdf5:
         from groundseg.archive.export import describe_archive
         info = describe_archive(path)
@@ -276,16 +277,29 @@ def _format_info(info, indent: int = 0) -> str:
 
 def cmd_export(args, con: Console) -> int:
     from groundseg.archive.export import export_packets
-    info = export_packets(args.archive, args.apid, args.out, fmt=args.format)
+    if args.hex and args.format != "csv":
+        raise UsageError("--hex adds a column to CSV exports: use it with --format csv")
+    info = export_packets(args.archive, args.apid, args.out, fmt=args.format, passes=args.passes,
+                          start=args.start, stop=args.stop, raw_hex=args.hex)
     n = info.get("packets", "") if isinstance(info, dict) else info
     con.out(f"wrote {args.out} ({n} packets)")
     return 0
 
 
 def cmd_plot(args, con: Console) -> int:
-    from groundseg.archive.plot import plot_fields
+    from groundseg.archive.plot import plot_fields, plot_link_quality
+    if args.link_quality:
+        if args.apid or args.field:
+            raise UsageError("--link-quality plots the frames' link quality: drop --apid and --field")
+        out = args.out or f"{Path(args.archive).stem}-link-quality.png"
+        info = plot_link_quality(args.archive, out, passes=args.passes, start=args.start, stop=args.stop)
+        con.out(f"wrote {out} ({info['frames']:,} frames)")
+        return 0
+    if not args.apid or not args.field:
+        raise UsageError("plot needs --apid and at least one --field (or --link-quality)")
     out = args.out or f"{Path(args.archive).stem}-{args.apid}.png"
-    plot_fields(args.archive, args.apid, args.field, out)
+    plot_fields(args.archive, args.apid, args.field, out, passes=args.passes, start=args.start,
+                stop=args.stop)
     con.out(f"wrote {out}")
     return 0
 
@@ -295,6 +309,14 @@ def cmd_archive(args, con: Console) -> int:
     info = repair(args.archive)
     con.out(_format_info(info) if isinstance(info, dict) else str(info))
     return 0
+
+
+def _time_selection(p: argparse.ArgumentParser) -> None:
+    """--start/--stop/--pass of the archive commands (the read API's start, stop, passes)."""
+    p.add_argument("--start", metavar="UTC", help="packets with onboard time >= this (ISO 8601 UTC)")
+    p.add_argument("--stop", metavar="UTC", help="packets with onboard time < this (ISO 8601 UTC)")
+    p.add_argument("--pass", dest="passes", type=int, action="append", metavar="N",
+                   help="only pass N (repeatable; see inspect ARCHIVE for the passes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,14 +373,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("archive", metavar="ARCHIVE")
     e.add_argument("--apid", required=True, help="APID number or mission-file name")
     e.add_argument("--out", "-o", required=True)
-    e.add_argument("--format", default="ccsds", choices=["ccsds", "csv", "parquet"])
+    e.add_argument("--format", default="ccsds", choices=["ccsds", "csv", "parquet"],
+                   help="ccsds: the packets back to back (readable by ccsdspy); csv/parquet: one row "
+                        "per packet with header, times and decoded fields")
+    e.add_argument("--hex", action="store_true", help="CSV: add each whole packet as hex")
+    _time_selection(e)
     e.set_defaults(func=cmd_export)
 
     pl = sub.add_parser("plot", parents=[common], help="quicklook of decoded fields against onboard time")
     pl.add_argument("archive", metavar="ARCHIVE")
-    pl.add_argument("--apid", required=True)
-    pl.add_argument("--field", action="append", required=True)
-    pl.add_argument("--out", "-o")
+    pl.add_argument("--apid", help="APID number or mission-file name (any case)")
+    pl.add_argument("--field", action="append", help="a decoded field of the APID (repeatable)")
+    pl.add_argument("--link-quality", action="store_true",
+                    help="plot the link per frame instead: Es/N0, symbol error rate, RS corrections, "
+                         "refused frames, against reception time")
+    pl.add_argument("--out", "-o", help="PNG to write (its directory must exist)")
+    _time_selection(pl)
     pl.set_defaults(func=cmd_plot)
 
     a = sub.add_parser("archive", parents=[common], help="archive maintenance")

@@ -1,12 +1,11 @@
-"""The project's exception base classes.
+"""Errors shared by every layer: one base class, and the usage mistake the CLI maps to exit 2.
 
-Every error groundseg raises on purpose derives from :class:`GroundsegError`, so a
-caller (the CLI above all) can tell "this input or request is wrong" from a bug.
-:class:`UsageError` is a mistake in what was asked (an unknown APID or field, an
-archive of another mission, a bad option value): the CLI answers it with one line
-and exit status 2, naming what exists.
+Layers raise their own subclasses (``ArchiveError``, ...); the CLI prints one line for any
+of them and chooses the exit status by class, not by message.
 """
 from __future__ import annotations
+
+__all__ = ["GroundsegError", "UsageError", "UnknownNameError", "InvalidValueError"]
 
 
 class GroundsegError(Exception):
@@ -14,4 +13,18 @@ class GroundsegError(Exception):
 
 
 class UsageError(GroundsegError, ValueError):
-    """A mistake in what was asked; the message names what exists instead."""
+    """A usage mistake (a name that does not exist, an output directory that does not, a
+    level the mission cannot decode): the CLI exits with status 2. Also a ValueError."""
+
+
+class InvalidValueError(UsageError, ValueError):
+    """A value in the wrong form (a time that is not ISO 8601 text); also a ValueError."""
+
+
+class UnknownNameError(UsageError, KeyError):
+    """An APID or field name that does not exist; the message names those that do.
+    Also a KeyError, as the read API documented before this class existed."""
+
+    def __str__(self) -> str:
+        # KeyError's str() quotes its argument: a message is shown as written
+        return str(self.args[0]) if self.args else ""

@@ -6,14 +6,14 @@ when a plot is asked for; the figure is drawn with the Agg canvas, never a windo
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from groundseg.archive.paths import check_output
 from groundseg.archive.reader import open_archive
 
-__all__ = ["plot_fields", "gap_breaks"]
+__all__ = ["plot_fields", "plot_link_quality", "gap_breaks"]
 
 
 def gap_breaks(t: np.ndarray, seq_gap: np.ndarray | None = None, factor: float = 5.0) -> np.ndarray:
@@ -48,8 +48,11 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
     (sequence discontinuities, steps over ``gap_factor`` x the median step), units in the
     axis labels. Returns ``{"path", "points", "gaps", "fields"}``.
 
-    Raises ImportError without matplotlib, KeyError for an unknown APID or field,
-    ValueError when no packet of the APID has that time in the range.
+    ``archive_path`` may be the archive directory; field names match ignoring case.
+    Raises ImportError without matplotlib, UnknownNameError (a UsageError and a KeyError)
+    for an APID the archive does not hold or an unknown field, UsageError when the
+    output's directory does not exist, ValueError when no packet of the APID has that
+    time in the range.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -59,14 +62,13 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
     fields = [fields] if isinstance(fields, str) else list(fields)
     if not fields:
         raise ValueError("name at least one field to plot")
+    out = check_output(out_png)
     with open_archive(archive_path) as arc:
-        number = arc.resolve_apid(apid)
+        number = arc.resolve_apid(apid, must_exist=True)
+        arc.check_passes(passes)
         name = arc.apids.get(number)
         meta = arc.fields(number)
-        unknown = [f for f in fields if f not in meta]
-        if unknown:
-            known = ", ".join(meta) or "none (raw packets only)"
-            raise KeyError(f"APID {number} has no field {', '.join(unknown)} (fields: {known})")
+        fields = arc.resolve_fields(number, fields)
         rows = arc.packets(number, start, stop, time, passes, fields)
         mission = arc.mission_name
     tcol = f"{time}_time"
@@ -100,7 +102,68 @@ def plot_fields(archive_path: str | os.PathLike, apid: int | str, fields: Iterab
         ax.grid(True, lw=0.3)
     axes[-1].set_xlabel(f"{time} time (UTC)")
     fig.suptitle(title or f"{mission}: APID {number}" + (f" ({name})" if name else ""))
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
     return {"path": str(out), "points": int(len(rows)), "gaps": int(len(breaks)), "fields": fields}
+
+
+def plot_link_quality(archive_path: str | os.PathLike, out_png: str | os.PathLike, *, start=None,
+                      stop=None, passes=None, title: str | None = None, dpi: int = 100) -> dict:
+    """The link over a pass, per frame against reception time: Es/N0 and the channel symbol
+    error rate of the inner code (where the link has one), the Reed-Solomon symbols corrected
+    (uncorrectable frames marked), and the frames refused (CRC and header checks). Returns
+    ``{"path", "frames", "uncorrectable", "refused"}``. ``start``/``stop`` select by
+    reception time; ``archive_path`` may be the archive directory."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plot needs matplotlib: pip install 'groundseg[plot]'") from None
+    out = check_output(out_png)
+    with open_archive(archive_path) as arc:
+        arc.check_passes(passes)
+        rec = arc.frames(passes, start, stop)
+        mission = arc.mission_name
+    t = rec["reception_time"] if len(rec) else np.zeros(0)
+    ok = np.isfinite(t)
+    if not ok.any():
+        raise ValueError("no frame with a reception time in the selection")
+    rec = rec[ok][np.argsort(t[ok], kind="stable")]
+    x = (rec["reception_time"] * 1e9).astype("datetime64[ns]")
+    names = rec.dtype.names
+    inner = "esn0_db" in names and np.isfinite(rec["esn0_db"]).any()
+    panels = (["esn0", "ser"] if inner else []) + ["rs", "refused"]
+    fig = Figure(figsize=(10, 1.9 * len(panels) + 0.9), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    rs = rec["rs_corrected"].astype(np.float64)
+    bad = rs < 0
+    refused = (rec["status"] != 0) & ~bad
+    for ax, panel in zip(axes, panels):
+        if panel == "esn0":
+            ax.plot(x, rec["esn0_db"], ".", ms=2)
+            ax.set_ylabel("Es/N0 [dB]")
+        elif panel == "ser":
+            ax.plot(x, rec["symbol_error_rate"], ".", ms=2)
+            ax.set_ylabel("symbol error rate")
+        elif panel == "rs":
+            ax.plot(x[~bad], rs[~bad], ".", ms=2, label="corrected symbols")
+            if bad.any():
+                top = max(float(rs[~bad].max()) if (~bad).any() else 0.0, 1.0)
+                ax.plot(x[bad], np.full(int(bad.sum()), top * 1.1), "x", color="tab:red", ms=4,
+                        label=f"uncorrectable ({int(bad.sum())})")
+            ax.set_ylabel("RS symbols")
+            ax.legend(fontsize="small", loc="upper right")
+        else:
+            ax.plot(x, refused.astype(np.int8), drawstyle="steps-post", lw=0.8)
+            ax.set_yticks([0, 1], ["ok", "refused"])
+            ax.set_ylabel("frame")
+        ax.grid(True, lw=0.3)
+    locator = AutoDateLocator()
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))   # carries the date
+    axes[-1].set_xlabel("reception time (UTC)")
+    fig.suptitle(title or f"{mission}: link quality, {len(rec):,} frames")
+    fig.savefig(out, dpi=dpi)
+    return {"path": str(out), "frames": int(len(rec)), "uncorrectable": int(bad.sum()),
+            "refused": int(refused.sum())}

@@ -9,7 +9,8 @@ are masked in memory (the file itself is not modified).
 from __future__ import annotations
 
 import datetime as _dt
-import io
+import functools
+import inspect
 import json
 import os
 import time
@@ -19,11 +20,18 @@ from typing import Iterable, Iterator
 import h5py
 import numpy as np
 
-from groundseg.archive.hdf5 import (
-    ALL_PASS_COLUMNS, FLUSH_HEAD, HDF5_SIGNATURE, PACKETS_GROUP, PASS_STATUS, REJECT_REASONS, TIME_SOURCES, UNDECLARED,
-    ArchiveError, ArchiveLockedError, pass_ranges, patched_superblock, writer_alive,
+from groundseg.archive.commitlog import pass_ranges
+from groundseg.archive.errors import ArchiveDamagedError, ArchiveError, ArchiveLockedError
+from groundseg.archive.h5access import OverlayFile, open_swmr_reader
+from groundseg.archive.lock import writer_alive
+from groundseg.archive.paths import resolve_archive
+from groundseg.archive.schema import (
+    ALL_PASS_COLUMNS, FLUSH_HEAD, PACKETS_GROUP, PASS_STATUS, UNDECLARED,
 )
-from groundseg.link.records import PACKET_DTYPE, PacketBatch
+from groundseg.archive.superblock import check_file
+from groundseg.archive.salvage import damage_hint
+from groundseg.errors import GroundsegError, InvalidValueError, UnknownNameError
+from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
 
 __all__ = ["open_archive", "Archive"]
 
@@ -32,87 +40,65 @@ PACKET_COLUMNS = ["pass_id", "apid", "seq_count", "seq_flags", "length", "versio
                   "vcid", "reception_time", "onboard_time", "frame_time", "time_source", "gap_before"]
 
 
-class _OverlayFile(io.RawIOBase):
-    """The archive file with a replacement superblock, read-only: lets HDF5 open a file
-    whose writer died without clearing its flags, without touching the file."""
-
-    def __init__(self, path: Path):
-        self._fh = open(path, "rb")
-        size = os.fstat(self._fh.fileno()).st_size
-        head = self._fh.read(64)
-        self._sb, info = patched_superblock(head, size)
-        self._size = max(size, info["eoa_before"])
-        self._real = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 0:
-            self._pos = offset
-        elif whence == 1:
-            self._pos += offset
-        else:
-            self._pos = self._size + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, b) -> int:
-        n = min(len(b), max(0, self._size - self._pos))
-        if n <= 0:
-            return 0
-        self._fh.seek(self._pos)
-        data = bytearray(self._fh.read(min(n, max(0, self._real - self._pos))))
-        data.extend(bytes(n - len(data)))  # allocated but never written before the crash
-        lo = self._pos
-        if lo < len(self._sb):
-            k = min(len(self._sb) - lo, n)
-            data[:k] = self._sb[lo:lo + k]
-        b[:n] = data
-        self._pos += n
-        return n
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
 def _open_h5(path: Path, timeout: float) -> tuple[h5py.File, bool, object | None]:
-    """(file, swmr, overlay) for reading."""
+    """(file, swmr, overlay) for reading. The superblock and the file's length are checked
+    first, and the SWMR open bounds HDF5's metadata read retries (``h5access``): a damaged
+    file is an error within a second, never a hang."""
     if not path.exists():
         raise ArchiveError(f"{path}: no such archive")
     if path.is_dir():
         raise ArchiveError(f"{path}: is a directory, not an archive file")
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(8) != HDF5_SIGNATURE:
-                raise ArchiveError(f"{path}: not an HDF5 archive")
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    check_file(path)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return h5py.File(path, "r", swmr=True, locking=False), True, None
+            return open_swmr_reader(path), True, None
         except OSError as exc:
             msg = str(exc)
             if "already open for" not in msg and "not already open for SWMR" not in msg:
-                raise ArchiveError(f"{path}: unreadable archive: {msg.splitlines()[0]}") from None
+                raise ArchiveDamagedError(f"{path}: damaged archive: {msg.splitlines()[0]}") from None
         if not writer_alive(path):
             # flags left by a dead writer outside SWMR: mask them
             try:
-                overlay = _OverlayFile(path)
+                overlay = OverlayFile(path)
                 return h5py.File(overlay, "r"), False, overlay
             except (OSError, ArchiveError) as exc:
-                raise ArchiveError(f"{path}: unreadable archive: {str(exc).splitlines()[0]}") from None
+                raise ArchiveDamagedError(f"{path}: damaged archive: {str(exc).splitlines()[0]}") from None
         if time.monotonic() > deadline:
             raise ArchiveLockedError(f"{path}: a writer is changing the archive's layout; try again")
         time.sleep(0.05)
+
+
+def _apid_list(known: dict) -> str:
+    return ", ".join(f"{a} {n}" if n else str(a) for a, n in known.items()) or "none"
+
+
+def _guarded(method):
+    """h5py errors from a damaged file -> ArchiveDamagedError saying what repair recovers.
+    (A generator method is wrapped as a generator.)"""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def gen(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except (OSError, RuntimeError, KeyError) as exc:
+                raise _damaged(self.path, exc) from None
+        return gen
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise _damaged(self.path, exc) from None
+    return wrapper
+
+
+def _damaged(path: Path, exc: BaseException) -> BaseException:
+    if isinstance(exc, GroundsegError):
+        return exc  # ours already: an unknown name, a locked or damaged archive
+    reason = (str(exc.args[0]) if exc.args else type(exc).__name__).splitlines()[0]
+    return ArchiveDamagedError(f"{path}: damaged archive: {reason}; {damage_hint(path)}")
 
 
 def _to_unix(t) -> float | None:
@@ -127,7 +113,11 @@ def _to_unix(t) -> float | None:
             t = t.replace(tzinfo=_dt.timezone.utc)
         return t.timestamp()
     if isinstance(t, str):
-        return _to_unix(np.datetime64(t.rstrip("Z")))
+        try:
+            return _to_unix(np.datetime64(t.strip().rstrip("Zz")))
+        except ValueError:
+            raise InvalidValueError(f"{t!r} is not a UTC time in ISO 8601 form "
+                                    f"(e.g. 2026-01-01T04:29:43)") from None
     if hasattr(t, "timestamp"):
         return float(t.timestamp())
     raise ValueError(f"a time must be UNIX seconds, datetime or ISO 8601 text, not {t!r}")
@@ -144,20 +134,42 @@ class Archive:
     """A per-mission archive opened for reading (see :func:`open_archive`)."""
 
     def __init__(self, path: str | os.PathLike, timeout: float = 10.0):
-        self.path = Path(path)
+        self.path = resolve_archive(path)
         self._timeout = timeout
         self._f = None
+        self._swmr = False
         self._overlay = None
-        self._open()
+        self._handles: dict[str, tuple] = {}
+        self._gen_sync = 0
+        self.mission_name = ""
+        self.spacecraft_id = -1
+        self.schema_version = 0
+        self.groundseg_version = ""
+        self._tables: list[str] = []
+        self._gen = 0
+        self._fl = np.zeros((0, len(FLUSH_HEAD)), np.int64)
+        self._fl_valid = 0
+        self._ranges: dict = {}
+        self._rows: dict[str, int] = {}
+        try:
+            self._open()
+        except ArchiveDamagedError as exc:
+            self.close()
+            if "archive repair" in str(exc):
+                raise
+            raise ArchiveDamagedError(f"{exc}; {damage_hint(self.path)}") from None
+        except BaseException:
+            self.close()
+            raise
 
     # -- file
+    @_guarded
     def _open(self) -> None:
-        self._handles: dict[str, tuple] = {}
+        self._handles = {}
         self._gen_sync = 0
         self._f, self._swmr, self._overlay = _open_h5(self.path, self._timeout)
         f = self._f
         if "flushes" not in f or "schema_version" not in f.attrs:
-            self.close()
             raise ArchiveError(f"{self.path}: not a groundseg archive")
         self.mission_name = str(f.attrs.get("mission_name", ""))
         self.spacecraft_id = int(f.attrs.get("spacecraft_id", -1))
@@ -169,10 +181,6 @@ class Archive:
         self._fl_valid = 0
         self._ranges = {}
         self._sync()
-
-    def _reopen(self) -> None:
-        self.close()
-        self._open()
 
     def close(self) -> None:
         self._handles = {}
@@ -246,12 +254,14 @@ class Archive:
         self._rows = {t: (int(fl[-1, len(FLUSH_HEAD) + i]) if n and len(FLUSH_HEAD) + i < width else 0)
                       for i, t in enumerate(self._tables)}
 
+    @_guarded
     def refresh(self) -> None:
         """See what the writer committed since the last query (queries do this themselves)."""
         self._sync()
 
     # -- passes
     @property
+    @_guarded
     def passes(self) -> np.ndarray:
         """One row per pass: id, status (0 open, 1 complete, 2 interrupted, 3 incomplete),
         times (UNIX s), counts, the report's scalar counts (-1 when it has none)."""
@@ -275,12 +285,14 @@ class Archive:
             return ""
         return bytes(self._ds("passes/text")[off:off + length]).decode("utf-8", "replace")
 
+    @_guarded
     def pass_info(self, pass_id: int) -> dict:
         """A pass's row as a dict, with its source, mission file text and report (dict or None)."""
         rows = self.passes
         sel = np.flatnonzero(rows["pass_id"] == int(pass_id))
         if not len(sel):
-            raise KeyError(f"no pass {pass_id} in {self.path}")
+            raise UnknownNameError(f"no pass {pass_id} in {self.path} (passes: "
+                                   f"{', '.join(map(str, rows['pass_id'].tolist())) or 'none'})")
         r = rows[sel[0]]
         out = {k: r[k].item() for k in rows.dtype.names}
         out["status_name"] = PASS_STATUS[out["status"]] if out["status"] < len(PASS_STATUS) else "?"
@@ -300,6 +312,7 @@ class Archive:
         return out
 
     @property
+    @_guarded
     def apids(self) -> dict[int, str | None]:
         """APIDs in the archive: id -> mission-file name (None for APIDs never declared)."""
         self._sync()
@@ -313,18 +326,40 @@ class Archive:
                 out.setdefault(int(a), None)
         return dict(sorted(out.items()))
 
-    def resolve_apid(self, apid: int | str) -> int:
-        """An APID number or its mission-file name -> the number."""
+    @_guarded
+    def resolve_apid(self, apid: int | str, must_exist: bool = False) -> int:
+        """An APID number or its mission-file name (any case) -> the number. With
+        ``must_exist``, a number the archive has never seen is refused too. Raises
+        UnknownNameError naming the APIDs that exist."""
+        known = self.apids
         if isinstance(apid, (int, np.integer)):
-            return int(apid)
-        s = str(apid).strip()
-        if s.isdigit():
-            return int(s)
-        for a, name in self.apids.items():
-            if name == s:
-                return a
-        names = ", ".join(f"{n} ({a})" for a, n in self.apids.items() if n)
-        raise KeyError(f"no APID named {s!r} in {self.path} (known: {names or 'none'})")
+            number = int(apid)
+        elif str(apid).strip().isdigit():
+            number = int(str(apid).strip())
+        else:
+            s = str(apid).strip()
+            for a, name in known.items():
+                if name is not None and name.lower() == s.lower():
+                    return a
+            raise UnknownNameError(f"no APID named {s!r} in {self.path} (APIDs: {_apid_list(known)})")
+        if must_exist and number not in known:
+            raise UnknownNameError(f"no APID {number} in {self.path} (APIDs: {_apid_list(known)})")
+        return number
+
+    def resolve_fields(self, apid: int | str, names: Iterable[str]) -> list[str]:
+        """Field names (any case) -> their names in the archive. Raises UnknownNameError
+        naming the fields the APID has."""
+        number = self.resolve_apid(apid)
+        have = self.fields(number)
+        lower = {k.lower(): k for k in have}
+        out, missing = [], []
+        for n in names:
+            got = n if n in have else lower.get(str(n).lower())
+            (out if got is not None else missing).append(got if got is not None else n)
+        if missing:
+            raise UnknownNameError(f"APID {number} has no field {', '.join(missing)} in {self.path} "
+                                   f"(fields: {', '.join(have) or 'none, raw packets only'})")
+        return out
 
     # -- row selection
     def _pass_list(self, passes) -> list[int] | None:
@@ -333,6 +368,18 @@ class Archive:
         if isinstance(passes, (int, np.integer)):
             return [int(passes)]
         return [int(p) for p in passes]
+
+    @_guarded
+    def check_passes(self, passes) -> None:
+        """Raise UnknownNameError for a pass id (or ids) the archive does not hold."""
+        want = self._pass_list(passes)
+        if want is None:
+            return
+        have = self.passes["pass_id"].tolist()
+        missing = [p for p in want if p not in have]
+        if missing:
+            raise UnknownNameError(f"no pass {', '.join(map(str, missing))} in {self.path} "
+                                   f"(passes: {', '.join(map(str, have)) or 'none'})")
 
     def _row_ranges(self, table: str, passes) -> list[tuple[int, int]]:
         n = self._rows.get(table, 0)
@@ -396,6 +443,7 @@ class Archive:
         return f"{time}_time"
 
     # -- packets
+    @_guarded
     def packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
                 passes=None, fields: Iterable[str] | None = None) -> np.ndarray:
         """One structured row per archived packet of ``apid`` (number or name), in reception
@@ -406,7 +454,7 @@ class Archive:
         self._sync()
         apid = self.resolve_apid(apid)
         tcol = self._time_column(time)
-        want = None if fields is None else list(fields)
+        want = None if fields is None else self.resolve_fields(apid, fields)
         pieces = []
         field_dtypes: dict[str, tuple] = {}
         for table, filt in self._packet_tables(apid):
@@ -414,7 +462,7 @@ class Archive:
             cols = {c: self._read(table, c, sel) for c in PACKET_COLUMNS if c in self._f[table]}
             fcols = {}
             if "fields" in self._f[table]:
-                for fname in list(self._f[table]["fields"].keys()):
+                for fname in self._field_order(self._f[table]["fields"]):
                     if want is not None and fname not in want:
                         continue
                     ds = self._ds(f"{table}/fields/{fname}")
@@ -424,10 +472,6 @@ class Archive:
                     field_dtypes.setdefault(fname, (fdt, ds.shape[1:], ds.fillvalue))
                     del ds
             pieces.append((cols, fcols))
-        if want is not None:
-            missing = [w for w in want if w not in field_dtypes]
-            if missing:
-                raise KeyError(f"APID {apid} has no field {', '.join(missing)} in {self.path}")
         dt = [(c, PACKET_DTYPE[c].str if c in PACKET_DTYPE.names else None) for c in PACKET_COLUMNS]
         extra = {"pass_id": "<u4", "onboard_time": "<f8", "time_source": "u1"}
         dt = [(c, t or extra[c]) for c, t in dt]
@@ -456,6 +500,7 @@ class Archive:
             out = out[np.argsort(out["pass_id"], kind="stable")]
         return out
 
+    @_guarded
     def fields(self, apid: int | str) -> dict[str, dict]:
         """Decoded fields of an APID: name -> {dtype, units, calibration}."""
         self._sync()
@@ -463,10 +508,20 @@ class Archive:
         path = self._apid_groups().get(apid)
         out = {}
         if path is not None and "fields" in self._f[path]:
-            for name, ds in self._f[path]["fields"].items():
+            g = self._f[path]["fields"]
+            for name in self._field_order(g):
+                ds = g[name]  # not items(): h5py gives None for an object it cannot open
                 out[name] = {"dtype": str(ds.dtype), "units": str(ds.attrs.get("units", "")),
                              "calibration": str(ds.attrs.get("calibration", ""))}
         return out
+
+    @staticmethod
+    def _field_order(group) -> list[str]:
+        """Field names in the definition's order (the ``position`` each was written with;
+        archives written before it had one list by name)."""
+        names = list(group.keys())
+        pos = {n: group[n].attrs.get("position", len(names) + i) for i, n in enumerate(names)}
+        return sorted(names, key=lambda n: int(pos[n]))
 
     def dataframe(self, apid: int | str, start=None, stop=None, time: str = "onboard",
                   passes=None, fields: Iterable[str] | None = None):
@@ -491,6 +546,7 @@ class Archive:
             df[f"{t}_utc"] = pd.to_datetime(arr[f"{t}_time"], unit="s", utc=True, errors="coerce")
         return df
 
+    @_guarded
     def iter_raw_packets(self, apid: int | str, start=None, stop=None, time: str = "onboard",
                          passes=None, max_bytes: int = 32 << 20) -> Iterator[PacketBatch]:
         """The APID's raw packets in reception order (passes in archive order, packets in
@@ -538,6 +594,7 @@ class Archive:
         """All of :meth:`iter_raw_packets` in one PacketBatch."""
         return PacketBatch.concatenate(list(self.iter_raw_packets(apid, start, stop, time, passes)))
 
+    @_guarded
     def apid_time_span(self, apid: int | str, time: str = "onboard", passes=None) -> tuple[float, float]:
         """(first, last) time of an APID's packets (UNIX s, NaN if none), reading only that
         column, a million rows at a time."""
@@ -558,6 +615,7 @@ class Archive:
                         lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
         return (lo, hi) if np.isfinite(lo) else (np.nan, np.nan)
 
+    @_guarded
     def packet_count(self, apid: int | str | None = None, passes=None) -> int:
         """Packets archived (of one APID, or all), from the committed rows."""
         self._sync()
@@ -576,6 +634,7 @@ class Archive:
         return total
 
     # -- frames, rejects, VCA
+    @_guarded
     def _table(self, table: str, passes, start, stop, tcol="reception_time") -> np.ndarray:
         self._sync()
         if table not in self._f or table not in self._rows:
@@ -655,6 +714,3 @@ def open_archive(path: str | os.PathLike, timeout: float = 10.0) -> Archive:
     """
     return Archive(path, timeout)
 
-
-def time_source_name(code: int) -> str:
-    return TIME_SOURCES[code] if 0 <= code < len(TIME_SOURCES) else "?"

@@ -347,7 +347,7 @@ def flywheel_truth(truth: dict, cfg: ChannelConfig, plan: Plan, blocks: np.ndarr
     the randomiser sequence is itself a codeword for I = 1, 2, 4, 8), so RS may "correct"
     it. Bounded-distance decoding has one answer when one exists, so the project's RS
     decoder decides these few codeblocks; the frame checks then refuse what comes out."""
-    f, rejects = truth["frames"], truth["rejects"]
+    f = truth["frames"]
     b = np.ascontiguousarray(blocks, np.uint8)
     if cfg.randomized and cfg.derandomize == "before_rs":
         b = randomizer.randomize(b)

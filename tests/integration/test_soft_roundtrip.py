@@ -105,3 +105,26 @@ def test_garbage_soft_symbols_are_counted_not_a_crash(tmp_path):
     zeros = tmp_path / "zeros.f32"
     zeros.write_bytes(bytes(80_000))
     assert Pipeline(mission).replay([zeros])["frames"]["total"] == 0
+
+
+def test_link_quality_plot_from_the_archive(tmp_path):
+    pytest.importorskip("matplotlib")
+    import subprocess
+    import sys
+    mission = soft_mission(tmp_path)
+    sim = simulate(mission, frames=40, seed=11, level="soft", ebn0_db=3.0)
+    cap = tmp_path / "pass.soft"
+    sim.write(cap)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "groundseg", *map(str, a)], capture_output=True,
+                                    text=True, timeout=300, cwd=ROOT)
+    p = run("replay", cap, "--mission", tmp_path / "soft.toml", "--archive", tmp_path / "arc", "-q")
+    assert p.returncode == 0, p.stderr
+    p = run("plot", tmp_path / "arc", "--link-quality", "--out", tmp_path / "lq.png")
+    assert p.returncode == 0 and "40 frames" in p.stdout, p.stderr
+    assert (tmp_path / "lq.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from groundseg.archive.reader import open_archive
+    with open_archive(tmp_path / "arc") as arc:
+        fr = arc.frames()
+    assert np.isfinite(fr["esn0_db"]).all() and abs(float(np.median(fr["esn0_db"])) - (3.0 - 3.01)) < 1.0
+    p = run("plot", tmp_path / "arc", "--link-quality", "--apid", "hk")
+    assert p.returncode == 2

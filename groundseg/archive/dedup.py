@@ -1,0 +1,523 @@
+"""Packet deduplication: which packets are already archived (pure numpy and numba kernels).
+
+Key (APID, sequence count, onboard time, content hash) as a 64-bit hash per packet; keys
+live in time-partitioned open-addressing hash tables with a memory budget. Reading keys
+back from the archive is the caller's ``loader``: nothing here knows the file format.
+The rules are in ``docs/archive.md`` (Deduplication).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from groundseg._numba import kernel
+from groundseg.archive.schema import TIME_FRAME, TIME_NONE
+
+__all__ = ["packet_keys", "time_key", "Deduplicator", "span", "merge_span"]
+
+
+# -- dedup keys -----------------------------------------------------------------------------
+@kernel
+def _packet_keys_kernel(words, data, offsets, apid, seq, tkey, exact):
+    # words[a]: data from byte a on as little-endian uint64 words, so a packet starting at
+    # byte p reads its 8-byte words from words[p % 8] in one load each
+    n = apid.shape[0]
+    out = np.empty(n, np.uint64)
+    prime = np.uint64(0x100000001B3)
+    for i in range(n):
+        # FNV-1a style over 8-byte little-endian words, then the tail bytes: a content
+        # hash independent of batch layout, one multiply per word
+        h = np.uint64(0xCBF29CE484222325)
+        start = offsets[i]
+        end = offsets[i + 1]
+        nw = (end - start) // 8
+        a = start & 7
+        wa = words[a]
+        base = (start - a) >> 3
+        for w in range(nw):
+            h = (h ^ wa[base + w]) * prime
+        for j in range(start + 8 * nw, end):
+            h = (h ^ np.uint64(data[j])) * prime
+        h ^= (np.uint64(apid[i]) << np.uint64(48)) | (np.uint64(seq[i]) << np.uint64(32))
+        if exact[i]:
+            h ^= tkey[i] * np.uint64(0x9E3779B97F4A7C15)
+        # splitmix64 finaliser spreads the bits: hash tables index by the low bits
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out[i] = h ^ (h >> np.uint64(31))
+    return out
+
+
+def _word_views(data: np.ndarray) -> tuple:
+    """The eight uint64 views of ``data`` starting at bytes 0..7 (no copy; unaligned loads
+    cost nothing on x86-64). Little-endian words on every host."""
+    # all views of the one buffer, so they share one numba type (read-only or not)
+    return tuple(data[a:a + 8 * max(0, (len(data) - a) // 8)].view("<u8") for a in range(8))
+
+
+def time_key(t: np.ndarray) -> np.ndarray:
+    """Times as integer microseconds (uint64 bit pattern), so float noise cannot split a key."""
+    t = np.asarray(t, np.float64)
+    us = np.where(np.isfinite(t), np.rint(t * 1e6), 0.0).astype(np.int64)
+    return us.view(np.uint64)
+
+
+def packet_keys(data: np.ndarray, offsets: np.ndarray, apid: np.ndarray, seq: np.ndarray,
+                key_time: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """uint64 dedup key per packet: hash of (APID, sequence count, content[, time if exact])."""
+    with np.errstate(over="ignore"):  # only matters with NUMBA_DISABLE_JIT: wrap-around is intended
+        data = np.ascontiguousarray(data, np.uint8).ravel()
+        return _packet_keys_kernel(_word_views(data), data,
+                                   np.ascontiguousarray(offsets, np.int64),
+                                   np.ascontiguousarray(apid, np.uint16),
+                                   np.ascontiguousarray(seq, np.uint16),
+                                   time_key(key_time), np.ascontiguousarray(exact, np.bool_))
+
+
+# Exact keys live in open-addressing hash sets (linear probing, power-of-two tables); keys
+# with a reception time in hash multimaps whose slots also hold that time and the pass.
+# Slot value 0 means empty, so a key of 0 is stored as _ZERO_KEY (a 2^-64 coincidence,
+# like any hash collision). Keys are splitmix64 outputs: their low bits index the table.
+_ZERO_KEY = np.uint64(0x9E3779B97F4A7C15)
+#: Tables grow (doubling) past this load: linear probing stays short below it.
+_MAX_LOAD = 0.75
+
+
+def _table_size(count: int) -> int:
+    cap = 8
+    while cap * _MAX_LOAD < count:
+        cap *= 2
+    return cap
+
+
+@kernel
+def _set_contains(table, q, found):
+    """found[i] |= q[i] in the set ``table``."""
+    mask = np.int64(table.shape[0] - 1)
+    for i in range(q.shape[0]):
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while True:
+            v = table[s]
+            if v == k:
+                found[i] = True
+                break
+            if v == 0:
+                break
+            s = (s + 1) & mask
+
+
+@kernel
+def _set_insert(table, q, skip, dup):
+    """Insert q[i] (not where ``skip``); dup[i] = q[i] was already there (an earlier row of
+    q included, so the first of equal keys is the one kept). Returns the count inserted;
+    the caller sizes ``table`` for them."""
+    mask = np.int64(table.shape[0] - 1)
+    added = 0
+    for i in range(q.shape[0]):
+        if skip[i]:
+            continue
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while True:
+            v = table[s]
+            if v == 0:
+                table[s] = k
+                added += 1
+                break
+            if v == k:
+                dup[i] = True
+                break
+            s = (s + 1) & mask
+    return added
+
+
+@kernel
+def _set_rehash(old, new):
+    mask = np.int64(new.shape[0] - 1)
+    for j in range(old.shape[0]):
+        k = old[j]
+        if k == 0:
+            continue
+        s = np.int64(k & np.uint64(mask))
+        while new[s] != 0:
+            s = (s + 1) & mask
+        new[s] = k
+
+
+@kernel
+def _multi_insert(tkeys, ttimes, tpass, q, qt, qp, skip):
+    """Insert every (q[i], qt[i], qp[i]) not ``skip``; equal keys take separate slots."""
+    mask = np.int64(tkeys.shape[0] - 1)
+    added = 0
+    for i in range(q.shape[0]):
+        if skip[i]:
+            continue
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while tkeys[s] != 0:
+            s = (s + 1) & mask
+        tkeys[s] = k
+        ttimes[s] = qt[i]
+        tpass[s] = qp[i]
+        added += 1
+    return added
+
+
+@kernel
+def _window_contains(tkeys, ttimes, tpass, q, qt, qpass, window, found):
+    """found[i] |= some entry with key q[i] lies within ``window`` s of qt[i]; with no
+    time on either side, an entry of another pass."""
+    mask = np.int64(tkeys.shape[0] - 1)
+    for i in range(q.shape[0]):
+        k = q[i]
+        if k == 0:
+            k = _ZERO_KEY
+        t = qt[i]
+        s = np.int64(k & np.uint64(mask))
+        while True:
+            v = tkeys[s]
+            if v == 0:
+                break
+            if v == k:
+                t0 = ttimes[s]
+                if np.isnan(t) and np.isnan(t0):
+                    if tpass[s] != qpass:
+                        found[i] = True
+                        break
+                elif abs(t - t0) <= window:
+                    found[i] = True
+                    break
+            s = (s + 1) & mask
+
+
+@kernel
+def _window_repeats(keys, times, window):
+    """Repeats within one batch: a packet with a time is a duplicate of an earlier,
+    non-duplicate packet of the same key within ``window`` s. A batch-local hash table
+    chains each key's rows in arrival order."""
+    n = keys.shape[0]
+    cap = 8
+    while cap < 2 * n:
+        cap *= 2
+    mask = np.int64(cap - 1)
+    slot_key = np.zeros(cap, np.uint64)
+    head = np.full(cap, -1, np.int64)
+    nxt = np.full(n, -1, np.int64)
+    dup = np.zeros(n, np.bool_)
+    for i in range(n):
+        k = keys[i]
+        if k == 0:
+            k = _ZERO_KEY
+        s = np.int64(k & np.uint64(mask))
+        while slot_key[s] != 0 and slot_key[s] != k:
+            s = (s + 1) & mask
+        t = times[i]
+        if slot_key[s] == 0:
+            slot_key[s] = k
+        elif not np.isnan(t):
+            j = head[s]
+            while j >= 0:
+                if not dup[j] and abs(times[j] - t) <= window:
+                    dup[i] = True
+                    break
+                j = nxt[j]
+        nxt[i] = head[s]
+        head[s] = i
+    return dup
+
+
+@dataclass
+class _Run:
+    """Dedup keys of some archived (or about to be archived) packet rows, as a hash table.
+
+    ``keys``: the table's slots (None while evicted or never read); timed runs also hold
+    ``times`` (reception time, NaN for none) and ``passes`` slot by slot. ``sources``: the
+    (table, first row, end row[, pass]) they come from, so an evicted run can be read back.
+    ``lo``/``hi``: span of the times its keys are matched on (key time for exact keys,
+    reception time otherwise); NaN while unknown (an earlier pass not yet read: its
+    pass-level span stands in). ``untimed``: holds packets with no time. ``open``: the
+    current pass's newest run, which later batches are inserted into."""
+    keys: np.ndarray | None
+    times: np.ndarray | None
+    passes: np.ndarray | None
+    sources: list
+    lo: float
+    hi: float
+    untimed: bool = False
+    used: int = 0
+    exact_span: bool = False  # lo/hi measured from the keys, not estimated
+    count: int = 0
+    open: bool = False
+
+    @property
+    def loaded(self) -> bool:
+        return self.keys is not None
+
+    @property
+    def nbytes(self) -> int:
+        if self.keys is None:
+            return 0
+        return self.keys.nbytes + (0 if self.times is None else self.times.nbytes + self.passes.nbytes)
+
+
+class _KeyIndex:
+    """Dedup keys as time-partitioned hash-table runs, within a memory budget.
+
+    A query searches only the runs whose time span overlaps the packets asked about, so a
+    pass whose time runs forward touches only its most recent run. New keys go into the
+    pass's open run until it holds ``piece`` keys. Past the budget, the least recently
+    used runs whose rows are committed are dropped and read back from the archive if a
+    later query overlaps them: memory stays bounded however long the pass."""
+
+    def __init__(self, timed: bool, budget: int, piece: int, loader=None):
+        self.timed = timed          # window keys: carry reception time and pass
+        self.budget = budget
+        self.piece = piece
+        self.runs: list[_Run] = []
+        self.clock = 0
+        self.loader = loader         # (run, timed) -> (keys, times, passes, lo, hi, untimed)
+
+    def __len__(self) -> int:
+        return sum(r.count for r in self.runs if r.loaded)
+
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.runs)
+
+    def _empty(self, cap: int) -> tuple:
+        return (np.zeros(cap, np.uint64), np.zeros(cap, np.float64) if self.timed else None,
+                np.zeros(cap, np.int32) if self.timed else None)
+
+    def _reserve(self, r: _Run, extra: int) -> None:
+        """Room in ``r``'s table for ``extra`` more keys (rehash into a doubled table)."""
+        cap = _table_size(r.count + extra)
+        if cap <= len(r.keys):
+            return
+        if not self.timed:
+            new = np.zeros(cap, np.uint64)
+            _set_rehash(r.keys, new)
+            r.keys = new
+            return
+        keys, times, passes = self._empty(cap)
+        occ = r.keys != 0
+        _multi_insert(keys, times, passes, r.keys[occ], r.times[occ], r.passes[occ],
+                      np.zeros(int(occ.sum()), np.bool_))
+        r.keys, r.times, r.passes = keys, times, passes
+
+    def open_run(self, extra: int) -> _Run:
+        """The run new keys go to, with room for ``extra`` more."""
+        r = self.runs[-1] if self.runs else None
+        # a run takes keys while its table for ``piece`` keys has room: up to 1.5 piece
+        limit = int(_MAX_LOAD * _table_size(self.piece))
+        if r is None or not (r.open and r.loaded) or (r.count and r.count + extra > limit):
+            size = extra
+            if r is not None and r.open and r.loaded:
+                # the pass has filled a run already: size the next one for a full run
+                size = max(extra, limit)
+                r.open = False
+            keys, times, passes = self._empty(_table_size(size))
+            r = _Run(keys, times, passes, [], np.nan, np.nan, False, self.clock,
+                     exact_span=True, open=True)
+            self.runs.append(r)
+        self._reserve(r, extra)
+        r.used = self.clock
+        return r
+
+    @staticmethod
+    def remember(r: _Run, sources, lo, hi, untimed=False) -> None:
+        """Rows inserted into ``r`` came from ``sources`` and span [lo, hi]."""
+        for src in sources:
+            last = r.sources[-1] if r.sources else None
+            if last is not None and len(last) == 3 and last[0] == src[0] and last[2] == src[1]:
+                r.sources[-1] = (last[0], last[1], src[2])  # contiguous rows of one table
+            else:
+                r.sources.append(src)
+        if np.isfinite(lo) or np.isinf(lo):
+            r.lo = lo if np.isnan(r.lo) else min(r.lo, lo)
+            r.hi = hi if np.isnan(r.hi) else max(r.hi, hi)
+        r.untimed = r.untimed or untimed
+
+    def add_unloaded(self, sources, lo, hi, untimed) -> None:
+        self.runs.append(_Run(None, None, None, list(sources), lo, hi, untimed, 0))
+
+    def _overlaps(self, r: _Run, lo: float, hi: float, untimed: bool) -> bool:
+        if untimed and r.untimed:
+            return True
+        if np.isnan(lo):
+            return False
+        if np.isnan(r.lo):
+            return not r.exact_span  # unknown span: look (an empty-span run never matches)
+        return r.lo <= hi and lo <= r.hi
+
+    def _ensure_loaded(self, r: _Run) -> None:
+        if r.loaded:
+            return
+        keys, times, passes, lo, hi, r.untimed = self.loader(r, self.timed)
+        n = len(keys)
+        r.keys, r.times, r.passes = self._empty(_table_size(n))
+        skip = np.zeros(n, np.bool_)
+        if self.timed:
+            r.count = _multi_insert(r.keys, r.times, r.passes, np.asarray(keys, np.uint64),
+                                    np.asarray(times, np.float64), np.asarray(passes, np.int32), skip)
+        else:
+            r.count = _set_insert(r.keys, np.asarray(keys, np.uint64), skip, np.zeros(n, np.bool_))
+        r.lo, r.hi, r.exact_span = lo, hi, True
+
+    def query(self, q, lo, hi, untimed, check, committed) -> np.ndarray:
+        """OR of ``check(run, found)`` over the runs overlapping [lo, hi] (or holding untimed
+        packets when ``untimed``), loading evicted ones as needed."""
+        found = np.zeros(len(q), np.bool_)
+        self.clock += 1
+        for r in list(self.runs):
+            if not self._overlaps(r, lo, hi, untimed):
+                continue
+            if not r.loaded:
+                self._ensure_loaded(r)
+                if not self._overlaps(r, lo, hi, untimed):  # its true span is known now
+                    self.evict(committed)
+                    continue
+            r.used = self.clock
+            if r.count:
+                check(r, found)
+            self.evict(committed)
+        return found
+
+    def evict(self, committed: dict[str, int]) -> None:
+        total = self.nbytes()
+        if total <= self.budget:
+            return
+        for r in sorted((r for r in self.runs if r.loaded), key=lambda r: r.used):
+            if total <= self.budget:
+                break
+            if all(src[2] <= committed.get(src[0], 0) for src in r.sources):
+                total -= r.nbytes
+                r.keys = r.times = r.passes = None
+                r.count = 0
+                r.open = False
+        # runs that never received a row have nothing to read back
+        self.runs = [r for r in self.runs if r.loaded or r.sources]
+
+
+class Deduplicator:
+    """Which packets are already archived.
+
+    Key (APID, sequence count, onboard time, content hash). Onboard time is the
+    packet's secondary-header time, else its frame's insert-zone time: such keys
+    match exactly (to the microsecond). Packets with neither match on reception
+    time within ``window`` seconds; packets with no time at all match only a
+    packet of another pass. Keys are kept in time-partitioned hash-table runs; only
+    runs whose span overlaps the packets checked are searched, and past ``budget``
+    bytes the least recently used runs are dropped and read back from the archive
+    when needed (``loader``), so memory stays bounded.
+    """
+
+    def __init__(self, window: float = 10.0, budget: int = 64 << 20, piece: int = 1 << 19, loader=None):
+        self.window = float(window)
+        self.exact = _KeyIndex(False, budget // 2, piece, loader)
+        self.timed = _KeyIndex(True, budget // 2, piece, loader)
+        self.committed: dict[str, int] = {}
+
+    def add_unloaded(self, sources, onboard_span, reception_span, untimed: bool, has_exact=True,
+                     has_timed=True) -> None:
+        """An earlier pass's rows, read from the archive only if a query overlaps them."""
+        if has_exact and np.isfinite(onboard_span[0]):
+            self.exact.add_unloaded(sources, *onboard_span, False)
+        if has_timed and (np.isfinite(reception_span[0]) or untimed):
+            self.timed.add_unloaded(sources, *reception_span, untimed)
+
+    def check(self, keys, time_source, reception_time, pass_id: int, key_time=None,
+              rows: tuple[str, int] | None = None) -> np.ndarray:
+        """Duplicate mask; the non-duplicates are then remembered as archived, as the rows
+        of table ``rows[0]`` from ``rows[1]`` on, in order (so they can be read back)."""
+        keys = np.ascontiguousarray(keys, np.uint64)
+        time_source = np.asarray(time_source)
+        n = len(keys)
+        dup = np.zeros(n, bool)
+        exact = time_source <= TIME_FRAME
+        n_exact = int(np.count_nonzero(exact))
+        kt = np.full(n, np.nan) if key_time is None else np.asarray(key_time, np.float64)
+        committed = self.committed
+        ex_run = tm_run = None
+        if n_exact:
+            idx = None if n_exact == n else np.flatnonzero(exact)
+            k = keys if idx is None else keys[idx]
+            lo, hi = span(kt if idx is None else kt[idx])
+            if not np.isfinite(lo):
+                lo, hi = -np.inf, np.inf
+            found = self.exact.query(k, lo, hi, False, lambda r, f: _set_contains(r.keys, k, f),
+                                     committed)
+            # the open run takes the new keys; a key seen earlier in the batch is a repeat
+            new = int(len(k) - np.count_nonzero(found))
+            d = found
+            if new:
+                ex_run = self.exact.open_run(new)
+                repeat = np.zeros(len(k), np.bool_)
+                ex_run.count += _set_insert(ex_run.keys, k, found, repeat)
+                d = found | repeat
+            if idx is None:
+                dup = d
+            else:
+                dup[idx] = d
+        if n_exact < n:
+            idx = np.flatnonzero(~exact)
+            k = keys[idx]
+            t = np.where(time_source[idx] == TIME_NONE, np.nan, reception_time[idx]).astype(np.float64)
+            lo, hi = span(t)
+            untimed = bool(np.isnan(t).any())
+            window = self.window
+            d = self.timed.query(k, lo - window, hi + window, untimed,
+                                 lambda r, f: _window_contains(r.keys, r.times, r.passes, k, t,
+                                                               pass_id, window, f), committed)
+            d |= _window_repeats(k, t, window)
+            dup[idx] = d
+            new = int(len(k) - np.count_nonzero(d))
+            if new:
+                tm_run = self.timed.open_run(new)
+                tm_run.count += _multi_insert(tm_run.keys, tm_run.times, tm_run.passes, k, t,
+                                              np.full(len(k), pass_id, np.int32), d)
+                keep_t = t[~d]
+                tm_span = span(keep_t)
+                tm_untimed = bool(np.isnan(keep_t).any())
+        keep = ~dup
+        n_keep = int(np.count_nonzero(keep))
+        src = [(rows[0], rows[1], rows[1] + n_keep)] if rows is not None else []
+        if ex_run is not None:
+            ex_keep = keep & exact
+            if ex_keep.any():
+                ex_span = span(kt[ex_keep]) if key_time is not None else (-np.inf, np.inf)
+                self.exact.remember(ex_run, src, *ex_span)
+        if tm_run is not None:
+            self.timed.remember(tm_run, src, *tm_span, untimed=tm_untimed)
+        return dup
+
+    def evict(self, committed: dict[str, int]) -> None:
+        self.committed = dict(committed)
+        self.exact.evict(self.committed)
+        self.timed.evict(self.committed)
+
+    def nbytes(self) -> int:
+        return self.exact.nbytes() + self.timed.nbytes()
+
+
+def span(t: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values, (NaN, NaN) if none."""
+    t = np.asarray(t, np.float64)
+    fin = t[np.isfinite(t)]
+    if fin.size == 0:
+        return (np.nan, np.nan)
+    return (float(fin.min()), float(fin.max()))
+
+
+def merge_span(a, b) -> list[float]:
+    """The span covering spans ``a`` and ``b`` (NaN ends are unknown)."""
+    lo = np.nanmin([a[0], b[0]]) if np.isfinite([a[0], b[0]]).any() else np.nan
+    hi = np.nanmax([a[1], b[1]]) if np.isfinite([a[1], b[1]]).any() else np.nan
+    return [float(lo), float(hi)]
+

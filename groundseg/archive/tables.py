@@ -1,0 +1,220 @@
+"""Appendable tables and the background flush.
+
+A table is a group of equal-length 1-D column datasets (chunked, resizable) plus an
+optional flat ``uint8`` heap whose rows are addressed by ``raw_offset``/``length``.
+Rows are buffered as they come and written batch by batch at a flush (no copy of a
+whole flush); a flush due by size can be written by a thread of its own.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from groundseg.archive.schema import CHUNK_BYTES, CHUNK_BYTES_COMPRESSED, CHUNK_ROWS, TIME_COLUMNS
+from groundseg.link.records import REJECT_REASONS
+
+__all__ = ["Table", "Flight", "columns", "dataset_options", "create_column"]
+
+
+def _fill_for(dtype: np.dtype):
+    """Fill value of a new column for rows written before it existed: NaN for floats."""
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "c":
+        return complex(np.nan, np.nan)
+    return None
+
+
+def _enum_reasons(dtype) -> np.dtype:
+    """Reject and frame status codes as an HDF5 enum (h5dump shows the names)."""
+    return h5py.enum_dtype({name: i for i, name in enumerate(REJECT_REASONS)}, basetype=np.dtype(dtype))
+
+
+def create_column(g: h5py.Group, name: str, dtype, tail: tuple, rows: int, options: dict,
+                  attrs: dict | None = None, heap: bool = False) -> h5py.Dataset:
+    """A new column (or heap) ``name`` of ``rows`` rows in table group ``g``: filled (NaN
+    for floats) where no value was ever written; reject reasons and frame statuses as an
+    enum; UNIX-time columns say so in ``units``; ``options`` from :func:`dataset_options`."""
+    dtype = np.dtype(dtype)
+    h5type = dtype
+    table = g.name.strip("/")
+    if ((name == "reason" and table == "rejects") or (name == "status" and table == "frames")) \
+            and dtype.kind == "u":
+        h5type = _enum_reasons(dtype)
+    kw = dict(options)
+    if table == "passes" and not heap:
+        kw["chunks"] = (256,)  # a few rows per pass, not millions
+    fill = _fill_for(dtype)
+    if fill is not None:
+        kw["fillvalue"] = fill
+    ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)
+    if heap:
+        ds.attrs["heap"] = True
+    elif dtype.kind == "f" and (name.endswith("_time") or name in TIME_COLUMNS):
+        ds.attrs["units"] = "s since 1970-01-01T00:00:00Z (UTC, UNIX time); NaN unknown"
+    for k, v in (attrs or {}).items():
+        ds.attrs[k] = v
+    return ds
+
+
+def dataset_options(compression: dict, category: str, dtype: np.dtype, tail: tuple) -> dict:
+    """h5py ``create_dataset`` options (chunks, maxshape, filters) for a column or heap of
+    ``category`` ("header", "fields", "raw", "text") with rows of shape ``tail``."""
+    dtype = np.dtype(dtype)
+    opts = dict(compression.get(category, {}))
+    if category == "header" and dtype == np.dtype("<u8"):
+        opts = {}  # dedup keys are uniformly random: gzip would only cost time
+    if opts.get("shuffle") and dtype.itemsize == 1:
+        opts.pop("shuffle")
+    # HDF5 allocates an uncompressed chunk whole: smaller chunks keep a small archive
+    # small; compressed chunks shrink to their content, so they can be larger
+    target = CHUNK_BYTES_COMPRESSED if opts.get("compression") else CHUNK_BYTES
+    if category in ("raw", "text"):
+        chunks = (target,)
+    else:
+        per_row = max(1, int(np.prod(tail, dtype=np.int64)) * max(1, dtype.itemsize))
+        chunk_rows = max(256, min(CHUNK_ROWS, target // per_row))
+        chunks = (chunk_rows,) + tuple(tail)
+    kw = dict(chunks=chunks, maxshape=(None,) + tuple(tail))
+    kw.update(opts)
+    return kw
+
+
+@dataclass
+class Pending:
+    columns: dict[str, np.ndarray]
+    rows: int
+    heap: np.ndarray | None = None  # this piece's bytes; its rows' raw_offset are local to it
+
+
+class Table:
+    """A group of equal-length column datasets plus an optional flat uint8 heap."""
+
+    def __init__(self, path: str, heap: str | None = None):
+        self.path = path
+        self.heap = heap
+        self.datasets: dict[str, h5py.Dataset] | None = None  # handles, dropped on reopen
+        self.pending: list[Pending] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+
+    def add(self, columns: dict[str, np.ndarray], rows: int, heap: np.ndarray | None = None):
+        if rows == 0:
+            return
+        self.pending.append(Pending(columns, rows, heap))
+        self.pending_rows += rows
+        self.pending_bytes += sum(a.nbytes for a in columns.values()) + (0 if heap is None else heap.nbytes)
+
+    def detach(self, group: h5py.Group) -> "Table":
+        """The pending rows as a table of their own (for a background flush); this one
+        starts empty. Dataset handles are looked up here, in the calling thread."""
+        if self.datasets is None:
+            self.datasets = columns(group)
+            if self.heap is not None:
+                self.datasets["\0heap"] = group[self.heap]
+        snap = Table(self.path, self.heap)
+        snap.datasets = self.datasets
+        snap.pending, snap.pending_rows, snap.pending_bytes = self.pending, self.pending_rows, self.pending_bytes
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        return snap
+
+    def heap_bytes(self) -> int:
+        return sum(len(p.heap) for p in self.pending if p.heap is not None) if self.heap is not None else 0
+
+    def column_names(self) -> set[str]:
+        names: set[str] = set()
+        for p in self.pending:
+            names.update(p.columns)
+        return names
+
+    def write(self, group: h5py.Group, rows: int, heap_len: int) -> tuple[int, int]:
+        """Append the pending rows after ``rows`` (committed), heap after ``heap_len``."""
+        if not self.pending:
+            return rows, heap_len
+        n = self.pending_rows
+        names = self.column_names()
+        if self.datasets is None:
+            self.datasets = columns(group)
+            if self.heap is not None:
+                self.datasets["\0heap"] = group[self.heap]
+        dsets = self.datasets
+        if self.heap is not None:
+            shift = heap_len
+            offsets = []
+            for p in self.pending:
+                offsets.append(p.columns["raw_offset"] + shift)
+                shift += 0 if p.heap is None else len(p.heap)
+            ds = dsets["\0heap"]
+            ds.resize((shift,))
+            pos = heap_len
+            for p in self.pending:
+                # piece by piece: no copy of a whole flush's bytes
+                if p.heap is not None and len(p.heap):
+                    ds[pos:pos + len(p.heap)] = p.heap
+                    pos += len(p.heap)
+            heap_len = shift
+            for p, off in zip(self.pending, offsets):
+                p.columns["raw_offset"] = off
+        for name in names:
+            ds = dsets[name]
+            ds.resize((rows + n,) + ds.shape[1:])
+            pos = rows
+            for p in self.pending:
+                # piece by piece, as the batches came: no copy of a whole flush
+                a = p.columns.get(name)
+                if a is not None:
+                    if a.dtype != ds.dtype and ds.dtype.kind not in "SU":
+                        a = a.astype(ds.dtype)
+                    ds[pos:pos + p.rows] = a
+                elif ds.fillvalue is not None:
+                    ds[pos:pos + p.rows] = np.full((p.rows,) + ds.shape[1:], ds.fillvalue, ds.dtype)
+                pos += p.rows
+        # columns nobody wrote this time keep pace with fill values
+        for name, ds in dsets.items():
+            if name != "\0heap" and name not in names and ds.shape[0] < rows + n:
+                ds.resize((rows + n,) + ds.shape[1:])
+        self.pending.clear()
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        return rows + n, heap_len
+
+
+def columns(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
+    """Row-indexed datasets of a table group (fields/ included; heaps excluded)."""
+    out = {}
+    for name, obj in group.items():
+        if isinstance(obj, h5py.Group):
+            if name == "fields":
+                out.update(columns(obj, prefix + name + "/"))
+            continue
+        if obj.attrs.get("heap", False):
+            continue
+        out[prefix + name] = obj
+    return out
+
+
+class Flight:
+    """One flush written by a thread of its own while decoding goes on: HDF5 writes,
+    compression and H5Fflush release the GIL, and the decoder's numba kernels do too."""
+
+    def __init__(self, work, committed: dict[str, int] | None):
+        self.committed = committed
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), name="groundseg-archive-flush")
+        self.thread.start()
+
+    def _run(self, work) -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the writer's thread at the next join
+            self.error = exc
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def wait(self) -> BaseException | None:
+        self.thread.join()
+        return self.error
