@@ -113,6 +113,21 @@ def parse_endpoint(spec: str, scheme: str | None = None) -> Endpoint:
     return Endpoint(scheme, host, port)
 
 
+def receive_address(value: str, proto: str) -> Endpoint:
+    """``groundseg receive --tcp VALUE`` / ``--udp VALUE``: ``[HOST:]PORT`` listens (GNU Radio's
+    TCP Sink connects by default: mode Client; its UDP Sink sends to us), loopback unless a
+    host is given; a URL (``tcp://HOST:PORT`` to connect to a sender that listens) as is."""
+    text = str(value).strip()
+    if "://" in text:
+        ep = parse_endpoint(text)
+        if (proto == "udp") != (ep.scheme == "udp"):
+            raise NetworkError(f"--{proto} {value}: a {ep.scheme}:// address")
+        return ep
+    if text.isdigit():
+        text = ":" + text
+    return parse_endpoint(text, "udp" if proto == "udp" else "tcp-listen")
+
+
 def _resolve(ep: Endpoint, kind: int) -> tuple:
     try:
         infos = socket.getaddrinfo(ep.host, ep.port, type=kind)
@@ -136,6 +151,8 @@ class NetworkStats(SourceStats):
         self.header_short = 0           # datagrams shorter than the header: dropped
         self.fill_bytes = 0             # zero bytes put in for lost datagrams
         self.bytes_overflow = 0         # UDP bytes dropped because the decoder fell too far behind
+        self.framing: dict = {}         # the serial receiver's deframer counts (none here: raw items)
+        self.journal: dict | None = None  # the journal's summary, when the pass kept one
 
     def network(self) -> dict:
         return {k: int(getattr(self, k)) for k in (
@@ -145,6 +162,8 @@ class NetworkStats(SourceStats):
     def to_dict(self) -> dict:
         d = super().to_dict()
         d["network"] = self.network()
+        if self.journal is not None:
+            d["journal"] = self.journal
         return d
 
     def report_extra(self) -> dict:

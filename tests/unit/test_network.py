@@ -11,6 +11,7 @@ from groundseg.sources.network import (
     SequenceReorder,
     _Assembler,
     parse_endpoint,
+    receive_address,
 )
 
 
@@ -127,3 +128,19 @@ def test_parse_endpoint(spec, scheme, host, port):
 def test_parse_endpoint_errors(spec):
     with pytest.raises(UsageError):
         parse_endpoint(spec)
+
+
+@pytest.mark.parametrize("value,proto,expect", [
+    ("5000", "tcp", "tcp-listen://127.0.0.1:5000"),
+    (":5000", "udp", "udp://127.0.0.1:5000"),
+    ("0.0.0.0:5000", "tcp", "tcp-listen://0.0.0.0:5000"),
+    ("tcp://sdr-host:2000", "tcp", "tcp://sdr-host:2000"),
+    ("udp://[::1]:9", "udp", "udp://[::1]:9")])
+def test_receive_address(value, proto, expect):
+    assert str(receive_address(value, proto)) == expect
+
+
+@pytest.mark.parametrize("value,proto", [("udp://h:1", "tcp"), ("tcp://h:1", "udp"), ("h", "tcp"), ("", "udp")])
+def test_receive_address_errors(value, proto):
+    with pytest.raises(UsageError):
+        receive_address(value, proto)
