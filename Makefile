@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-nojit bench bench-quick install clean
+.PHONY: demo demo-live test test-nojit bench bench-quick install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,21 @@ demo: $(STAMP) bytecode
 		--archive archive --report archive/demo-report.json
 	$(PY) -m groundseg plot archive/demo.h5 --apid hk --field bus_voltage --field battery_temp \
 		--field cpu_load --out archive/demo-hk.png
+	$(PY) -m groundseg inspect archive/demo.h5
+
+# the live path: receiver emulator -> real pty -> `groundseg receive` -> archive, for a few seconds
+LIVE_DEV := out/groundseg-demo
+demo-live: $(STAMP) bytecode
+	@mkdir -p out archive
+	$(PY) -m groundseg simulate --mission fixtures/missions/demo.toml --out out/live.cadu --frames 1500 --seed 7 -q
+	@rm -f $(LIVE_DEV); \
+	$(PY) -m groundseg emulate --capture out/live.cadu --profile usb-cdc-raw --mission fixtures/missions/demo.toml \
+		--link $(LIVE_DEV) --rate 3e6 --stall 3 --stall-after 2 --hold -1 -q & emu=$$!; \
+	for i in $$(seq 100); do [ -e $(LIVE_DEV) ] && break; sleep 0.1; done; \
+	$(PY) -m groundseg receive --port $(LIVE_DEV) --mission fixtures/missions/demo.toml --profile usb-cdc-raw \
+		--archive archive --journal archive/journal --report archive/live-report.json --duration 10 \
+		--show hk.bus_voltage --show hk.battery_temp; rc=$$?; \
+	kill $$emu 2>/dev/null; wait $$emu 2>/dev/null; exit $$rc
 	$(PY) -m groundseg inspect archive/demo.h5
 
 test: $(STAMP)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 logging.getLogger("ccsdspy").setLevel(logging.WARNING)
 
-MODULES = ["bench_reed_solomon", "bench_viterbi", "bench_sync", "bench_link", "bench_telemetry", "bench_packets", "bench_channel",
-           "bench_archive", "bench_end_to_end"]
+MODULES = ["bench_reed_solomon", "bench_viterbi", "bench_sync", "bench_link", "bench_telemetry", "bench_packets",
+           "bench_channel", "bench_archive", "bench_end_to_end", "bench_receive"]
 
 
 def cpu_model() -> str:

@@ -156,11 +156,23 @@ def cmd_replay(args, con: Console) -> int:
     from groundseg.pipeline import Pipeline
 
     mission = _load_mission(args.mission)
+    from groundseg.sources.capture import CaptureFile
+    from groundseg.sources.journal import JournalSource, is_journal
     report_path = _output_path(args.report, "--report")
+    for p in args.captures:
+        CaptureFile(p)  # fail before anything is archived
+    journals = [is_journal(p) for p in args.captures]
+    if any(journals) and not all(journals):
+        raise UsageError("give either receiver journals or captures, not both")
     # everything that can refuse the run is checked before a pass is opened: the level and
     # coding the mission asks for, and the captures
-    pipe = Pipeline(mission, level=args.level, on_progress=con.progress)
-    source = pipe.source_for(args.captures)
+    if all(journals):
+        # a receiver's raw journal: its own framing decides the level, its records the times
+        source = JournalSource(args.captures, frame_length=mission.link.frame_length if mission.link else None)
+        pipe = Pipeline(mission, level=source.kind, on_progress=con.progress)
+    else:
+        pipe = Pipeline(mission, level=args.level, on_progress=con.progress)
+        source = pipe.source_for(args.captures)
     writer = None
     t0 = time.perf_counter()
     if not args.no_archive:
@@ -175,7 +187,7 @@ def cmd_replay(args, con: Console) -> int:
             writer.abort_pass()
         raise
     seconds = time.perf_counter() - t0
-    size = source.total_bytes
+    size = source.total_bytes or source.stats.bytes_in
     extra = {"mission": mission.name, "captures": len(args.captures), "MB": f"{size / 1e6:.1f}",
              "seconds": f"{seconds:.2f}", "Mbit/s": f"{size * 8 / 1e6 / seconds:.1f}" if seconds else "-"}
     stream_seconds = report.source.get("stream_seconds", 0)
@@ -319,6 +331,331 @@ def _time_selection(p: argparse.ArgumentParser) -> None:
                    help="only pass N (repeatable; see inspect ARCHIVE for the passes)")
 
 
+def _usage(exc) -> UsageError:
+    return UsageError(str(exc))
+
+
+class _ShowFields:
+    """Wraps the archive writer (or stands in for it) to keep the latest value of a few
+    fields for the status line: ``APID.FIELD`` (name or number)."""
+
+    def __init__(self, writer, mission, specs):
+        self.writer = writer
+        self.want: dict[int, list[str]] = {}
+        self.latest: dict[str, float] = {}
+        for spec in specs or []:
+            apid, _, fld = spec.partition(".")
+            if not fld:
+                raise UsageError(f"--show {spec}: expected APID.FIELD (e.g. hk.bus_voltage)")
+            try:
+                a = mission.apid_by_name(apid)
+            except Exception as exc:  # noqa: BLE001 - the mission's own message names the APIDs
+                raise UsageError(f"--show {spec}: {exc}") from None
+            self.want.setdefault(int(getattr(a, "id", a)), []).append(fld)
+
+    def __getattr__(self, name):
+        return getattr(self.writer, name)
+
+    def append(self, **kw):
+        dec = kw.get("decoded")
+        if dec and self.want:
+            for apid, fields in self.want.items():
+                d = dec.get(apid)
+                if d is None:
+                    continue
+                for f in fields:
+                    col = d.fields.get(f)
+                    if col is not None and len(col):
+                        self.latest[f] = col[-1]
+        if self.writer is not None:
+            self.writer.append(**kw)
+
+    def append_vca(self, vca):
+        if self.writer is not None:
+            self.writer.append_vca(vca)
+
+
+class _Status:
+    """The live status line (terminal) or a periodic log line (otherwise); nothing with -q."""
+
+    def __init__(self, con: Console, every: float = 1.0, log_every: float = 5.0):
+        self.con = con
+        self._category = "RECEIVING"
+        self.every = every if con.tty else log_every
+        self._last = time.monotonic()
+        self._prev = (0, 0, 0)
+        self._shown = False
+
+    @staticmethod
+    def _receiver_state(st: dict) -> str:
+        if st.get("ended"):
+            return "ENDED"
+        if not st["connected"]:
+            return "UNPLUGGED"
+        return "NO SIGNAL" if st["silent_s"] >= 2.0 else "RECEIVING"
+
+    def update(self, pipe, source, shown: dict, force: bool = False) -> None:
+        if self.con.quiet:
+            return
+        now = time.monotonic()
+        st = source.status()
+        category = self._receiver_state(st)
+        if category != self._category and not self.con.tty:
+            force = True      # a log reader sees every change of the receiver's state
+        self._category = category
+        if now - self._last < self.every and not force:
+            return
+        dt = max(now - self._last, 1e-6)
+        self._last = now
+        rep = pipe.report()
+        frames = rep["frames"]["total"]
+        packets = sum(p["count"] for p in rep["packets"].values())
+        bytes_in = source.stats.bytes_in
+        fps = (frames - self._prev[0]) / dt
+        pps = (packets - self._prev[1]) / dt
+        bps = (bytes_in - self._prev[2]) * 8 / dt
+        self._prev = (frames, packets, bytes_in)
+        if category == "ENDED":
+            state = "ENDED"
+        elif not st["connected"]:
+            state = f"UNPLUGGED {st.get('unplugged_s', 0):.0f}s"
+        elif st["silent_s"] >= 2.0:
+            state = f"NO SIGNAL {st['silent_s']:.0f}s"
+        elif fps > 0:
+            state = "LOCK"
+        else:
+            state = "SEARCH"
+        gaps = sum(v.get("gaps", 0) for v in rep["virtual_channels"].values())
+        line = (f"{state:<14s} {bps / 1e6:7.2f} Mbit/s  frames/s {fps:7.1f}  RS corr {rep['rs_symbols_corrected']:,}  "
+                f"CRC fail {rep['frames']['crc_failed']:,}  VC gaps {gaps:,}  packets/s {pps:7.1f}  "
+                f"frames {frames:,}  outages {st['outages']}")
+        if st["catching_up"]:
+            line += "  (decoder catching up from the journal)"
+        if shown:
+            line += "  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+        if self.con.tty:
+            sys.stderr.write("\r\x1b[K" + line)
+            self._shown = True
+        else:
+            sys.stderr.write(time.strftime("%H:%M:%S ") + line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _warm_up(mission, profile, frame_length) -> None:
+    """Load the deframer's and the decoding chain's kernels (numba cache) before the port
+    opens, so the first second of a pass is not spent loading them."""
+    import numpy as np
+
+    from groundseg.pipeline import Pipeline
+    from groundseg.sources.base import Chunk
+    from groundseg.sources.framing import kind_of, kiss_encode, length_encode, make_deframer
+    zeros = np.zeros((1, frame_length or 1), np.uint8)
+    sample = {"kiss": kiss_encode(zeros), "length": length_encode(zeros, profile.length_bytes)}.get(
+        profile.framing, bytes(4096))
+    make_deframer(profile.framing, frame_length, **profile.deframer_options()).push(
+        np.frombuffer(sample, np.uint8))
+    kind = kind_of(profile.framing)
+    pipe = Pipeline(mission, level=kind)
+    pipe.begin_stream()
+    pipe.push(Chunk(np.zeros(4096 if kind == "bits" else frame_length, np.uint8), kind))
+    pipe.end_stream()
+
+
+def cmd_receive(args, con: Console) -> int:
+    import signal
+
+    from groundseg.errors import UsageError as GroundsegUsageError
+    from groundseg.pipeline import Pipeline
+    from groundseg.sources.framing import kind_of
+    from groundseg.sources.journal import JournalWriter
+    from groundseg.sources.profile import load_profile
+    from groundseg.sources.serial import SerialSource
+
+    mission = _load_mission(args.mission)
+    report_path = _output_path(args.report, "--report")
+    try:
+        profile = load_profile(args.profile)
+        for k in ("gather", "read_timeout"):
+            if getattr(args, k, None) is not None:
+                setattr(profile, k, getattr(args, k))
+        frame_length = int(mission.link.frame_length) if mission.link is not None else None
+        source = SerialSource(args.port, profile, frame_length=frame_length, heartbeat=0.25,
+                              queue_records=args.queue)
+        _warm_up(mission, profile, frame_length)
+        source.open()      # a missing, busy or forbidden port: one line, exit 2, nothing written
+    except GroundsegUsageError as exc:
+        raise _usage(exc) from None
+    journal = None
+    try:
+        if not args.no_journal:
+            jdir = Path(args.journal) if args.journal else Path(args.archive) / "journal"
+            header = {"format": 1, "framing": profile.framing, "kind": kind_of(profile.framing),
+                      "frame_length": frame_length, "line_rate": profile.line_rate,
+                      "options": profile.deframer_options(), "port": source.port, "mission": mission.name,
+                      "profile": dict(profile.summary(), text=profile.text)}
+            journal = JournalWriter(jdir, header, name=mission.name, rotate_bytes=int(args.journal_rotate * 1e6),
+                                    keep_days=args.journal_keep_days)
+            source.journal = journal
+    except GroundsegUsageError as exc:
+        source.close()
+        raise _usage(exc) from None
+    writer = None
+    if not args.no_archive:
+        from groundseg.archive.hdf5 import ArchiveWriter
+        # live: a received packet is readable by other processes (SWMR) within about a second
+        writer = ArchiveWriter(args.archive, mission, flush_seconds=args.flush_seconds)
+        writer.begin_pass(f"receive {source.port} ({profile.name}, {profile.framing})"
+                          + (f" journal {journal.paths[0]}" if journal else ""))
+    shown = _ShowFields(writer, mission, args.show)
+    stopping = {"why": ""}
+
+    def on_signal(signum, frame):
+        if stopping["why"]:
+            raise KeyboardInterrupt   # a second signal: stop now
+        stopping["why"] = signal.Signals(signum).name
+        source.stop()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = _Status(con)
+    t0 = time.monotonic()
+    started = time.time()
+    pipe = Pipeline(mission, level=kind_of(profile.framing), archive=shown)
+    con.out(f"receiving from {source.port} ({source.device}), profile {profile.name} ({profile.framing}), "
+            f"mission {mission.name}" + (f", journal {journal.paths[0]}" if journal else ""))
+    sys.stdout.flush()
+    open_stream = False
+    first_flush = False
+    try:
+        for chunk in source.chunks():
+            if chunk.data.size:
+                if chunk.new_stream or not open_stream:
+                    if open_stream:
+                        pipe.end_stream()
+                    pipe.begin_stream()
+                    open_stream = True
+                pipe.push(chunk)
+                if writer is not None and not first_flush and pipe.packets_decoded:
+                    writer.flush()     # the pass's first packets: visible to readers at once
+                    first_flush = True
+            elif writer is not None:
+                writer.poll()          # a silent receiver: what was received still becomes visible
+            status.update(pipe, source, shown.latest)
+            if args.duration and time.monotonic() - t0 >= args.duration and not source.stopped:
+                stopping["why"] = stopping["why"] or "duration"
+                source.stop()
+        if open_stream:
+            pipe.end_stream()
+    except BaseException:
+        source.close()
+        if journal is not None:
+            journal.close("aborted")
+        if writer is not None:
+            writer.abort_pass()
+        status.done()
+        raise
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    status.update(pipe, source, shown.latest, force=True)
+    status.done()
+    source.close()
+    if journal is not None:
+        journal.close(f"pass ended ({stopping['why'] or 'receiver closed'})")
+        source.stats.journal = journal.summary()
+    seconds = time.monotonic() - t0
+    report = pipe.report()
+    report["source"] = source.stats.to_dict()
+    report["receiver"] = {"port": source.port, "device": source.device, "profile": profile.name,
+                          "framing": profile.framing, "started": started, "seconds": round(seconds, 3),
+                          "ended_by": stopping["why"] or "receiver closed"}
+    extra = {"mission": mission.name, "port": source.port, "seconds": f"{seconds:.1f}",
+             "MB": f"{source.stats.bytes_in / 1e6:.2f}", "outages": len(source.stats.outages),
+             "ended by": stopping["why"] or "receiver closed"}
+    if writer is not None:
+        info = writer.end_pass(report)
+        writer.close()
+        extra["archive"] = str(writer.path)
+        if isinstance(info, dict):
+            if "pass_id" in info:
+                extra["pass"] = info["pass_id"]
+            report["archive"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
+    text = format_report(report, mission, extra)
+    fr = source.stats.framing
+    dropped = {k: v for k, v in fr.items() if k != "frames" and v}
+    if dropped:
+        text += "\nframing   " + "  ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
+    for o in source.stats.outages:
+        text += (f"\noutage    {time.strftime('%H:%M:%S', time.gmtime(o.start))} UTC for {o.end - o.start:.1f} s "
+                 f"after {o.bytes_before:,} bytes: {o.reason}")
+    if journal is not None:
+        text += f"\njournal   {', '.join(str(p) for p in journal.paths)}"
+        if journal.failed:
+            text += f"\njournal   STOPPED: {journal.failed}"
+    con.out(text)
+    if report_path is not None:
+        report_path.write_text(report.to_json(indent=2, sort_keys=True))
+    return 0
+
+
+def _emulator_unit(mission, framing: str) -> int:
+    from groundseg.pipeline import channel_config
+    if framing == "raw":
+        return channel_config(mission).cadu_length
+    return int(mission.link.frame_length)
+
+
+def cmd_emulate(args, con: Console) -> int:
+    import signal
+
+    from groundseg.sources.emulator import Emulator, frame_pieces
+    from groundseg.sources.profile import load_profile
+
+    try:
+        profile = load_profile(args.profile)
+    except Exception as exc:  # noqa: BLE001 - ProfileError: one line, exit 2
+        raise UsageError(str(exc)) from None
+    path = Path(args.capture)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such capture")
+    if args.mission:
+        unit = _emulator_unit(_load_mission(args.mission), profile.framing)
+    elif args.frame_length:
+        unit = args.frame_length
+    elif profile.framing == "raw":
+        unit = 4096
+    else:
+        raise UsageError(f"framing {profile.framing!r}: give --mission (or --frame-length) to cut the capture into frames")
+    pieces = frame_pieces(path.read_bytes(), profile.framing, unit, port=max(profile.kiss_port, 0),
+                          length_bytes=profile.length_bytes, includes_header=profile.length_includes_header)
+    pieces = pieces * max(1, args.repeat)
+    emu = Emulator(pieces, args.link, rate=args.rate, unplug_after=args.unplug_after, unplug_for=args.unplug_for, cut=args.cut,
+                   stall=args.stall or 0.0, stall_after=args.stall_after, burst=args.burst, noise=args.noise,
+                   seed=args.seed, wait_open=args.wait_open, on_event=lambda t: (None if con.quiet else print(f"emulate: {t}", file=sys.stderr)))
+    signal.signal(signal.SIGTERM, lambda *a: emu.stop())
+    try:
+        emu.plug()
+        con.out(f"{args.link} -> {emu.slave_name}  ({profile.name}, {profile.framing}, {args.rate / 1e6:g} Mbit/s, "
+                f"{sum(map(len, pieces)):,} bytes)")
+        sys.stdout.flush()
+        stats = emu.run(hold=args.hold)
+    except KeyboardInterrupt:
+        stats = emu.stats
+    finally:
+        emu.close()
+    con.out(json.dumps(stats.to_dict()))
+    return 0
+
+
+def cmd_bench(args, con: Console) -> int:
+    from benchmarks.run import main as bench_main
+    return bench_main(["--quick"] if args.quick else [])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="groundseg", description="CCSDS downlink to per-mission HDF5 archive.")
     p.add_argument("--version", action="version", version=f"groundseg {__version__}")
@@ -397,6 +734,51 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("archive", metavar="ARCHIVE")
     rp.set_defaults(func=cmd_archive)
 
+    rc = sub.add_parser("receive", parents=[common], help="decode a live receiver (serial port) into the archive")
+    rc.add_argument("--port", "-p", help="device path, udev name, usb:VID:PID[:SERIAL] or a pyserial URL "
+                    "(socket://host:port, rfc2217://host:port, loop://); default the profile's")
+    rc.add_argument("--mission", "-m", required=True)
+    rc.add_argument("--profile", help="receiver profile: a TOML file or a name in hardware/profiles "
+                    "(usb-cdc-raw, kiss-tnc, length-modem); default raw hard bits")
+    rc.add_argument("--archive", default="archive", help="archive directory (default ./archive)")
+    rc.add_argument("--no-archive", action="store_true", help="decode and report only")
+    rc.add_argument("--journal", metavar="DIR", help="raw journal directory (default ARCHIVE/journal)")
+    rc.add_argument("--no-journal", action="store_true", help="keep no raw journal (decoding then never "
+                    "falls behind: the reader waits for it)")
+    rc.add_argument("--journal-rotate", type=float, default=1024.0, metavar="MB", help="journal part size (MB)")
+    rc.add_argument("--journal-keep-days", type=float, default=0.0, metavar="D",
+                    help="delete journals older than D days from the journal directory (default keep all)")
+    rc.add_argument("--report", help="write the pass report as JSON")
+    rc.add_argument("--duration", type=float, help="end the pass after this many seconds")
+    rc.add_argument("--show", action="append", metavar="APID.FIELD", help="a field's latest value in the status")
+    rc.add_argument("--queue", type=int, default=64, help="reader -> decoder queue bound (records)")
+    rc.add_argument("--flush-seconds", type=float, default=1.0, help="archive flush period: how stale another "
+                    "process's view may be (default 1; each flush costs CPU, see hardware/README.md)")
+    rc.add_argument("--gather", type=float, help="seconds of reads per record (overrides the profile)")
+    rc.add_argument("--read-timeout", type=float, help="seconds a read waits (overrides the profile)")
+    rc.set_defaults(func=cmd_receive)
+
+    em = sub.add_parser("emulate", parents=[common], help="a receiver emulator on a pseudo-terminal (tests, demos)")
+    em.add_argument("--capture", required=True, help="what the receiver sends: a CADU stream (raw) or "
+                    "frames back to back (kiss, length; groundseg simulate --level frames)")
+    em.add_argument("--profile", required=True)
+    em.add_argument("--link", required=True, help="symlink made to point at the pty's slave")
+    em.add_argument("--mission", "-m", help="the mission (frame / CADU length)")
+    em.add_argument("--frame-length", type=int, help="bytes per frame without --mission")
+    em.add_argument("--rate", type=float, default=1e6, help="line rate, bit/s (default 1e6)")
+    em.add_argument("--unplug-after", type=float, help="unplug after this many seconds of streaming")
+    em.add_argument("--unplug-for", type=float, default=1.0, help="seconds unplugged (default 1)")
+    em.add_argument("--cut", action="store_true", help="the unplug cuts a frame in two (half of it is sent)")
+    em.add_argument("--stall", type=float, help="go silent for this many seconds")
+    em.add_argument("--stall-after", type=float, default=1.0, help="seconds before the stall (default 1)")
+    em.add_argument("--burst", action="store_true", help="send in bursts (same average rate)")
+    em.add_argument("--noise", type=float, default=0.0, help="probability of line noise between two frames")
+    em.add_argument("--seed", type=int, default=0)
+    em.add_argument("--repeat", type=int, default=1, help="send the capture this many times")
+    em.add_argument("--hold", type=float, default=2.0, help="seconds to stay plugged after sending (-1: until killed)")
+    em.add_argument("--wait-open", type=float, default=-1, help="seconds to wait for a receiver to open the port "
+                    "before sending (-1: until one does, 0: do not wait)")
+    em.set_defaults(func=cmd_emulate)
     return p
 
 

@@ -99,6 +99,14 @@ class PassReport(Stats):
             return d[key]
         return super().__getitem__(key)
 
+    def __setitem__(self, key: str, value: Any) -> None:
+        """A section set by key: a known one replaces it, any other is added (``receiver``,
+        ``archive``, ...)."""
+        if key in self.__dataclass_fields__ and key != "extra":
+            setattr(self, key, value)
+        else:
+            self.extra[key] = value
+
     @classmethod
     def from_dict(cls, d: dict) -> "PassReport":
         known = {"frames", "rs_symbols_corrected", "sync", "virtual_channels", "packets",
@@ -120,4 +128,4 @@ def _json_default(o):
         return o.item()
     if isinstance(o, float) and not math.isfinite(o):
         return None
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return str(o)          # paths, enums: their text
