@@ -112,6 +112,6 @@ def test_receive_udp_with_sequence_header(tmp_path, sim):
                                   ["--tcp", "1", "--udp", "2"]])
 def test_receive_bad_address_exits_2(tmp_path, args):
     proc = receive(tmp_path, *args)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "arc").exists()
