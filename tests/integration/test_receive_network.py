@@ -75,8 +75,19 @@ def test_receive_tcp_archives_every_frame(tmp_path, sim):
     assert rep["receiver"]["level"] == "soft" and rep["receiver"]["ended_by"] == "max_streams"
     assert (tmp_path / "arc" / "trisat.h5").exists()
     assert "outage" in out and "receiving from tcp-listen://127.0.0.1" in out
-    journals = list((tmp_path / "arc" / "journal").glob("*.gsj"))
+    journals = sorted((tmp_path / "arc" / "journal").glob("*.gsj"))
     assert journals and sum(p.stat().st_size for p in journals) > len(sim.capture)
+    # the journal replays to the same frames and link quality
+    r = subprocess.run([sys.executable, "-m", "groundseg", "replay", *map(str, journals), "--mission", str(MISSION),
+                        "--no-archive", "--report", str(tmp_path / "replay.json")], check=False, capture_output=True,
+                       text=True,
+                       env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    again = json.loads((tmp_path / "replay.json").read_text())
+    for key in ("frames", "virtual_channels", "rejects", "link_quality"):
+        assert again[key] == rep[key], key
+    assert again["source"]["kind"] == "soft" and again["source"]["bytes_in"] == len(sim.capture)
+    assert again["source"]["first_reception"] is not None       # the journal's host stamps
 
 
 def test_receive_udp_with_sequence_header(tmp_path, sim):
