@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench,plot,pandas,dask]'
+	$(PY) -m pip install --quiet -e '.[test,bench,plot,pandas,dask,sdr]'
 	touch $(STAMP)
 
 # byte-compile once: some environments set PYTHONDONTWRITEBYTECODE, and start-up counts

@@ -22,7 +22,7 @@ from pathlib import Path
 logging.getLogger("ccsdspy").setLevel(logging.WARNING)
 
 MODULES = ["bench_reed_solomon", "bench_viterbi", "bench_sync", "bench_link", "bench_telemetry", "bench_packets",
-           "bench_channel", "bench_archive", "bench_end_to_end", "bench_receive"]
+           "bench_channel", "bench_archive", "bench_end_to_end", "bench_receive", "bench_demod"]
 
 
 def cpu_model() -> str:
@@ -53,7 +53,7 @@ def peak_rss_mb() -> float:
 
 def fmt_row(row: dict) -> str:
     parts = [f"{row.get('stage', '?'):<32s}", f"{row.get('params', ''):<36s}"]
-    for key, unit in (("mbit_s", "Mbit/s"), ("mpackets_s", "Mpkt/s"), ("x_real_time", "x RT"),
+    for key, unit in (("mbit_s", "Mbit/s"), ("mpackets_s", "Mpkt/s"), ("msamples_s", "Msps"), ("x_real_time", "x RT"),
                       ("peak_rss_mb", "MB RSS")):
         if row.get(key) is not None:
             parts.append(f"{row[key]:>10.1f} {unit}")

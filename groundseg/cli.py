@@ -171,8 +171,11 @@ def cmd_replay(args, con: Console) -> int:
         source = JournalSource(args.captures, frame_length=mission.link.frame_length if mission.link else None)
         pipe = Pipeline(mission, level=source.kind, on_progress=con.progress)
     else:
-        pipe = Pipeline(mission, level=args.level, on_progress=con.progress)
-        source = pipe.source_for(args.captures)
+        level = args.level
+        if level is None and all(_is_recording(p) for p in args.captures):
+            level = "iq"              # WAV and SigMF recordings are samples, whatever the mission's level
+        pipe = Pipeline(mission, level=level, on_progress=con.progress)
+        source = pipe.source_for(args.captures, iq_format=args.iq_format, sample_rate=args.sample_rate)
     writer = None
     t0 = time.perf_counter()
     if not args.no_archive:
@@ -209,6 +212,12 @@ def cmd_replay(args, con: Console) -> int:
     if report_path is not None:
         report_path.write_text(report.to_json(indent=2, sort_keys=True))
     return 0
+
+
+def _is_recording(path) -> bool:
+    """A sampled recording (IQ or audio) by its name: WAV or SigMF."""
+    name = str(path).lower()
+    return name.endswith((".wav", ".sigmf-meta", ".sigmf-data", ".sigmf"))
 
 
 def _nothing_decoded(captures, pipe) -> str:
@@ -729,7 +738,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-archive", action="store_true", help="decode and report only")
     r.add_argument("--report", help="write the pass report as JSON")
     r.add_argument("--level", choices=["iq", "soft", "bits", "frames", "packets"],
-                   help="where the capture enters the chain (default from the mission file)")
+                   help="where the capture enters the chain (default from the mission file; WAV and "
+                        "SigMF recordings: iq)")
+    r.add_argument("--iq-format", choices=["cf32", "ci16", "cu8", "ci8"],
+                   help="level iq, raw IQ files: the sample format")
+    r.add_argument("--sample-rate", type=float, metavar="HZ",
+                   help="level iq, raw IQ (or a WAV to check against): samples per second")
     r.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("simulate", parents=[common], help="make a simulated downlink and its truth file")
@@ -848,7 +862,54 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--wait-open", type=float, default=-1, help="seconds to wait for a receiver to open the port "
                     "before sending (-1: until one does, 0: do not wait)")
     em.set_defaults(func=cmd_emulate)
+    _document(p)
     return p
+
+
+#: help lines for arguments declared without one (kept here so every option has one)
+HELP = {
+    "captures": "capture files: one pass, each file its own stream (a receiver's journals are recognised)",
+    "mission": "the mission file (TOML; docs/mission-file.md)",
+    "out": "file to write (its directory must exist)",
+    "frames": "transfer frames to simulate (default 1000)",
+    "seed": "random seed: the same seed gives the same bytes",
+    "lost_frames": "frames lost on the way (never received)",
+    "target": "a capture to recognise, or an archive (file or directory) to describe",
+    "json": "print the description as JSON",
+    "archive": "the archive: an .h5 file or the directory replay --archive wrote",
+    "profile": "receiver profile: a TOML file or a name in hardware/profiles",
+}
+
+#: one example per command, shown at the end of its --help
+EXAMPLES = {
+    "replay": "groundseg replay pass.cadu --mission fixtures/missions/demo.toml --report pass.json\n"
+              "  groundseg replay trisat.f32 --mission fixtures/missions/trisat.toml --no-archive",
+    "simulate": "groundseg simulate --mission fixtures/missions/demo.toml --out sim.cadu --frames 500 --ber 1e-4\n"
+                "  groundseg simulate --mission fixtures/missions/trisat.toml --level soft --ebn0 4 --out sim.f32",
+    "inspect": "groundseg inspect capture.bin\n  groundseg inspect archive/",
+    "export": "groundseg export archive/ --apid hk --out hk.pkts\n"
+              "  groundseg export archive/demo.h5 --apid 100 --format csv --start 2026-01-01T00:00:00Z --out hk.csv",
+    "plot": "groundseg plot archive/ --apid hk --field bus_voltage --field battery_temp --out hk.png\n"
+            "  groundseg plot archive/ --link-quality --pass 3 --out link.png",
+    "archive": "groundseg archive repair archive/demo.h5",
+    "repair": "groundseg archive repair archive/demo.h5",
+    "receive": "groundseg receive --port /dev/groundseg-rx0 --mission fixtures/missions/demo.toml --profile usb-cdc-raw\n"
+               "  groundseg receive --port socket://192.0.2.7:7000 --mission M.toml --profile kiss-tnc --duration 600",
+    "emulate": "groundseg emulate --capture sim.cadu --profile usb-cdc-raw --link /tmp/rx0 --rate 2e6",
+}
+
+
+def _document(parser: argparse.ArgumentParser) -> None:
+    """Every argument gets a help line and every command an example (``HELP``, ``EXAMPLES``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                if name in EXAMPLES and not sub.epilog:
+                    sub.epilog = "example:\n  " + EXAMPLES[name]
+                    sub.formatter_class = argparse.RawDescriptionHelpFormatter
+                _document(sub)
+        elif not action.help and action.dest in HELP:
+            action.help = HELP[action.dest]
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -63,21 +63,21 @@ class Pipeline:
         self.level = level or getattr(mission.link, "level", None) or "packets"
         if self.level not in LEVELS:
             raise UsageError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
-        if self.level == "iq":
-            raise UsageError(
-                "level 'iq' needs the SDR demodulator, which this version does not have yet")
-        if self.level in ("soft", "bits", "frames") and mission.link is None:
+        if self.level == "iq" and getattr(mission, "modulation", None) is None:
+            raise UsageError("level 'iq' needs a [modulation] table in the mission file (scheme, "
+                             "symbol_rate; docs/sdr.md)")
+        if self.level in ("iq", "soft", "bits", "frames") and mission.link is None:
             raise UsageError(f"level {self.level!r} needs a [link] table in the mission file")
         self.archive = archive
         self.on_progress = on_progress
         self.channel = None
         self.link = None
         self.splitter = None
-        if self.level in ("bits", "soft"):
+        if self.level in ("bits", "soft", "iq"):
             self.channel = ChannelDecoder(channel_config(mission, self.level))
         elif self.level == "frames":
             self.channel = FrameReader(mission.link.frame_length, fecf=mission.link.fecf)
-        if self.level in ("soft", "bits", "frames"):
+        if self.level in ("iq", "soft", "bits", "frames"):
             self.link = LinkDecoder(link_config(mission))
         else:
             self.splitter = PacketStreamSplitter()
@@ -86,6 +86,7 @@ class Pipeline:
         self.frames_seen = 0
         self.clock = StreamClock()
         self.source_info: dict = {}
+        self.source_sections: dict = {}      # what a source adds to the report (demodulator)
         self._stream_time = np.nan
 
     # -- streaming interface (live and replay) --------------------------------------------
@@ -191,6 +192,7 @@ class Pipeline:
         if open_stream:
             self.end_stream()
         seconds = time.perf_counter() - t0
+        self.source_sections = source.report_sections()
         self.source_info = {
             "files": source.names, "kind": source.kind, "bytes_in": int(source.stats.bytes_in),
             "truncated_bytes": int(source.stats.truncated_bytes),
@@ -215,8 +217,16 @@ class Pipeline:
             p.gaps = sum(int(v.get("gaps", 0)) for v in c["virtual_channels"].values())
         return p
 
-    def source_for(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> CaptureFiles:
-        """Capture files read at this pipeline's level, with the mission's rate."""
+    def source_for(self, paths: Iterable[str | Path], chunk_bytes: int | None = None,
+                   iq_format: str | None = None, sample_rate: float | None = None) -> Source:
+        """Capture files read at this pipeline's level, with the mission's rate. Level "iq":
+        recordings (SigMF, WAV, raw IQ with ``iq_format`` and ``sample_rate``) seen through
+        the mission's demodulator as soft symbols."""
+        if self.level == "iq":
+            from groundseg.coding.demod.source import DemodulatedSource
+            from groundseg.sources.sdr import IQFiles
+            return DemodulatedSource(IQFiles(list(paths), fmt=iq_format, sample_rate=sample_rate),
+                                     self.mission.modulation)
         kind = LEVEL_KIND[self.level]
         bit_rate = float(getattr(self.mission.link, "bit_rate", 0) or 0) if self.mission.link else 0.0
         rate = bit_rate / 8 if kind in ("frames", "packets") else bit_rate
@@ -287,6 +297,7 @@ class Pipeline:
             rep.sync.bits_in = int(counts.get("bytes_in", 0)) * 8
         if self.channel is not None and getattr(self.channel.stats, "inner", None) is not None:
             rep.extra["link_quality"] = self.channel.stats.inner.to_dict()
+        rep.extra.update(self.source_sections)
         for k, v in self.telemetry_rejects.items():
             rep.add_reject(k, v)
         rep.source = dict(self.source_info)

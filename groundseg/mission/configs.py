@@ -29,6 +29,12 @@ def channel_config(mission: Mission, level: str = "bits") -> ChannelConfig:
     "soft" / "iq" where the inner code is decoded from soft symbols)."""
     link = _link(mission, level)
     soft = level in ("soft", "iq")
+    symbols, ambiguity = link.symbols, link.symbol_ambiguity
+    if level == "iq":
+        # the demodulator hands on float32 soft symbols; QPSK adds the I/Q ambiguities
+        symbols = "soft-float32"
+        if mission.modulation is not None and mission.modulation.bits_per_symbol == 2:
+            ambiguity = "qpsk"
     return ChannelConfig(
         frame_length=link.frame_length,
         asm=link.asm_value,
@@ -46,8 +52,8 @@ def channel_config(mission: Mission, level: str = "bits") -> ChannelConfig:
         convolutional=link.convolutional if soft else "none",
         convolutional_variant=link.convolutional_variant,
         differential=link.differential,
-        symbols=link.symbols if soft else "hard",
-        symbol_ambiguity=link.symbol_ambiguity,
+        symbols=symbols if soft else "hard",
+        symbol_ambiguity=ambiguity,
     )
 
 

@@ -95,7 +95,7 @@ def _ft(values: dict):
     return frame_types.get(values.get("frame_type") or DEFAULT_FRAME_TYPE)
 
 
-TOP_KEYS = ("mission", "link", "virtual_channels", "apids")
+TOP_KEYS = ("mission", "link", "modulation", "virtual_channels", "apids")
 
 MISSION_KEYS = (
     Key("name", str, REQUIRED),

@@ -213,9 +213,25 @@ class _Loader:
         time_epoch, epoch_unix = self.epoch(m["time_epoch"], "[mission]", "time_epoch")
         vcs = self.virtual_channels(doc.get("virtual_channels"), link)
         apids = self.apids(doc.get("apids"), time_epoch)
+        modulation = self.modulation(doc.get("modulation"))
+        if link is not None and link.level == "iq" and modulation is None:
+            self.fail("[modulation]", 'missing: level = "iq" demodulates with the table\'s scheme and '
+                                      "symbol_rate (docs/sdr.md)")
         return Mission(name=name, spacecraft_id=scid, link=link, virtual_channels=vcs, apids=apids,
                        source_text=self.text, path=self.path, time_epoch=time_epoch,
-                       description=m["description"])
+                       description=m["description"], modulation=modulation)
+
+    def modulation(self, t):
+        """[modulation]: validated by groundseg.modulation (its keys are documented in docs/sdr.md)."""
+        if t is None:
+            return None
+        self.check_type(t, dict, "", "modulation")
+        from groundseg.modulation import modulation_from_table
+        try:
+            return modulation_from_table(t, "[modulation]")
+        except ValueError as exc:
+            raise MissionError(self.path, "[modulation]",
+                               str(exc).removeprefix("[modulation]: ")) from None
 
     def link(self, t: dict) -> LinkSettings:
         w = "[link]"

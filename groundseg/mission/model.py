@@ -205,6 +205,8 @@ class Mission:
     path: Path
     time_epoch: str = CCSDS_EPOCH
     description: str = ""
+    #: the [modulation] table (groundseg.modulation.ModulationSettings), None without one
+    modulation: object = None
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property

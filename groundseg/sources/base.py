@@ -120,6 +120,10 @@ class Source:
         """The streams' names (file paths, ports) for the report."""
         return [self.name] if self.name else []
 
+    def report_sections(self) -> dict:
+        """Sections this source adds to the pass report (a demodulator's lock and Es/N0)."""
+        return {}
+
     def __enter__(self):
         return self
 

@@ -76,3 +76,30 @@ def test_a_level_not_built_is_refused_before_any_pass(tmp_path):
     p = run("replay", CADU, "--mission", DEMO, "--archive", tmp_path / "arc", "--level", "iq")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "arc").exists() or not any((tmp_path / "arc").iterdir())
+
+
+def test_sigint_during_a_replay_exits_cleanly(tmp_path):
+    """Ctrl-C mid-pass: exit 130, one line, the pass aborted and the archive still readable."""
+    import signal
+    import time
+    cap = tmp_path / "long.cadu"
+    with open(cap, "wb") as fh:
+        data = CADU.read_bytes()
+        for _ in range(40):
+            fh.write(data)
+    arc = tmp_path / "arc"
+    proc = subprocess.Popen([sys.executable, "-m", "groundseg", "replay", str(cap), "--mission", str(DEMO),
+                             "--archive", str(arc)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not (arc / "demo.h5").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the replay finished before the signal arrived")
+    assert proc.returncode == 130 and "interrupted" in err
+    assert "Traceback" not in err
+    p = run("inspect", arc / "demo.h5")
+    assert p.returncode == 0, p.stderr
