@@ -580,6 +580,7 @@ class TcpSource(NetworkSource):
         self._conn: socket.socket | None = None
         self._bound: tuple | None = None
         self.peer: str | None = None
+        self._heard = False          # data since the last end-of-stream datagram
 
     @property
     def listening(self) -> bool:
@@ -829,8 +830,11 @@ class UdpSource(NetworkSource):
                 continue
             if n == 0:
                 self.stats.eof_markers += 1
-                if self._in_stream:
-                    self._end_stream(now)
+                if self._heard:
+                    # the sender's stream ends (even if ours was broken by an overflow)
+                    self._heard = False
+                    self._end_stream(now, by_sender=False)
+                    self._streams_ended += 1
                     self._begin_outage("the sender ended the stream (zero-length datagram)")
                 if self.stop_on_eof:
                     self.ended_by = "eof"
@@ -840,6 +844,7 @@ class UdpSource(NetworkSource):
                 self.stats.header_short += 1
                 continue
             self.stats.datagrams += 1
+            self._heard = True
             self.peer = f"{sender[0]}:{sender[1]}"
             self.bytes_read += n - h
             self.last_data = now

@@ -462,3 +462,20 @@ def test_journal_records_what_is_decoded_first():
     assert data == bytes(range(30)) == b"".join(c.data.tobytes() for c in chunks)
     d_times = [t for k, t, _ in src.journal.records if k == b"D"]
     assert sorted(c.rx_time for c in chunks) == sorted(d_times)
+
+
+def test_udp_decoder_far_behind_drops_counts_and_restarts():
+    """A decoder that cannot keep up: beyond ``queue_bytes`` waiting, UDP data is dropped
+    and counted (never a crash, never unbounded memory), and the stream restarts."""
+    src = UdpSource("udp://127.0.0.1:0", dtype="soft-int8", queue_bytes=20_000, gather=0.0, max_streams=1,
+                    duration=60)
+    src.open()
+    sent = 400 * 1000
+    background(send_udp, src.address, bytes(sent), 1000)
+    got = 0
+    for c in src.chunks():
+        got += c.data.size
+        time.sleep(0.02)                   # a slow decoder
+    s = src.stats
+    assert s.bytes_overflow > 0 and s.streams >= 2
+    assert got == s.bytes_in and s.bytes_in + s.bytes_overflow == sent
