@@ -183,12 +183,20 @@ def cmd_replay(args, con: Console) -> int:
         writer = ArchiveWriter(args.archive, mission)
         writer.begin_pass(" ".join(str(Path(p)) for p in args.captures))
         pipe.archive = writer
+    frame_log: list = []
+    if args.annotate:
+        if pipe.level != "iq" or not all(str(p).lower().endswith((".sigmf-meta", ".sigmf-data", ".sigmf"))
+                                         for p in args.captures):
+            raise UsageError("--annotate writes decoded frames into SigMF recordings: give .sigmf-meta files")
+        pipe.on_frames = lambda stream, rec: frame_log.append((stream, rec.copy()))
     try:
         report = pipe.run(source)
     except BaseException:
         if writer is not None:
             writer.abort_pass()
         raise
+    if frame_log:
+        report["annotations"] = _annotate(args.captures, pipe, source, frame_log)
     seconds = time.perf_counter() - t0
     size = source.total_bytes or source.stats.bytes_in
     extra = {"mission": mission.name, "captures": len(args.captures), "MB": f"{size / 1e6:.1f}",
@@ -214,6 +222,31 @@ def cmd_replay(args, con: Console) -> int:
     return 0
 
 
+def _annotate(captures, pipe, source, frame_log) -> dict:
+    """Each SigMF recording gets an annotation per delivered frame (samples from the
+    demodulator's timing loop); returns {recording: annotations written}."""
+    import numpy as np
+
+    from groundseg.sources.sdr import annotate_sigmf, frame_annotations
+    cfg = pipe.channel.config
+    per_symbol = 2 if pipe.mission.modulation.bits_per_symbol == 2 else 1
+    written = {}
+    for i, cap in enumerate(captures):
+        recs = [r for s, r in frame_log if s == i]
+        rec = np.concatenate(recs) if recs else None
+        if rec is None or i >= len(source.demods):
+            written[str(cap)] = 0
+            continue
+        rec = rec[rec["status"] == 0]
+        comments = [f"VC {v} count {c}" for v, c in zip(rec["vcid"].tolist(), rec["vcfc"].tolist())]
+        notes = frame_annotations(rec["bit_position"], cfg.cadu_length * 8,
+                                  symbols_per_bit=cfg.input_units_per_bit / per_symbol,
+                                  sample_of_symbol=source.demods[i].sample_of_symbol,
+                                  label=f"{pipe.mission.name} frame", comments=comments)
+        written[str(cap)] = annotate_sigmf(cap, notes)
+    return written
+
+
 def _is_recording(path) -> bool:
     """A sampled recording (IQ or audio) by its name: WAV or SigMF."""
     name = str(path).lower()
@@ -224,6 +257,12 @@ def _nothing_decoded(captures, pipe) -> str:
     """One line on why a replay delivered nothing: what the capture looks like instead."""
     from groundseg.inspect import describe_failure
     from groundseg.mission.configs import channel_config
+    if pipe.level == "iq":
+        d = pipe.source_sections.get("demodulator", {})
+        return (f"nothing decoded from {captures[0]} at level 'iq' with mission {pipe.mission.name!r}: the "
+                f"{d.get('scheme', '')} demodulator locked on {d.get('locked_fraction', 0):.0%} of the recording "
+                f"(Es/N0 {d.get('esn0_db', {}).get('median', 'unknown')} dB); check [modulation] "
+                "(groundseg plot RECORDING --iq --mission M)")
     link = pipe.mission.link
     expected = asm = asm_bits = None
     if pipe.level == "bits" and link is not None:
@@ -243,6 +282,20 @@ def cmd_simulate(args, con: Console) -> int:
         bit_slips=args.bit_slips, slip_bits=args.slip_bits, garbage_bytes=args.garbage,
         garbage_length=args.garbage_length, inverted=args.invert, polarity_flips=args.polarity_flips,
         bit_offset=args.bit_offset, truncate_last=args.truncate_last)
+    if args.level == "iq":
+        from groundseg.sim.simulate import write_iq_recording
+        if not str(args.out).endswith(".sigmf-meta"):
+            raise UsageError("--level iq writes a SigMF recording: --out must end in .sigmf-meta")
+        if mission.modulation is None:
+            raise UsageError(f"{args.mission}: --level iq needs a [modulation] table (docs/sdr.md)")
+        truth = write_iq_recording(args.out, mission, frames=args.frames, seed=args.seed, impairments=imp,
+                                   sample_rate=args.sample_rate, datatype=args.iq_datatype,
+                                   esn0_db=args.esn0, frequency_hz=args.frequency_offset,
+                                   drift_hz_s=args.drift, timing_offset=args.timing_offset,
+                                   clock_ppm=args.clock_ppm)
+        con.out(f"wrote {args.out} (+ .sigmf-data, {truth['frames']['total']:,} frames) and "
+                f"{args.out}.truth.json")
+        return 0
     soft = {}
     if args.ebn0 is not None or args.symbols is not None:
         if (args.level or mission.level) != "soft":
@@ -309,6 +362,8 @@ def cmd_export(args, con: Console) -> int:
 
 def cmd_plot(args, con: Console) -> int:
     from groundseg.archive.plot import plot_fields, plot_link_quality
+    if args.iq:
+        return _plot_iq(args, con)
     if args.link_quality:
         if args.apid or args.field:
             raise UsageError("--link-quality plots the frames' link quality: drop --apid and --field")
@@ -322,6 +377,27 @@ def cmd_plot(args, con: Console) -> int:
     plot_fields(args.archive, args.apid, args.field, out, passes=args.passes, start=args.start,
                 stop=args.stop)
     con.out(f"wrote {out}")
+    return 0
+
+
+def _plot_iq(args, con: Console) -> int:
+    """The quicklook of a recording (spectrum, constellation, Es/N0 and lock over time):
+    ``plot RECORDING --iq --mission M``: what an operator looks at first after a failed pass."""
+    import numpy as np
+
+    from groundseg.coding.demod.quicklook import quicklook
+    from groundseg.sources.sdr import open_iq
+    if not args.mission:
+        raise UsageError("plot --iq needs --mission (its [modulation] says how to demodulate)")
+    mission = _load_mission(args.mission)
+    if mission.modulation is None:
+        raise UsageError(f"{args.mission}: no [modulation] table (docs/sdr.md)")
+    out = _output_path(args.out or f"{Path(args.archive).name.split('.')[0]}-iq.png", "--out")
+    rec = open_iq(args.archive, fmt=args.iq_format, sample_rate=args.sample_rate)
+    samples = np.concatenate([c.data for c in rec.chunks()])
+    info = quicklook(samples, rec.sample_rate, out, mission.modulation,
+                     getattr(rec, "center_frequency", 0.0) or 0.0, title=Path(args.archive).name)
+    con.out(f"wrote {out}" + (f" (locked {info['locked_fraction']:.0%})" if "locked_fraction" in info else ""))
     return 0
 
 
@@ -742,6 +818,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "SigMF recordings: iq)")
     r.add_argument("--iq-format", choices=["cf32", "ci16", "cu8", "ci8"],
                    help="level iq, raw IQ files: the sample format")
+    r.add_argument("--annotate", action="store_true",
+                   help="SigMF recordings: write each delivered frame back as an annotation")
     r.add_argument("--sample-rate", type=float, metavar="HZ",
                    help="level iq, raw IQ (or a WAV to check against): samples per second")
     r.set_defaults(func=cmd_replay)
@@ -751,9 +829,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", required=True)
     s.add_argument("--frames", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--level", choices=["soft", "bits", "frames", "packets"],
-                   help="what to write (default the mission's level): soft symbols through the "
-                        "mission's inner code, a CADU bit stream, frames, or packets")
+    s.add_argument("--level", choices=["iq", "soft", "bits", "frames", "packets"],
+                   help="what to write (default the mission's level): a SigMF IQ recording with the "
+                        "mission's [modulation], soft symbols through the mission's inner code, a CADU "
+                        "bit stream, frames, or packets")
+    s.add_argument("--esn0", type=float, metavar="DB", help="--level iq: Es/N0 of the samples (dB)")
+    s.add_argument("--sample-rate", type=float, metavar="HZ",
+                   help="--level iq: samples per second (default 4 per symbol)")
+    s.add_argument("--frequency-offset", type=float, default=0.0, metavar="HZ",
+                   help="--level iq: carrier offset from the centre")
+    s.add_argument("--drift", type=float, default=0.0, metavar="HZ/S", help="--level iq: carrier drift")
+    s.add_argument("--timing-offset", type=float, default=0.0, metavar="SYMBOLS",
+                   help="--level iq: fraction of a symbol the first sample is late")
+    s.add_argument("--clock-ppm", type=float, default=0.0, help="--level iq: symbol clock error (ppm)")
+    s.add_argument("--iq-datatype", default="cf32_le", choices=["cf32_le", "ci16_le", "cu8", "ci8"],
+                   help="--level iq: the SigMF sample format")
     s.add_argument("--symbols", choices=["soft-int8", "soft-float32"],
                    help="soft symbol format at --level soft (default the mission's)")
     s.add_argument("--ebn0", type=float, metavar="DB",
@@ -796,6 +886,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--link-quality", action="store_true",
                     help="plot the link per frame instead: Es/N0, symbol error rate, RS corrections, "
                          "refused frames, against reception time")
+    pl.add_argument("--iq", action="store_true",
+                    help="ARCHIVE is an IQ or audio recording: draw its spectrum, constellation and "
+                         "Es/N0 over time (needs --mission for the [modulation])")
+    pl.add_argument("--mission", "-m", help="--iq: the mission file")
+    pl.add_argument("--iq-format", choices=["cf32", "ci16", "cu8", "ci8"], help="--iq, raw IQ: sample format")
+    pl.add_argument("--sample-rate", type=float, metavar="HZ", help="--iq, raw IQ: samples per second")
     pl.add_argument("--out", "-o", help="PNG to write (its directory must exist)")
     _time_selection(pl)
     pl.set_defaults(func=cmd_plot)
@@ -890,7 +986,8 @@ EXAMPLES = {
     "export": "groundseg export archive/ --apid hk --out hk.pkts\n"
               "  groundseg export archive/demo.h5 --apid 100 --format csv --start 2026-01-01T00:00:00Z --out hk.csv",
     "plot": "groundseg plot archive/ --apid hk --field bus_voltage --field battery_temp --out hk.png\n"
-            "  groundseg plot archive/ --link-quality --pass 3 --out link.png",
+            "  groundseg plot archive/ --link-quality --pass 3 --out link.png\n"
+            "  groundseg plot by701.wav --iq --mission fixtures/missions/by70-1.toml --out by701-iq.png",
     "archive": "groundseg archive repair archive/demo.h5",
     "repair": "groundseg archive repair archive/demo.h5",
     "receive": "groundseg receive --port /dev/groundseg-rx0 --mission fixtures/missions/demo.toml --profile usb-cdc-raw\n"

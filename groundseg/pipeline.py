@@ -58,7 +58,8 @@ class Pipeline:
     """One pass of one mission. ``archive`` is an open ArchiveWriter pass or None."""
 
     def __init__(self, mission, level: str | None = None, archive=None,
-                 on_progress: Callable[[Progress], None] | None = None):
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_frames: Callable[[int, np.ndarray], None] | None = None):
         self.mission = mission
         self.level = level or getattr(mission.link, "level", None) or "packets"
         if self.level not in LEVELS:
@@ -86,12 +87,16 @@ class Pipeline:
         self.frames_seen = 0
         self.clock = StreamClock()
         self.source_info: dict = {}
+        #: called with (stream index, frame records) for every batch of frames (SigMF annotations)
+        self.on_frames = on_frames
+        self.stream_index = -1
         self.source_sections: dict = {}      # what a source adds to the report (demodulator)
         self._stream_time = np.nan
 
     # -- streaming interface (live and replay) --------------------------------------------
     def begin_stream(self) -> None:
         """A new stream (next file, a receiver reconnected): decoder state restarts."""
+        self.stream_index += 1
         if self.channel is not None:
             self.channel.reset()
         if self.link is not None:
@@ -145,6 +150,8 @@ class Pipeline:
         self._link_output(self.link.push(batch))
 
     def _link_output(self, out) -> None:
+        if self.on_frames is not None and len(out.frames):
+            self.on_frames(self.stream_index, out.frames)
         if self.archive is not None and len(out.frames):
             self.archive.append(frames=out.frames)
         if len(out.rejects) and self.archive is not None:

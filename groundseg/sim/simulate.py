@@ -191,3 +191,47 @@ def simulate_to_file(mission, out_path: str | Path, frames: int = 1000, seed: in
         impairments = Impairments(**base)
     return write_capture(out_path, mission, frames=frames, seed=seed, impairments=impairments,
                          level=level, **kwargs).truth
+
+
+#: bytes of random data the IQ recording sends before the first CADU (loops acquire on it)
+PREAMBLE_BYTES = 256
+
+
+def write_iq_recording(path: str | Path, mission, *, frames: int = 1000, seed: int = 0,
+                       impairments: Impairments | None = None, sample_rate: float | None = None,
+                       datatype: str = "cf32_le", center_frequency: float = 0.0, esn0_db: float | None = None,
+                       frequency_hz: float = 0.0, drift_hz_s: float = 0.0, timing_offset: float = 0.0,
+                       clock_ppm: float = 0.0) -> dict:
+    """A SigMF recording (``path`` ending .sigmf-meta, its .sigmf-data beside it) of the
+    mission's downlink with its [modulation]: the CADU stream -> [NRZ-M] -> inner code ->
+    modulated samples with the impairments (Es/N0, carrier offset and drift, timing offset,
+    clock error). Writes ``path``.truth.json (the noiseless truth, marked not exact when
+    impaired) and returns it. ``sample_rate`` default: 4 samples per symbol."""
+    from groundseg.sim_iq import channel_symbols, simulate_sigmf
+    mission = load(mission)
+    if getattr(mission, "modulation", None) is None:
+        raise ValueError("an IQ recording needs the mission's [modulation] table (docs/sdr.md)")
+    link = mission.link
+    hard = _with_symbols(mission, "hard")
+    sim = simulate(hard, frames=frames, seed=seed, impairments=impairments, level="bits")
+    # a real pass starts with carrier and idle symbols before the first frame, which the
+    # demodulator's loops use to acquire: a preamble of random bytes (no sync marker in it)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1A51]))
+    preamble = rng.integers(0, 256, PREAMBLE_BYTES, dtype=np.uint8)
+    syms = channel_symbols(np.concatenate([preamble, np.frombuffer(sim.capture, np.uint8)]), link.convolutional,
+                           link.convolutional_variant, link.differential)
+    mod = mission.modulation
+    fs = float(sample_rate or 4 * mod.symbol_rate)
+    # a mission whose receiver hands on audio puts the signal at audio_center: so does the recording
+    meta = simulate_sigmf(str(path).removesuffix(".sigmf-meta"), syms, mod, fs, center_frequency, datatype=datatype,
+                          esn0_db=esn0_db, frequency_hz=frequency_hz + mod.audio_center, drift_hz_s=drift_hz_s,
+                          timing_offset=timing_offset, clock_ppm=clock_ppm, seed=int(seed))
+    truth = sim.truth
+    truth["simulation"].update(level="iq", scheme=mod.scheme, sample_rate=fs, esn0_db=esn0_db,
+                               frequency_hz=frequency_hz, drift_hz_s=drift_hz_s, timing_offset=timing_offset,
+                               clock_ppm=clock_ppm)
+    if esn0_db is not None or frequency_hz or drift_hz_s or timing_offset or clock_ppm:
+        truth["exact"] = False
+        truth.setdefault("notes", []).append("impaired samples: the truth is the noiseless decode")
+    Path(str(meta) + ".truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
+    return truth
