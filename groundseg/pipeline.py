@@ -8,23 +8,23 @@ the pass report (groundseg.report.PassReport; keys and counting rules in docs/re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
 from groundseg import telemetry
 from groundseg.coding.channel import ChannelDecoder, FrameReader
 from groundseg.coding.frame_batch import FrameBatch
-from groundseg.errors import UsageError
 from groundseg.link.decoder import LinkDecoder
 from groundseg.link.packets import PacketStreamSplitter
 from groundseg.link.records import PacketBatch
-from groundseg.mission.configs import channel_config, link_config
+from groundseg.errors import UsageError
+from groundseg.mission.configs import channel_config, link_config  # noqa: F401  (one copy, shared with the simulator)
 from groundseg.report import PassReport
-from groundseg.sources.base import LEVEL_KIND, Chunk, Source, StreamClock
+from groundseg.sources.base import LEVEL_KIND, Source, StreamClock, Chunk
 from groundseg.sources.capture import SOFT_DTYPES, CaptureFiles
 
 LEVELS = tuple(LEVEL_KIND)
@@ -34,7 +34,7 @@ def _iso(t: float) -> str | None:
     """UTC ISO 8601 with microseconds, None for an unknown time."""
     if not np.isfinite(t):
         return None
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
