@@ -556,6 +556,28 @@ def _warm_up(mission, profile, frame_length) -> None:
     pipe.end_stream()
 
 
+def _network_source(args, mission):
+    """``receive --tcp`` / ``--udp``: a network source of the mission's level (soft symbols in
+    its ``symbols`` format, or hard bits), the decoding chain's kernels loaded first."""
+    import numpy as np
+
+    from groundseg.pipeline import Pipeline
+    from groundseg.sources.base import Chunk
+    from groundseg.sources.network import receive_address
+
+    proto = "tcp" if args.tcp else "udp"
+    address = receive_address(args.tcp or args.udp, proto)
+    pipe = Pipeline(mission)
+    kwargs = {"heartbeat": 0.25, "max_streams": args.streams}
+    if proto == "udp":
+        kwargs["header"] = args.udp_header
+    source = pipe.network_source(str(address), **kwargs)
+    pipe.begin_stream()          # warm-up: the chain's kernels (numba cache) before the socket opens
+    pipe.push(Chunk(np.zeros(1 << 13, source.dtype), source.kind))
+    pipe.end_stream()
+    return source, pipe.level
+
+
 def cmd_receive(args, con: Console) -> int:
     import signal
 
@@ -568,26 +590,47 @@ def cmd_receive(args, con: Console) -> int:
 
     mission = _load_mission(args.mission)
     report_path = _output_path(args.report, "--report")
+    network = args.tcp or args.udp
+    if sum(bool(x) for x in (args.port, args.tcp, args.udp)) > 1:
+        raise UsageError("give one receiver: --port, --tcp or --udp")
+    profile = None
     try:
-        profile = load_profile(args.profile)
-        for k in ("gather", "read_timeout"):
-            if getattr(args, k, None) is not None:
-                setattr(profile, k, getattr(args, k))
-        frame_length = int(mission.link.frame_length) if mission.link is not None else None
-        source = SerialSource(args.port, profile, frame_length=frame_length, heartbeat=0.25,
-                              queue_records=args.queue)
-        _warm_up(mission, profile, frame_length)
-        source.open()      # a missing, busy or forbidden port: one line, exit 2, nothing written
+        if network:
+            source, level = _network_source(args, mission)
+            frame_length = int(mission.link.frame_length)
+        else:
+            profile = load_profile(args.profile)
+            for k in ("gather", "read_timeout"):
+                if getattr(args, k, None) is not None:
+                    setattr(profile, k, getattr(args, k))
+            frame_length = int(mission.link.frame_length) if mission.link is not None else None
+            source = SerialSource(args.port, profile, frame_length=frame_length, heartbeat=0.25,
+                                  queue_records=args.queue)
+            _warm_up(mission, profile, frame_length)
+            level = kind_of(profile.framing)
+        source.open()      # a missing, busy or forbidden port or address: one line, exit 2, nothing written
     except GroundsegUsageError as exc:
         raise _usage(exc) from None
+    if network:
+        describe = f"{source.port}, {level}" + (f" {mission.link.symbols}" if level == "soft" else "")
+        if args.udp:
+            describe += f", header {args.udp_header}"
+    else:
+        describe = f"{profile.name} ({profile.framing})"
     journal = None
     try:
         if not args.no_journal:
             jdir = Path(args.journal) if args.journal else Path(args.archive) / "journal"
-            header = {"format": 1, "framing": profile.framing, "kind": kind_of(profile.framing),
-                      "frame_length": frame_length, "line_rate": profile.line_rate,
-                      "options": profile.deframer_options(), "port": source.port, "mission": mission.name,
-                      "profile": dict(profile.summary(), text=profile.text)}
+            if network:
+                # raw item bytes as received (after UDP reordering); soft: the symbols' dtype
+                header = {"format": 1, "framing": "raw", "kind": source.kind, "dtype": source.dtype.str,
+                          "frame_length": frame_length, "line_rate": source.rate, "options": {},
+                          "port": source.port, "mission": mission.name}
+            else:
+                header = {"format": 1, "framing": profile.framing, "kind": kind_of(profile.framing),
+                          "frame_length": frame_length, "line_rate": profile.line_rate,
+                          "options": profile.deframer_options(), "port": source.port, "mission": mission.name,
+                          "profile": dict(profile.summary(), text=profile.text)}
             journal = JournalWriter(jdir, header, name=mission.name, rotate_bytes=int(args.journal_rotate * 1e6),
                                     keep_days=args.journal_keep_days)
             source.journal = journal
@@ -599,7 +642,7 @@ def cmd_receive(args, con: Console) -> int:
         from groundseg.archive.hdf5 import ArchiveWriter
         # live: a received packet is readable by other processes (SWMR) within about a second
         writer = ArchiveWriter(args.archive, mission, flush_seconds=args.flush_seconds)
-        writer.begin_pass(f"receive {source.port} ({profile.name}, {profile.framing})"
+        writer.begin_pass(f"receive {source.port} ({describe})"
                           + (f" journal {journal.paths[0]}" if journal else ""))
     shown = _ShowFields(writer, mission, args.show)
     stopping = {"why": ""}
@@ -614,9 +657,13 @@ def cmd_receive(args, con: Console) -> int:
     status = _Status(con)
     t0 = time.monotonic()
     started = time.time()
-    pipe = Pipeline(mission, level=kind_of(profile.framing), archive=shown)
-    con.out(f"receiving from {source.port} ({source.device}), profile {profile.name} ({profile.framing}), "
-            f"mission {mission.name}" + (f", journal {journal.paths[0]}" if journal else ""))
+    pipe = Pipeline(mission, level=level, archive=shown)
+    if network:
+        con.out(f"receiving from {describe}, mission {mission.name}"
+                + (f", journal {journal.paths[0]}" if journal else ""))
+    else:
+        con.out(f"receiving from {source.port} ({source.device}), profile {profile.name} ({profile.framing}), "
+                f"mission {mission.name}" + (f", journal {journal.paths[0]}" if journal else ""))
     sys.stdout.flush()
     first_flush = []
 
@@ -654,18 +701,29 @@ def cmd_receive(args, con: Console) -> int:
     seconds = time.monotonic() - t0
     report = pipe.report()
     report["source"] = source.stats.to_dict()
-    report["receiver"] = {"port": source.port, "device": source.device, "profile": profile.name,
-                          "framing": profile.framing, "started": started, "seconds": round(seconds, 3),
-                          "ended_by": stopping["why"] or "receiver closed"}
+    ended_by = stopping["why"] or getattr(source, "ended_by", "") or "receiver closed"
+    report["receiver"] = {"port": source.port, "device": source.device,
+                          "profile": profile.name if profile else None,
+                          "framing": profile.framing if profile else "raw", "started": started,
+                          "seconds": round(seconds, 3), "ended_by": ended_by}
+    if network:
+        report["receiver"]["level"] = level
+        if args.udp:
+            report["receiver"]["udp_header"] = args.udp_header
     extra = {"mission": mission.name, "port": source.port, "seconds": f"{seconds:.1f}",
              "MB": f"{source.stats.bytes_in / 1e6:.2f}", "outages": len(source.stats.outages),
-             "ended by": stopping["why"] or "receiver closed"}
+             "ended by": ended_by}
     _close_pass(writer, report, extra)
     text = format_report(report, mission, extra)
     fr = source.stats.framing
     dropped = {k: v for k, v in fr.items() if k != "frames" and v}
     if dropped:
         text += "\nframing   " + "  ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
+    net = source.stats.to_dict().get("network")
+    if net:
+        shown_net = {k: v for k, v in net.items() if v and k not in ("datagrams",)}
+        text += "\nnetwork   " + "  ".join(f"{k} {v:,}" for k, v in ([("datagrams", net["datagrams"])] if
+                                                                     net["datagrams"] else []) + sorted(shown_net.items()))
     for o in source.stats.outages:
         text += (f"\noutage    {time.strftime('%H:%M:%S', time.gmtime(o.start))} UTC for {o.end - o.start:.1f} s "
                  f"after {o.bytes_before:,} bytes: {o.reason}")
@@ -836,9 +894,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("archive", metavar="ARCHIVE")
     rp.set_defaults(func=cmd_archive)
 
-    rc = sub.add_parser("receive", parents=[common], help="decode a live receiver (serial port) into the archive")
+    rc = sub.add_parser("receive", parents=[common], help="decode a live receiver (serial port, TCP or UDP) into the archive")
     rc.add_argument("--port", "-p", help="device path, udev name, usb:VID:PID[:SERIAL] or a pyserial URL "
                     "(socket://host:port, rfc2217://host:port, loop://); default the profile's")
+    rc.add_argument("--tcp", metavar="[HOST:]PORT", help="soft symbols (or hard bits) over TCP, raw items as "
+                    "GNU Radio's TCP Sink sends them: [HOST:]PORT listens (loopback unless HOST; the sink in "
+                    "Client mode connects), tcp://HOST:PORT connects to a sink in Server mode")
+    rc.add_argument("--udp", metavar="[HOST:]PORT", help="soft symbols (or hard bits) in UDP datagrams (GNU Radio's "
+                    "UDP Sink): listens on [HOST:]PORT, loopback unless HOST")
+    rc.add_argument("--udp-header", default="none", choices=["none", "gnuradio-seq", "gnuradio-seq-size", "seq32be",
+                                                             "seq64be", "seq32le", "seq64le"],
+                    help="what precedes each UDP payload: a sequence counter lets lost and reordered datagrams "
+                    "be counted and put right (GNU Radio: gnuradio-seq = header 'Sequence Number')")
+    rc.add_argument("--streams", type=int, metavar="N", help="end the pass once N streams have ended (TCP "
+                    "connections closed, UDP end-of-stream datagrams)")
     rc.add_argument("--mission", "-m", required=True)
     rc.add_argument("--profile", help="receiver profile: a TOML file or a name in hardware/profiles "
                     "(usb-cdc-raw, kiss-tnc, length-modem); default raw hard bits")

@@ -214,6 +214,9 @@ class Pipeline:
             "decode_seconds": round(seconds, 6),
             "stream_seconds": round(stream_seconds, 6),
             "mbit_s": round(done * 8 / 1e6 / seconds, 3) if seconds > 0 else 0.0}
+        extra = getattr(source.stats, "report_extra", None)
+        if extra is not None:
+            self.source_info.update(extra())     # a live source's own counts (network: datagrams)
         return self.report()
 
     def _progress(self, done: int, total: int, seconds: float) -> Progress:
@@ -246,6 +249,24 @@ class Pipeline:
         if chunk_bytes is not None:
             kwargs["chunk_bytes"] = chunk_bytes
         return CaptureFiles(paths, **kwargs)
+
+    def network_source(self, address: str, **kwargs):
+        """A TCP or UDP source (``tcp://``, ``tcp-listen://``, ``udp://``) of this pipeline's
+        level (soft symbols in the mission's format, or packed bits) at the mission's rate;
+        ``kwargs`` go to :class:`~groundseg.sources.network.TcpSource` / ``UdpSource``."""
+        from groundseg.sources.network import open_network_source
+        kind = LEVEL_KIND[self.level]
+        if kind not in ("soft", "bits"):
+            raise UsageError(f"a network source carries soft symbols or bits: level {self.level!r} "
+                             "cannot be received over TCP or UDP")
+        bit_rate = float(getattr(self.mission.link, "bit_rate", 0) or 0)
+        kwargs.setdefault("kind", kind)
+        if kind == "soft":
+            kwargs.setdefault("dtype", SOFT_DTYPES[self.mission.link.symbols])
+            kwargs.setdefault("rate", bit_rate * self.channel.config.input_units_per_bit)
+        else:
+            kwargs.setdefault("rate", bit_rate)
+        return open_network_source(address, **kwargs)
 
     def replay(self, paths: Iterable[str | Path], chunk_bytes: int | None = None) -> dict:
         """Recorded captures as one pass, each file its own stream."""

@@ -281,11 +281,20 @@ class RecordChunker:
     so both give the same chunks (bytes, boundaries, reception times)."""
 
     def __init__(self, framing: str, frame_length: int | None, options: dict | None, line_rate: float,
-                 stream: str, stats: ReceiverStats):
+                 stream: str, stats: ReceiverStats, dtype: str | None = None):
         self.framing = framing
         self.kind = kind_of(framing)
         self.deframer = make_deframer(framing, frame_length, **(options or {}))
         self.rate = float(line_rate or 0.0) / (8.0 if self.kind == "frames" else 1.0)
+        # soft symbols (a network receiver's journal: header kind "soft", dtype "<f4" or "|i1",
+        # line_rate the symbol rate): whole symbols per chunk, a split one carried to the next read
+        self.dtype = np.dtype(dtype) if dtype and framing == "raw" else None
+        if self.dtype is not None and self.dtype.kind in "fi" and self.dtype.itemsize <= 4 and \
+                self.dtype != np.dtype(np.uint8):
+            self.kind = "soft"
+        else:
+            self.dtype = None
+        self._carry = b""
         self.stream = stream
         self.stats = stats
         self._offset = 0
@@ -311,7 +320,15 @@ class RecordChunker:
             self.stats.streams += 1
         self.stats.bytes_in += len(payload)
         self.stats.reads += 1
-        out = self.deframer.push(np.frombuffer(payload, np.uint8))
+        if self.dtype is not None:
+            data = self._carry + payload if self._carry else payload
+            whole = len(data) - len(data) % self.dtype.itemsize
+            self._carry = bytes(data[whole:])
+            out = np.frombuffer(data, self.dtype, count=whole // self.dtype.itemsize)
+            if out.size == 0:
+                return None
+        else:
+            out = self.deframer.push(np.frombuffer(payload, np.uint8))
         self.stats.framing = counts_dict(self.deframer.counts)
         if self.kind == "frames" and out.size == 0:
             return None
@@ -328,6 +345,9 @@ class RecordChunker:
         return self._offset
 
     def end_stream(self) -> None:
+        if self._carry:
+            self.stats.truncated_bytes += len(self._carry)
+            self._carry = b""
         if self._open:
             self.deframer.end_stream()
             self.stats.framing = counts_dict(self.deframer.counts)
@@ -356,6 +376,9 @@ class JournalSource(Source):
         first = self.headers[0]
         self.framing = first.get("framing", "raw")
         self.kind = kind_of(self.framing)
+        self.dtype = first.get("dtype") if first.get("kind") == "soft" else None
+        if self.dtype is not None:
+            self.kind = "soft"
         for p, h in zip(self.paths, self.headers):
             if h.get("framing", "raw") != self.framing:
                 raise JournalError(f"{p}: framing {h.get('framing')!r} differs from {self.framing!r} "
@@ -385,7 +408,8 @@ class JournalSource(Source):
     def chunks(self) -> Iterator[Chunk]:
         for paths, h in self._groups():
             chunker = RecordChunker(self.framing, self.frame_length, h.get("options"),
-                                    h.get("line_rate", 0.0), str(paths[0]), self.stats)
+                                    h.get("line_rate", 0.0), str(paths[0]), self.stats,
+                                    dtype=h.get("dtype") if h.get("kind") == "soft" else None)
             cur = JournalCursor(paths)
             try:
                 while True:
