@@ -360,14 +360,41 @@ def _transpose(src, starts, nsteps, dst):
             dst[t + 7 * q] = ((z6 >> s8) & _M8) | (z7 & _M8H)
 
 
+_U1 = np.uint64(1)
+_U56 = np.uint64(56)
+_U58 = np.uint64(58)
+_U63 = np.uint64(63)
+_UE0 = np.uint64(0xE0)
+_U7 = np.uint64(7)
+_UROW = np.uint64(8 * LANES)
+
+
+@kernel
+def _tb_step(q, dec, row):
+    """One traceback step of a lane. q holds the path MSB first with the state in its top six
+    bits (state bit 5 = q bit 63 = the oldest input bit); the decision of state s at this step
+    is bit s & 7 of dec[row + 32 * (s >> 3)] (1 = survivor from the lower predecessor, oldest
+    bit 0), so the previous state's oldest bit enters q at the top."""
+    d = np.uint64(dec[row + ((q >> _U56) & _UE0)])
+    return (q >> _U1) | (((d >> ((q >> _U58) & _U7)) ^ _U1) << _U63)
+
+
+@kernel
+def _tb_store(q, out, l, m, nbytes):
+    for i in range(8):
+        j = 8 * m + i
+        if j < nbytes:
+            out[l, j] = np.uint8((q >> np.uint64(56 - 8 * i)) & np.uint64(255))
+
+
 @kernel
 def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
     """From the best final state of each lane back to step ``first``: the bits of steps
     first .. first + 8*nbytes - 1 packed MSB first into out[l, :nbytes]; seed[l] = the state
-    before step ``first`` (its six bits seed the re-encoder). uint8 states and a per-step
-    slice of the decisions keep the addressing to shifts (1.5x faster than int64 indices)."""
-    state = np.empty(LANES, np.uint8)
-    acc = np.zeros(LANES, np.uint8)
+    before step ``first`` (its six bits seed the re-encoder). Each lane's path is a uint64
+    shift register (see _tb_step): after step t it holds the bits of steps t-6 .. t+57, so
+    every 64 steps it is a whole output word. Eight lanes at a time, in registers."""
+    state = np.empty(LANES, np.uint64)
     for l in range(LANES):
         best = 0
         bm = ma[l]
@@ -376,21 +403,56 @@ def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
             if v < bm:
                 bm = v
                 best = s
-        state[l] = best
-    hi = first + 8 * nbytes
-    for t in range(nsteps - 1, first - 1, -1):
-        d = dec[t * 8 * LANES: (t + 1) * 8 * LANES]
-        for l in range(LANES):
-            st = state[l]
-            e = (d[(st >> 3) * LANES + l] >> (st & 7)) & 1
-            acc[l] = (acc[l] >> 1) | ((st & 1) << 7)
-            state[l] = (st >> 1) | ((e ^ 1) << 5)
-        if t < hi and (t - first) & 7 == 0:
-            j = (t - first) >> 3
-            for l in range(LANES):
-                out[l, j] = acc[l]
-    for l in range(LANES):
-        seed[l] = state[l]
+        state[l] = np.uint64(best) << _U58
+    nw = (nbytes + 7) >> 3                           # output words
+    top = first + 6 + 64 * (nw - 1)                  # step after which the last word is complete
+    for l in range(0, LANES, 8):
+        q0 = state[l + 0]
+        q1 = state[l + 1]
+        q2 = state[l + 2]
+        q3 = state[l + 3]
+        q4 = state[l + 4]
+        q5 = state[l + 5]
+        q6 = state[l + 6]
+        q7 = state[l + 7]
+        row = np.uint64((nsteps - 1) * 8 * LANES + l)
+        for _ in range(nsteps - top):
+            q0 = _tb_step(q0, dec, row)
+            q1 = _tb_step(q1, dec, row + np.uint64(1))
+            q2 = _tb_step(q2, dec, row + np.uint64(2))
+            q3 = _tb_step(q3, dec, row + np.uint64(3))
+            q4 = _tb_step(q4, dec, row + np.uint64(4))
+            q5 = _tb_step(q5, dec, row + np.uint64(5))
+            q6 = _tb_step(q6, dec, row + np.uint64(6))
+            q7 = _tb_step(q7, dec, row + np.uint64(7))
+            row -= _UROW
+        for m in range(nw - 1, -1, -1):
+            _tb_store(q0, out, l + 0, m, nbytes)
+            _tb_store(q1, out, l + 1, m, nbytes)
+            _tb_store(q2, out, l + 2, m, nbytes)
+            _tb_store(q3, out, l + 3, m, nbytes)
+            _tb_store(q4, out, l + 4, m, nbytes)
+            _tb_store(q5, out, l + 5, m, nbytes)
+            _tb_store(q6, out, l + 6, m, nbytes)
+            _tb_store(q7, out, l + 7, m, nbytes)
+            for _ in range(64 if m else 6):
+                q0 = _tb_step(q0, dec, row)
+                q1 = _tb_step(q1, dec, row + np.uint64(1))
+                q2 = _tb_step(q2, dec, row + np.uint64(2))
+                q3 = _tb_step(q3, dec, row + np.uint64(3))
+                q4 = _tb_step(q4, dec, row + np.uint64(4))
+                q5 = _tb_step(q5, dec, row + np.uint64(5))
+                q6 = _tb_step(q6, dec, row + np.uint64(6))
+                q7 = _tb_step(q7, dec, row + np.uint64(7))
+                row -= _UROW
+        seed[l + 0] = np.int64(q0 >> _U58)
+        seed[l + 1] = np.int64(q1 >> _U58)
+        seed[l + 2] = np.int64(q2 >> _U58)
+        seed[l + 3] = np.int64(q3 >> _U58)
+        seed[l + 4] = np.int64(q4 >> _U58)
+        seed[l + 5] = np.int64(q5 >> _U58)
+        seed[l + 6] = np.int64(q6 >> _U58)
+        seed[l + 7] = np.int64(q7 >> _U58)
 
 
 @kernel
