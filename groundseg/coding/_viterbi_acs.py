@@ -84,7 +84,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[224 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 0 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 0 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[128 + l]
             m1 = ma[1152 + l]
             s = np.uint8(m0 + b3)
@@ -149,7 +149,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[480 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 32 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 128 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[256 + l]
             m1 = ma[1280 + l]
             s = np.uint8(m0 + b0)
@@ -214,7 +214,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[736 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 64 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 64 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[384 + l]
             m1 = ma[1408 + l]
             s = np.uint8(m0 + b3)
@@ -279,7 +279,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[992 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 96 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 192 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[512 + l]
             m1 = ma[1536 + l]
             s = np.uint8(m0 + b1)
@@ -344,7 +344,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[1248 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 128 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 32 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[640 + l]
             m1 = ma[1664 + l]
             s = np.uint8(m0 + b2)
@@ -409,7 +409,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[1504 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 160 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 160 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[768 + l]
             m1 = ma[1792 + l]
             s = np.uint8(m0 + b1)
@@ -474,7 +474,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[1760 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 192 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 96 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = ma[896 + l]
             m1 = ma[1920 + l]
             s = np.uint8(m0 + b2)
@@ -539,7 +539,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             mb[2016 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 224 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 224 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
         t = 2 * t2 + 1
         cb = t * 32
         db = t * 256
@@ -614,7 +614,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[224 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 0 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 0 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[128 + l]
             m1 = mb[1152 + l]
             s = np.uint8(m0 + b3)
@@ -679,7 +679,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[480 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 32 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 128 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[256 + l]
             m1 = mb[1280 + l]
             s = np.uint8(m0 + b0)
@@ -744,7 +744,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[736 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 64 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 64 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[384 + l]
             m1 = mb[1408 + l]
             s = np.uint8(m0 + b3)
@@ -809,7 +809,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[992 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 96 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 192 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[512 + l]
             m1 = mb[1536 + l]
             s = np.uint8(m0 + b1)
@@ -874,7 +874,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[1248 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 128 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 32 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[640 + l]
             m1 = mb[1664 + l]
             s = np.uint8(m0 + b2)
@@ -939,7 +939,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[1504 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 160 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 160 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[768 + l]
             m1 = mb[1792 + l]
             s = np.uint8(m0 + b1)
@@ -1004,7 +1004,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[1760 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 192 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 96 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
             m0 = mb[896 + l]
             m1 = mb[1920 + l]
             s = np.uint8(m0 + b2)
@@ -1069,7 +1069,7 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             ma[2016 + l] = n1
             e6 = np.uint8(n0 == x0)
             e7 = np.uint8(n1 == x1)
-            dec[db + 224 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            dec[db + 224 + l] = np.uint8((e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7))) ^ np.uint8(255))
         if t2 & 1:
             for l in range(32):
                 mn = ma[l]

@@ -361,30 +361,32 @@ def _transpose(src, starts, nsteps, dst):
 
 
 _U1 = np.uint64(1)
-_U56 = np.uint64(56)
-_U58 = np.uint64(58)
-_U63 = np.uint64(63)
-_UE0 = np.uint64(0xE0)
+_U3 = np.uint64(3)
+_U5 = np.uint64(5)
 _U7 = np.uint64(7)
+_U63 = np.uint64(63)
 _UROW = np.uint64(8 * LANES)
+#: bit-reversed bytes
+_REV8 = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], np.uint8)
 
 
 @kernel
 def _tb_step(q, dec, row):
-    """One traceback step of a lane. q holds the path MSB first with the state in its top six
-    bits (state bit 5 = q bit 63 = the oldest input bit); the decision of state s at this step
-    is bit s & 7 of dec[row + 32 * (s >> 3)] (1 = survivor from the lower predecessor, oldest
-    bit 0), so the previous state's oldest bit enters q at the top."""
-    d = np.uint64(dec[row + ((q >> _U56) & _UE0)])
-    return (q >> _U1) | (((d >> ((q >> _U58) & _U7)) ^ _U1) << _U63)
+    """One traceback step of a lane. q holds the path with the oldest known bit at the bottom:
+    its low six bits are the state bit-reversed, r = rev6(s). The decision of s at this step
+    (1 = the survivor comes from the upper predecessor, whose oldest bit is 1) is bit r >> 3
+    of dec[row + LANES * (r & 7)] (see _viterbi_gen), and it is the bit shifted in."""
+    d = np.uint64(dec[row + ((q & _U7) << _U5)])
+    return (q << _U1) | ((d >> ((q >> _U3) & _U7)) & _U1)
 
 
 @kernel
 def _tb_store(q, out, l, m, nbytes):
+    """q (bit j = the bit of step a + j) -> bytes 8m .. 8m + 7 of out[l], MSB first."""
     for i in range(8):
         j = 8 * m + i
         if j < nbytes:
-            out[l, j] = np.uint8((q >> np.uint64(56 - 8 * i)) & np.uint64(255))
+            out[l, j] = _REV8[(q >> np.uint64(8 * i)) & np.uint64(255)]
 
 
 @kernel
@@ -392,7 +394,7 @@ def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
     """From the best final state of each lane back to step ``first``: the bits of steps
     first .. first + 8*nbytes - 1 packed MSB first into out[l, :nbytes]; seed[l] = the state
     before step ``first`` (its six bits seed the re-encoder). Each lane's path is a uint64
-    shift register (see _tb_step): after step t it holds the bits of steps t-6 .. t+57, so
+    shift register (see _tb_step): after step t its bit j is the bit of step t - 6 + j, so
     every 64 steps it is a whole output word. Eight lanes at a time, in registers."""
     state = np.empty(LANES, np.uint64)
     for l in range(LANES):
@@ -403,7 +405,7 @@ def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
             if v < bm:
                 bm = v
                 best = s
-        state[l] = np.uint64(best) << _U58
+        state[l] = np.uint64(_REV8[best] >> 2)
     nw = (nbytes + 7) >> 3                           # output words
     top = first + 6 + 64 * (nw - 1)                  # step after which the last word is complete
     for l in range(0, LANES, 8):
@@ -445,14 +447,14 @@ def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
                 q6 = _tb_step(q6, dec, row + np.uint64(6))
                 q7 = _tb_step(q7, dec, row + np.uint64(7))
                 row -= _UROW
-        seed[l + 0] = np.int64(q0 >> _U58)
-        seed[l + 1] = np.int64(q1 >> _U58)
-        seed[l + 2] = np.int64(q2 >> _U58)
-        seed[l + 3] = np.int64(q3 >> _U58)
-        seed[l + 4] = np.int64(q4 >> _U58)
-        seed[l + 5] = np.int64(q5 >> _U58)
-        seed[l + 6] = np.int64(q6 >> _U58)
-        seed[l + 7] = np.int64(q7 >> _U58)
+        seed[l + 0] = np.int64(_REV8[q0 & _U63] >> 2)
+        seed[l + 1] = np.int64(_REV8[q1 & _U63] >> 2)
+        seed[l + 2] = np.int64(_REV8[q2 & _U63] >> 2)
+        seed[l + 3] = np.int64(_REV8[q3 & _U63] >> 2)
+        seed[l + 4] = np.int64(_REV8[q4 & _U63] >> 2)
+        seed[l + 5] = np.int64(_REV8[q5 & _U63] >> 2)
+        seed[l + 6] = np.int64(_REV8[q6 & _U63] >> 2)
+        seed[l + 7] = np.int64(_REV8[q7 & _U63] >> 2)
 
 
 @kernel
@@ -467,8 +469,10 @@ def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
         for k in range(6):
             bits[5 - k] = (seed[l] >> k) & 1
         ol = out[l]
-        for j in range(m):
-            bits[6 + j] = (ol[j >> 3] >> (7 - (j & 7))) & 1
+        for i in range((m + 7) >> 3):               # whole bytes (bits beyond m are not read)
+            b = ol[i]
+            for k in range(8):
+                bits[6 + 8 * i + k] = (b >> np.uint8(7 - k)) & np.uint8(1)
         row0 = starts[l] + first
         r0 = c0[row0:row0 + m]
         r1 = c1[row0:row0 + m]
@@ -477,6 +481,8 @@ def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
         err = np.int32(0)
         sy = np.int32(0)
         sy2 = np.int32(0)
+        one = np.int32(1)
+        c15 = np.int32(15)
         for j in range(m):
             d0 = bits[j + 6]
             d2 = bits[j + 4]
@@ -484,14 +490,14 @@ def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
             d6 = bits[j]
             g1 = np.int32(d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6)
             g2 = np.int32(d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6)
-            x0 = np.int32(r0[j]) - 15
-            x1 = np.int32(r1[j]) - 15
-            y0 = np.int32(x0 * np.int32(2 * g1 - 1))
-            y1 = np.int32(x1 * np.int32(2 * g2 - 1))
+            x0 = np.int32(np.int32(r0[j]) - c15)
+            x1 = np.int32(np.int32(r1[j]) - c15)
+            y0 = np.int32(x0 * np.int32(g1 + g1 - one))
+            y1 = np.int32(x1 * np.int32(g2 + g2 - one))
             n = np.int32(n + np.int32(x0 != 0) + np.int32(x1 != 0))
             err = np.int32(err + np.int32(y0 < 0) + np.int32(y1 < 0))
             sy = np.int32(sy + y0 + y1)
-            sy2 = np.int32(sy2 + y0 * y0 + y1 * y1)
+            sy2 = np.int32(sy2 + x0 * x0 + x1 * x1)
         stats[l, 0] = n
         stats[l, 1] = err
         stats[l, 2] = sy
