@@ -243,18 +243,23 @@ def _cost(v):
 
 @kernel
 def _costs_half(src, swap, s0, s1, c0, c1):
-    # slices start at 0, so the indices are provably non-negative; constant offsets (one loop
-    # per order) let LLVM see the interleaved pair loads and vectorise
+    """src: the symbol pairs as int16 (first symbol in the low byte): every load, operation
+    and store is a contiguous 16-lane one, which LLVM vectorises (int8 pairs would need
+    de-interleaving shuffles)."""
+    s8 = np.int16(8)
+    lim = np.int16(-127)
     if swap:
         for i in range(c0.size):
-            a = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s0))
-            b = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s1))
+            w = src[i]
+            a = np.int16(max(np.int16(w >> s8), lim) * s0)
+            b = np.int16(max(np.int16(np.int16(w << s8) >> s8), lim) * s1)
             c0[i] = _cost(a)
             c1[i] = _cost(b)
     else:
         for i in range(c0.size):
-            a = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s0))
-            b = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s1))
+            w = src[i]
+            a = np.int16(max(np.int16(np.int16(w << s8) >> s8), lim) * s0)
+            b = np.int16(max(np.int16(w >> s8), lim) * s1)
             c0[i] = _cost(a)
             c1[i] = _cost(b)
 
@@ -278,7 +283,7 @@ def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
         return
     if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
         j0 = offset - ch_base + 2 * (step0 + lo)
-        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, np.int16(sign[0, 0]), np.int16(sign[0, 1]),
+        _costs_half(ch[j0:j0 + 2 * (hi - lo)].view(np.int16), idx[0, 0] == 1, np.int16(sign[0, 0]), np.int16(sign[0, 1]),
                     c0[lo:hi], c1[lo:hi])
         return
     # punctured: walk the phases incrementally (no division per step)
