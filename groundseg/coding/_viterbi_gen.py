@@ -63,12 +63,12 @@ def source(lanes: int = LANES) -> str:
                       f"            {v} = s if s >= {mm} else np.uint8(255)"]
             o += ["            n0 = min(x0, y0)", "            n1 = min(x1, y1)",
                   f"            {D}[{2 * j * L} + l] = n0", f"            {D}[{(2 * j + 1) * L} + l] = n1",
-                  f"            e{(2 * j) % 8} = np.uint8(n0 == x0)",
-                  f"            e{(2 * j + 1) % 8} = np.uint8(n1 == x1)"]
+                  f"            e{(2 * j) % 8} = np.uint8(n0 != x0)",
+                  f"            e{(2 * j + 1) % 8} = np.uint8(n1 != x1)"]
             if j % 4 == 3:
-                # states 8g .. 8g + 7 (g = j // 4): byte rev3(g), bit rev3(s & 7), inverted
+                # states 8g .. 8g + 7 (g = j // 4): byte rev3(g), bit rev3(s & 7)
                 expr = " | ".join(f"(e{k} << np.uint8({_rev3(k)}))" if _rev3(k) else f"e{k}" for k in range(8))
-                o.append(f"            dec[db + {_rev3(j // 4) * L} + l] = np.uint8(({expr}) ^ np.uint8(255))")
+                o.append(f"            dec[db + {_rev3(j // 4) * L} + l] = np.uint8({expr})")
     o += ["        if t2 & 1:", f"            for l in range({L}):", "                mn = ma[l]"]
     o += [f"                mn = min(mn, ma[{s * L} + l])" for s in range(1, 64)]
     o += [f"                ma[{s * L} + l] = np.uint8(ma[{s * L} + l] - mn)" for s in range(64)]
