@@ -481,28 +481,26 @@ def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
         row0 = starts[l] + first
         r0 = c0[row0:row0 + m]
         r1 = c1[row0:row0 + m]
-        # int32 accumulators, re-cast at every step: numba would widen them to int64 (4 lanes)
+        # per symbol: int16 lanes; the sums in int32 (at most 2 * 2048 * 225)
         n = np.int32(0)
         err = np.int32(0)
         sy = np.int32(0)
         sy2 = np.int32(0)
-        one = np.int32(1)
-        c15 = np.int32(15)
         for j in range(m):
             d0 = bits[j + 6]
             d2 = bits[j + 4]
             d3 = bits[j + 3]
             d6 = bits[j]
-            g1 = np.int32(d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6)
-            g2 = np.int32(d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6)
-            x0 = np.int32(np.int32(r0[j]) - c15)
-            x1 = np.int32(np.int32(r1[j]) - c15)
-            y0 = np.int32(x0 * np.int32(g1 + g1 - one))
-            y1 = np.int32(x1 * np.int32(g2 + g2 - one))
-            n = np.int32(n + np.int32(x0 != 0) + np.int32(x1 != 0))
-            err = np.int32(err + np.int32(y0 < 0) + np.int32(y1 < 0))
-            sy = np.int32(sy + y0 + y1)
-            sy2 = np.int32(sy2 + x0 * x0 + x1 * x1)
+            g1 = d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6
+            g2 = d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6
+            x0 = np.int16(np.int16(r0[j]) - np.int16(15))
+            x1 = np.int16(np.int16(r1[j]) - np.int16(15))
+            y0 = x0 if g1 else np.int16(-x0)
+            y1 = x1 if g2 else np.int16(-x1)
+            n += np.int32(np.int16(x0 != 0) + np.int16(x1 != 0))
+            err += np.int32(np.int16(y0 < 0) + np.int16(y1 < 0))
+            sy += np.int32(np.int16(y0 + y1))
+            sy2 += np.int32(np.int16(x0 * x0 + x1 * x1))
         stats[l, 0] = n
         stats[l, 1] = err
         stats[l, 2] = sy
