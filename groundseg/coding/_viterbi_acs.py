@@ -34,8 +34,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[0 + l] = n0
             mb[32 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[32 + l]
             m1 = ma[1056 + l]
             s = np.uint8(m0 + b2)
@@ -50,8 +50,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[64 + l] = n0
             mb[96 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[64 + l]
             m1 = ma[1088 + l]
             s = np.uint8(m0 + b3)
@@ -66,8 +66,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[128 + l] = n0
             mb[160 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[96 + l]
             m1 = ma[1120 + l]
             s = np.uint8(m0 + b1)
@@ -82,9 +82,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[192 + l] = n0
             mb[224 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 0 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 0 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[128 + l]
             m1 = ma[1152 + l]
             s = np.uint8(m0 + b3)
@@ -99,8 +99,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[256 + l] = n0
             mb[288 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[160 + l]
             m1 = ma[1184 + l]
             s = np.uint8(m0 + b1)
@@ -115,8 +115,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[320 + l] = n0
             mb[352 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[192 + l]
             m1 = ma[1216 + l]
             s = np.uint8(m0 + b0)
@@ -131,8 +131,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[384 + l] = n0
             mb[416 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[224 + l]
             m1 = ma[1248 + l]
             s = np.uint8(m0 + b2)
@@ -147,9 +147,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[448 + l] = n0
             mb[480 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 32 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 128 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[256 + l]
             m1 = ma[1280 + l]
             s = np.uint8(m0 + b0)
@@ -164,8 +164,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[512 + l] = n0
             mb[544 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[288 + l]
             m1 = ma[1312 + l]
             s = np.uint8(m0 + b2)
@@ -180,8 +180,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[576 + l] = n0
             mb[608 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[320 + l]
             m1 = ma[1344 + l]
             s = np.uint8(m0 + b3)
@@ -196,8 +196,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[640 + l] = n0
             mb[672 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[352 + l]
             m1 = ma[1376 + l]
             s = np.uint8(m0 + b1)
@@ -212,9 +212,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[704 + l] = n0
             mb[736 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 64 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 64 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[384 + l]
             m1 = ma[1408 + l]
             s = np.uint8(m0 + b3)
@@ -229,8 +229,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[768 + l] = n0
             mb[800 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[416 + l]
             m1 = ma[1440 + l]
             s = np.uint8(m0 + b1)
@@ -245,8 +245,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[832 + l] = n0
             mb[864 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[448 + l]
             m1 = ma[1472 + l]
             s = np.uint8(m0 + b0)
@@ -261,8 +261,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[896 + l] = n0
             mb[928 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[480 + l]
             m1 = ma[1504 + l]
             s = np.uint8(m0 + b2)
@@ -277,9 +277,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[960 + l] = n0
             mb[992 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 96 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 192 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[512 + l]
             m1 = ma[1536 + l]
             s = np.uint8(m0 + b1)
@@ -294,8 +294,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1024 + l] = n0
             mb[1056 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[544 + l]
             m1 = ma[1568 + l]
             s = np.uint8(m0 + b3)
@@ -310,8 +310,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1088 + l] = n0
             mb[1120 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[576 + l]
             m1 = ma[1600 + l]
             s = np.uint8(m0 + b2)
@@ -326,8 +326,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1152 + l] = n0
             mb[1184 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[608 + l]
             m1 = ma[1632 + l]
             s = np.uint8(m0 + b0)
@@ -342,9 +342,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1216 + l] = n0
             mb[1248 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 128 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 32 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[640 + l]
             m1 = ma[1664 + l]
             s = np.uint8(m0 + b2)
@@ -359,8 +359,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1280 + l] = n0
             mb[1312 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[672 + l]
             m1 = ma[1696 + l]
             s = np.uint8(m0 + b0)
@@ -375,8 +375,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1344 + l] = n0
             mb[1376 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[704 + l]
             m1 = ma[1728 + l]
             s = np.uint8(m0 + b1)
@@ -391,8 +391,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1408 + l] = n0
             mb[1440 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[736 + l]
             m1 = ma[1760 + l]
             s = np.uint8(m0 + b3)
@@ -407,9 +407,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1472 + l] = n0
             mb[1504 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 160 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 160 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[768 + l]
             m1 = ma[1792 + l]
             s = np.uint8(m0 + b1)
@@ -424,8 +424,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1536 + l] = n0
             mb[1568 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[800 + l]
             m1 = ma[1824 + l]
             s = np.uint8(m0 + b3)
@@ -440,8 +440,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1600 + l] = n0
             mb[1632 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[832 + l]
             m1 = ma[1856 + l]
             s = np.uint8(m0 + b2)
@@ -456,8 +456,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1664 + l] = n0
             mb[1696 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[864 + l]
             m1 = ma[1888 + l]
             s = np.uint8(m0 + b0)
@@ -472,9 +472,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1728 + l] = n0
             mb[1760 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 192 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 96 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = ma[896 + l]
             m1 = ma[1920 + l]
             s = np.uint8(m0 + b2)
@@ -489,8 +489,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1792 + l] = n0
             mb[1824 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = ma[928 + l]
             m1 = ma[1952 + l]
             s = np.uint8(m0 + b0)
@@ -505,8 +505,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1856 + l] = n0
             mb[1888 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = ma[960 + l]
             m1 = ma[1984 + l]
             s = np.uint8(m0 + b1)
@@ -521,8 +521,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1920 + l] = n0
             mb[1952 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = ma[992 + l]
             m1 = ma[2016 + l]
             s = np.uint8(m0 + b3)
@@ -537,9 +537,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             mb[1984 + l] = n0
             mb[2016 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 224 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 224 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
         t = 2 * t2 + 1
         cb = t * 32
         db = t * 256
@@ -564,8 +564,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[0 + l] = n0
             ma[32 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[32 + l]
             m1 = mb[1056 + l]
             s = np.uint8(m0 + b2)
@@ -580,8 +580,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[64 + l] = n0
             ma[96 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[64 + l]
             m1 = mb[1088 + l]
             s = np.uint8(m0 + b3)
@@ -596,8 +596,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[128 + l] = n0
             ma[160 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[96 + l]
             m1 = mb[1120 + l]
             s = np.uint8(m0 + b1)
@@ -612,9 +612,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[192 + l] = n0
             ma[224 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 0 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 0 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[128 + l]
             m1 = mb[1152 + l]
             s = np.uint8(m0 + b3)
@@ -629,8 +629,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[256 + l] = n0
             ma[288 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[160 + l]
             m1 = mb[1184 + l]
             s = np.uint8(m0 + b1)
@@ -645,8 +645,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[320 + l] = n0
             ma[352 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[192 + l]
             m1 = mb[1216 + l]
             s = np.uint8(m0 + b0)
@@ -661,8 +661,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[384 + l] = n0
             ma[416 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[224 + l]
             m1 = mb[1248 + l]
             s = np.uint8(m0 + b2)
@@ -677,9 +677,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[448 + l] = n0
             ma[480 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 32 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 128 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[256 + l]
             m1 = mb[1280 + l]
             s = np.uint8(m0 + b0)
@@ -694,8 +694,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[512 + l] = n0
             ma[544 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[288 + l]
             m1 = mb[1312 + l]
             s = np.uint8(m0 + b2)
@@ -710,8 +710,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[576 + l] = n0
             ma[608 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[320 + l]
             m1 = mb[1344 + l]
             s = np.uint8(m0 + b3)
@@ -726,8 +726,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[640 + l] = n0
             ma[672 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[352 + l]
             m1 = mb[1376 + l]
             s = np.uint8(m0 + b1)
@@ -742,9 +742,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[704 + l] = n0
             ma[736 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 64 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 64 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[384 + l]
             m1 = mb[1408 + l]
             s = np.uint8(m0 + b3)
@@ -759,8 +759,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[768 + l] = n0
             ma[800 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[416 + l]
             m1 = mb[1440 + l]
             s = np.uint8(m0 + b1)
@@ -775,8 +775,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[832 + l] = n0
             ma[864 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[448 + l]
             m1 = mb[1472 + l]
             s = np.uint8(m0 + b0)
@@ -791,8 +791,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[896 + l] = n0
             ma[928 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[480 + l]
             m1 = mb[1504 + l]
             s = np.uint8(m0 + b2)
@@ -807,9 +807,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[960 + l] = n0
             ma[992 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 96 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 192 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[512 + l]
             m1 = mb[1536 + l]
             s = np.uint8(m0 + b1)
@@ -824,8 +824,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1024 + l] = n0
             ma[1056 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[544 + l]
             m1 = mb[1568 + l]
             s = np.uint8(m0 + b3)
@@ -840,8 +840,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1088 + l] = n0
             ma[1120 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[576 + l]
             m1 = mb[1600 + l]
             s = np.uint8(m0 + b2)
@@ -856,8 +856,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1152 + l] = n0
             ma[1184 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[608 + l]
             m1 = mb[1632 + l]
             s = np.uint8(m0 + b0)
@@ -872,9 +872,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1216 + l] = n0
             ma[1248 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 128 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 32 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[640 + l]
             m1 = mb[1664 + l]
             s = np.uint8(m0 + b2)
@@ -889,8 +889,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1280 + l] = n0
             ma[1312 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[672 + l]
             m1 = mb[1696 + l]
             s = np.uint8(m0 + b0)
@@ -905,8 +905,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1344 + l] = n0
             ma[1376 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[704 + l]
             m1 = mb[1728 + l]
             s = np.uint8(m0 + b1)
@@ -921,8 +921,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1408 + l] = n0
             ma[1440 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[736 + l]
             m1 = mb[1760 + l]
             s = np.uint8(m0 + b3)
@@ -937,9 +937,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1472 + l] = n0
             ma[1504 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 160 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 160 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[768 + l]
             m1 = mb[1792 + l]
             s = np.uint8(m0 + b1)
@@ -954,8 +954,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1536 + l] = n0
             ma[1568 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[800 + l]
             m1 = mb[1824 + l]
             s = np.uint8(m0 + b3)
@@ -970,8 +970,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1600 + l] = n0
             ma[1632 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[832 + l]
             m1 = mb[1856 + l]
             s = np.uint8(m0 + b2)
@@ -986,8 +986,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1664 + l] = n0
             ma[1696 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[864 + l]
             m1 = mb[1888 + l]
             s = np.uint8(m0 + b0)
@@ -1002,9 +1002,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1728 + l] = n0
             ma[1760 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 192 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 96 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
             m0 = mb[896 + l]
             m1 = mb[1920 + l]
             s = np.uint8(m0 + b2)
@@ -1019,8 +1019,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1792 + l] = n0
             ma[1824 + l] = n1
-            e0 = np.uint8(n0 == x0)
-            e1 = np.uint8(n1 == x1)
+            e0 = np.uint8(n0 != x0)
+            e1 = np.uint8(n1 != x1)
             m0 = mb[928 + l]
             m1 = mb[1952 + l]
             s = np.uint8(m0 + b0)
@@ -1035,8 +1035,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1856 + l] = n0
             ma[1888 + l] = n1
-            e2 = np.uint8(n0 == x0)
-            e3 = np.uint8(n1 == x1)
+            e2 = np.uint8(n0 != x0)
+            e3 = np.uint8(n1 != x1)
             m0 = mb[960 + l]
             m1 = mb[1984 + l]
             s = np.uint8(m0 + b1)
@@ -1051,8 +1051,8 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1920 + l] = n0
             ma[1952 + l] = n1
-            e4 = np.uint8(n0 == x0)
-            e5 = np.uint8(n1 == x1)
+            e4 = np.uint8(n0 != x0)
+            e5 = np.uint8(n1 != x1)
             m0 = mb[992 + l]
             m1 = mb[2016 + l]
             s = np.uint8(m0 + b3)
@@ -1067,9 +1067,9 @@ def acs(c1, c2, nsteps, ma, mb, dec):
             n1 = min(x1, y1)
             ma[1984 + l] = n0
             ma[2016 + l] = n1
-            e6 = np.uint8(n0 == x0)
-            e7 = np.uint8(n1 == x1)
-            dec[db + 224 + l] = np.uint8(e0 | (e1 << np.uint8(1)) | (e2 << np.uint8(2)) | (e3 << np.uint8(3)) | (e4 << np.uint8(4)) | (e5 << np.uint8(5)) | (e6 << np.uint8(6)) | (e7 << np.uint8(7)))
+            e6 = np.uint8(n0 != x0)
+            e7 = np.uint8(n1 != x1)
+            dec[db + 224 + l] = np.uint8(e0 | (e1 << np.uint8(4)) | (e2 << np.uint8(2)) | (e3 << np.uint8(6)) | (e4 << np.uint8(1)) | (e5 << np.uint8(5)) | (e6 << np.uint8(3)) | (e7 << np.uint8(7)))
         if t2 & 1:
             for l in range(32):
                 mn = ma[l]

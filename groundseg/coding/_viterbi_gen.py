@@ -13,7 +13,11 @@ state 2j (input 0) and 2j+1 (input 1) both come from j (oldest bit 0) or j+32 (o
 three branches carry c or its complement because G1 and G2 both tap the newest and the
 oldest bit. Metrics are uint8 distances with saturating adds (LLVM turns the
 ``s if s >= m else 255`` idiom into vpaddusb) and are renormalised every 4 steps.
-A decision bit is 1 when the survivor comes from j (the lower predecessor).
+A decision bit is 1 when the survivor comes from j + 32 (the upper predecessor, oldest
+bit 1; ties go to j). The decisions of a step are 8 bytes per lane, dec[t * 8 * LANES +
+g * LANES + l], state s at byte rev3(s >> 3), bit rev3(s & 7): bit-reversed, so that the
+traceback, which shifts the path in at the bottom of a register (its low six bits are the
+state bit-reversed), finds byte and bit with a mask and a shift.
 """
 from __future__ import annotations
 
@@ -26,6 +30,10 @@ COST_MAX = 30                 # per-symbol cost range 0..30 (cost of "bit 0"; 15
 
 def _parity(x: int) -> int:
     return bin(x).count("1") & 1
+
+
+def _rev3(x: int) -> int:
+    return ((x & 1) << 2) | (x & 2) | ((x >> 2) & 1)
 
 
 def source(lanes: int = LANES) -> str:
@@ -55,11 +63,12 @@ def source(lanes: int = LANES) -> str:
                       f"            {v} = s if s >= {mm} else np.uint8(255)"]
             o += ["            n0 = min(x0, y0)", "            n1 = min(x1, y1)",
                   f"            {D}[{2 * j * L} + l] = n0", f"            {D}[{(2 * j + 1) * L} + l] = n1",
-                  f"            e{(2 * j) % 8} = np.uint8(n0 == x0)",
-                  f"            e{(2 * j + 1) % 8} = np.uint8(n1 == x1)"]
+                  f"            e{(2 * j) % 8} = np.uint8(n0 != x0)",
+                  f"            e{(2 * j + 1) % 8} = np.uint8(n1 != x1)"]
             if j % 4 == 3:
-                expr = " | ".join(f"(e{k} << np.uint8({k}))" if k else "e0" for k in range(8))
-                o.append(f"            dec[db + {(j // 4) * L} + l] = np.uint8({expr})")
+                # states 8g .. 8g + 7 (g = j // 4): byte rev3(g), bit rev3(s & 7)
+                expr = " | ".join(f"(e{k} << np.uint8({_rev3(k)}))" if _rev3(k) else f"e{k}" for k in range(8))
+                o.append(f"            dec[db + {_rev3(j // 4) * L} + l] = np.uint8({expr})")
     o += ["        if t2 & 1:", f"            for l in range({L}):", "                mn = ma[l]"]
     o += [f"                mn = min(mn, ma[{s * L} + l])" for s in range(1, 64)]
     o += [f"                ma[{s * L} + l] = np.uint8(ma[{s * L} + l] - mn)" for s in range(64)]

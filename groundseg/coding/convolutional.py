@@ -26,12 +26,15 @@ boundaries) and 32 of them are decoded at once, one per uint8 lane of an AVX2 re
 (``_viterbi_acs.py``). A whole zero-tailed block (:func:`viterbi`) is the same with the known
 start and end state imposed by padding strongly-zero symbols on both sides.
 
-Per batch of 32 windows the work is: costs (int16 arithmetic, vectorised), an 8x8 byte
-transpose of uint64 words into the lanes, add-compare-select (about 1.7 ns a bit, AVX2
-uint8 with saturating adds, renormalised every 4 steps), a scalar traceback over the
-packed decisions (about 2.2 ns a bit, the largest part) and the link quality on the first
-512 bits of each window. Error rate at r=1/2 with 8-bit symbols: at the soft-decision union
-bound of the code (BER 1.9e-5 at Eb/N0 4 dB, 3.3e-6 at 4.5 dB; benchmarks/bench_viterbi.py).
+Per batch of 32 windows the work is (best thread time per decoded bit measured here; it
+grows by up to 1.5x when the two cores are shared): costs (int16 arithmetic, vectorised,
+0.5 ns), an 8x8 byte transpose of uint64 words into the lanes (0.4 ns), add-compare-select
+(1.7 ns, AVX2 uint8 with saturating adds, renormalised every 4 steps: the largest part), a
+traceback eight lanes at a time, each lane's path a uint64 shift register that finds its
+decision in the bit-reversed decision bytes with a mask and a shift (1 ns), and the link
+quality on the first 512 bits of each window (0.3 ns). Error rate at r=1/2 with 8-bit
+symbols: at the soft-decision union bound of the code (BER 1.9e-5 at Eb/N0 4 dB, 3.3e-6
+at 4.5 dB; benchmarks/bench_viterbi.py).
 """
 from __future__ import annotations
 
@@ -243,18 +246,23 @@ def _cost(v):
 
 @kernel
 def _costs_half(src, swap, s0, s1, c0, c1):
-    # slices start at 0, so the indices are provably non-negative; constant offsets (one loop
-    # per order) let LLVM see the interleaved pair loads and vectorise
+    """src: the symbol pairs as int16 (first symbol in the low byte): every load, operation
+    and store is a contiguous 16-lane one, which LLVM vectorises (int8 pairs would need
+    de-interleaving shuffles)."""
+    s8 = np.int16(8)
+    lim = np.int16(-127)
     if swap:
         for i in range(c0.size):
-            a = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s0))
-            b = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s1))
+            w = src[i]
+            a = np.int16(max(np.int16(w >> s8), lim) * s0)
+            b = np.int16(max(np.int16(np.int16(w << s8) >> s8), lim) * s1)
             c0[i] = _cost(a)
             c1[i] = _cost(b)
     else:
         for i in range(c0.size):
-            a = np.int16(max(np.int16(src[2 * i]), np.int16(-127)) * np.int16(s0))
-            b = np.int16(max(np.int16(src[2 * i + 1]), np.int16(-127)) * np.int16(s1))
+            w = src[i]
+            a = np.int16(max(np.int16(np.int16(w << s8) >> s8), lim) * s0)
+            b = np.int16(max(np.int16(w >> s8), lim) * s1)
             c0[i] = _cost(a)
             c1[i] = _cost(b)
 
@@ -278,7 +286,7 @@ def _costs_kernel(ch, ch_base, step0, nsteps, valid_end, pb, ps, offset, idx, si
         return
     if pb == 1:                                      # rate 1/2: no puncturing, two symbols a step
         j0 = offset - ch_base + 2 * (step0 + lo)
-        _costs_half(ch[j0:j0 + 2 * (hi - lo)], idx[0, 0] == 1, np.int16(sign[0, 0]), np.int16(sign[0, 1]),
+        _costs_half(ch[j0:j0 + 2 * (hi - lo)].view(np.int16), idx[0, 0] == 1, np.int16(sign[0, 0]), np.int16(sign[0, 1]),
                     c0[lo:hi], c1[lo:hi])
         return
     # punctured: walk the phases incrementally (no division per step)
@@ -360,14 +368,43 @@ def _transpose(src, starts, nsteps, dst):
             dst[t + 7 * q] = ((z6 >> s8) & _M8) | (z7 & _M8H)
 
 
+_U1 = np.uint64(1)
+_U3 = np.uint64(3)
+_U5 = np.uint64(5)
+_U7 = np.uint64(7)
+_U63 = np.uint64(63)
+_UROW = np.uint64(8 * LANES)
+#: bit-reversed bytes
+_REV8 = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], np.uint8)
+
+
+@kernel
+def _tb_step(q, dec, row):
+    """One traceback step of a lane. q holds the path with the oldest known bit at the bottom:
+    its low six bits are the state bit-reversed, r = rev6(s). The decision of s at this step
+    (1 = the survivor comes from the upper predecessor, whose oldest bit is 1) is bit r >> 3
+    of dec[row + LANES * (r & 7)] (see _viterbi_gen), and it is the bit shifted in."""
+    d = np.uint64(dec[row + ((q & _U7) << _U5)])
+    return (q << _U1) | ((d >> ((q >> _U3) & _U7)) & _U1)
+
+
+@kernel
+def _tb_store(q, out, l, m, nbytes):
+    """q (bit j = the bit of step a + j) -> bytes 8m .. 8m + 7 of out[l], MSB first."""
+    for i in range(8):
+        j = 8 * m + i
+        if j < nbytes:
+            out[l, j] = _REV8[(q >> np.uint64(8 * i)) & np.uint64(255)]
+
+
 @kernel
 def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
     """From the best final state of each lane back to step ``first``: the bits of steps
     first .. first + 8*nbytes - 1 packed MSB first into out[l, :nbytes]; seed[l] = the state
-    before step ``first`` (its six bits seed the re-encoder). uint8 states and a per-step
-    slice of the decisions keep the addressing to shifts (1.5x faster than int64 indices)."""
-    state = np.empty(LANES, np.uint8)
-    acc = np.zeros(LANES, np.uint8)
+    before step ``first`` (its six bits seed the re-encoder). Each lane's path is a uint64
+    shift register (see _tb_step): after step t its bit j is the bit of step t - 6 + j, so
+    every 64 steps it is a whole output word. Eight lanes at a time, in registers."""
+    state = np.empty(LANES, np.uint64)
     for l in range(LANES):
         best = 0
         bm = ma[l]
@@ -376,21 +413,56 @@ def _traceback(ma, dec, nsteps, first, nbytes, out, seed):
             if v < bm:
                 bm = v
                 best = s
-        state[l] = best
-    hi = first + 8 * nbytes
-    for t in range(nsteps - 1, first - 1, -1):
-        d = dec[t * 8 * LANES: (t + 1) * 8 * LANES]
-        for l in range(LANES):
-            st = state[l]
-            e = (d[(st >> 3) * LANES + l] >> (st & 7)) & 1
-            acc[l] = (acc[l] >> 1) | ((st & 1) << 7)
-            state[l] = (st >> 1) | ((e ^ 1) << 5)
-        if t < hi and (t - first) & 7 == 0:
-            j = (t - first) >> 3
-            for l in range(LANES):
-                out[l, j] = acc[l]
-    for l in range(LANES):
-        seed[l] = state[l]
+        state[l] = np.uint64(_REV8[best] >> 2)
+    nw = (nbytes + 7) >> 3                           # output words
+    top = first + 6 + 64 * (nw - 1)                  # step after which the last word is complete
+    for l in range(0, LANES, 8):
+        q0 = state[l + 0]
+        q1 = state[l + 1]
+        q2 = state[l + 2]
+        q3 = state[l + 3]
+        q4 = state[l + 4]
+        q5 = state[l + 5]
+        q6 = state[l + 6]
+        q7 = state[l + 7]
+        row = np.uint64((nsteps - 1) * 8 * LANES + l)
+        for _ in range(nsteps - top):
+            q0 = _tb_step(q0, dec, row)
+            q1 = _tb_step(q1, dec, row + np.uint64(1))
+            q2 = _tb_step(q2, dec, row + np.uint64(2))
+            q3 = _tb_step(q3, dec, row + np.uint64(3))
+            q4 = _tb_step(q4, dec, row + np.uint64(4))
+            q5 = _tb_step(q5, dec, row + np.uint64(5))
+            q6 = _tb_step(q6, dec, row + np.uint64(6))
+            q7 = _tb_step(q7, dec, row + np.uint64(7))
+            row -= _UROW
+        for m in range(nw - 1, -1, -1):
+            _tb_store(q0, out, l + 0, m, nbytes)
+            _tb_store(q1, out, l + 1, m, nbytes)
+            _tb_store(q2, out, l + 2, m, nbytes)
+            _tb_store(q3, out, l + 3, m, nbytes)
+            _tb_store(q4, out, l + 4, m, nbytes)
+            _tb_store(q5, out, l + 5, m, nbytes)
+            _tb_store(q6, out, l + 6, m, nbytes)
+            _tb_store(q7, out, l + 7, m, nbytes)
+            for _ in range(64 if m else 6):
+                q0 = _tb_step(q0, dec, row)
+                q1 = _tb_step(q1, dec, row + np.uint64(1))
+                q2 = _tb_step(q2, dec, row + np.uint64(2))
+                q3 = _tb_step(q3, dec, row + np.uint64(3))
+                q4 = _tb_step(q4, dec, row + np.uint64(4))
+                q5 = _tb_step(q5, dec, row + np.uint64(5))
+                q6 = _tb_step(q6, dec, row + np.uint64(6))
+                q7 = _tb_step(q7, dec, row + np.uint64(7))
+                row -= _UROW
+        seed[l + 0] = np.int64(_REV8[q0 & _U63] >> 2)
+        seed[l + 1] = np.int64(_REV8[q1 & _U63] >> 2)
+        seed[l + 2] = np.int64(_REV8[q2 & _U63] >> 2)
+        seed[l + 3] = np.int64(_REV8[q3 & _U63] >> 2)
+        seed[l + 4] = np.int64(_REV8[q4 & _U63] >> 2)
+        seed[l + 5] = np.int64(_REV8[q5 & _U63] >> 2)
+        seed[l + 6] = np.int64(_REV8[q6 & _U63] >> 2)
+        seed[l + 7] = np.int64(_REV8[q7 & _U63] >> 2)
 
 
 @kernel
@@ -405,12 +477,14 @@ def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
         for k in range(6):
             bits[5 - k] = (seed[l] >> k) & 1
         ol = out[l]
-        for j in range(m):
-            bits[6 + j] = (ol[j >> 3] >> (7 - (j & 7))) & 1
+        for i in range((m + 7) >> 3):               # whole bytes (bits beyond m are not read)
+            b = ol[i]
+            for k in range(8):
+                bits[6 + 8 * i + k] = (b >> np.uint8(7 - k)) & np.uint8(1)
         row0 = starts[l] + first
         r0 = c0[row0:row0 + m]
         r1 = c1[row0:row0 + m]
-        # int32 accumulators, re-cast at every step: numba would widen them to int64 (4 lanes)
+        # per symbol: int16 lanes; the sums in int32 (at most 2 * 2048 * 225)
         n = np.int32(0)
         err = np.int32(0)
         sy = np.int32(0)
@@ -420,16 +494,16 @@ def _link_quality(out, seed, c0, c1, starts, first, nout, bits, stats):
             d2 = bits[j + 4]
             d3 = bits[j + 3]
             d6 = bits[j]
-            g1 = np.int32(d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6)
-            g2 = np.int32(d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6)
-            x0 = np.int32(r0[j]) - 15
-            x1 = np.int32(r1[j]) - 15
-            y0 = np.int32(x0 * np.int32(2 * g1 - 1))
-            y1 = np.int32(x1 * np.int32(2 * g2 - 1))
-            n = np.int32(n + np.int32(x0 != 0) + np.int32(x1 != 0))
-            err = np.int32(err + np.int32(y0 < 0) + np.int32(y1 < 0))
-            sy = np.int32(sy + y0 + y1)
-            sy2 = np.int32(sy2 + y0 * y0 + y1 * y1)
+            g1 = d0 ^ bits[j + 5] ^ d2 ^ d3 ^ d6
+            g2 = d0 ^ d2 ^ d3 ^ bits[j + 1] ^ d6
+            x0 = np.int16(np.int16(r0[j]) - np.int16(15))
+            x1 = np.int16(np.int16(r1[j]) - np.int16(15))
+            y0 = x0 if g1 else np.int16(-x0)
+            y1 = x1 if g2 else np.int16(-x1)
+            n += np.int32(np.int16(x0 != 0) + np.int16(x1 != 0))
+            err += np.int32(np.int16(y0 < 0) + np.int16(y1 < 0))
+            sy += np.int32(np.int16(y0 + y1))
+            sy2 += np.int32(np.int16(x0 * x0 + x1 * x1))
         stats[l, 0] = n
         stats[l, 1] = err
         stats[l, 2] = sy
