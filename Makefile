@@ -21,6 +21,7 @@ bytecode: $(STAMP)
 install: $(STAMP)
 
 demo: $(STAMP) bytecode
+	@mkdir -p archive
 	$(PY) -m groundseg replay fixtures/demo/demo.cadu --mission fixtures/missions/demo.toml \
 		--archive archive --report archive/demo-report.json
 	$(PY) -m groundseg plot archive/demo.h5 --apid hk --field bus_voltage --field battery_temp \
