@@ -59,8 +59,8 @@ class ArchiveWriter:
     """
 
     def __init__(self, archive: str | os.PathLike, mission, *, flush_seconds: float = 2.0,
-                 flush_packets: int = 100_000, flush_bytes: int = 64 << 20,
-                 dedup_window: float = 10.0, dedup_memory: int = 64 << 20, dedup_piece: int = 1 << 19,
+                 flush_packets: int = 100_000, flush_bytes: int = 32 << 20,
+                 dedup_window: float = 10.0, dedup_memory: int = 32 << 20, dedup_piece: int = 1 << 19,
                  dedup_bucket: float = 60.0,
                  compression: dict | str | None = "default",
                  clock=time.time):
