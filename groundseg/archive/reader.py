@@ -434,10 +434,12 @@ class Archive:
         parts = []
         for a, idx in sel:
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
-            parts.append(ds[lo:hi][idx - idx[0]])
+            block = ds[lo:hi]
+            # every row of the span selected (a time window's inner blocks): no gather
+            parts.append(block if hi - lo == len(idx) else block[idx - idx[0]])
         if not parts:
             return np.zeros((0,) + ds.shape[1:], ds.dtype)
-        return np.concatenate(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _packet_tables(self, apid: int) -> list[tuple[str, int | None]]:
         tables = []
