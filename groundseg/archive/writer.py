@@ -59,7 +59,7 @@ class ArchiveWriter:
     """
 
     def __init__(self, archive: str | os.PathLike, mission, *, flush_seconds: float = 2.0,
-                 flush_packets: int = 100_000, flush_bytes: int = 32 << 20,
+                 flush_packets: int = 20_000, flush_bytes: int = 4 << 20,
                  dedup_window: float = 10.0, dedup_memory: int = 32 << 20, dedup_piece: int = 1 << 19,
                  dedup_bucket: float = 60.0,
                  compression: dict | str | None = "default",
