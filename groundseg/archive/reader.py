@@ -499,19 +499,28 @@ class Archive:
         n = sum(len(next(iter(c.values()))) if c else 0 for c, _ in pieces)
         out = np.zeros(n, dt)
         row = 0
+        filled = 0
+        step = 8192  # rows at a time, every column: the output's rows stay in cache
         for cols, fcols in pieces:
             m = len(next(iter(cols.values()))) if cols else 0
             if m == 0:
                 continue
-            for c, v in cols.items():
-                out[c][row:row + m] = v
+            filled += 1
+            srcs = [(out[c], v) for c, v in cols.items()]
+            consts = []
             for fname, (fdt, shape, fill) in field_dtypes.items():
                 if fname in fcols:
-                    out[fmap[fname]][row:row + m] = fcols[fname]
+                    srcs.append((out[fmap[fname]], fcols[fname]))
                 else:
-                    out[fmap[fname]][row:row + m] = fill if fill is not None else 0
+                    consts.append((out[fmap[fname]], fill if fill is not None else 0))
+            for r in range(0, m, step):
+                e = min(m, r + step)
+                for dst, v in srcs:
+                    dst[row + r:row + e] = v[r:e]
+                for dst, v in consts:
+                    dst[row + r:row + e] = v
             row += m
-        if len(pieces) > 1 and n:
+        if filled > 1:
             out = out[np.argsort(out["pass_id"], kind="stable")]
         return out
 
