@@ -34,9 +34,11 @@ from groundseg.link.records import REJECT_REASONS
 
 __all__ = ["ArchiveFile"]
 
-#: HDF5 chunk cache per open dataset. A pass keeps ~200 open, so 512 KiB each held ~80 MB
-#: (measured on a 307 MB demo replay) for no gain: a flush writes whole chunks but the edges
-CHUNK_CACHE_BYTES = 64 << 10
+#: HDF5 chunk cache per open dataset: room for one chunk (256 KiB uncompressed at most), so
+#: a flush of a few rows (a live pass) does not decompress and recompress the tail chunk of
+#: every column; a pass keeps ~200 datasets open, and at 512 KiB (two chunks) the caches held
+#: ~80 MB on a 307 MB demo replay
+CHUNK_CACHE_BYTES = 288 << 10
 
 
 class ArchiveFile:
