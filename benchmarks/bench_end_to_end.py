@@ -6,7 +6,8 @@ figure is that replay's alone). The capture is simulated demo downlink in pieces
 of about 100 MB, each from its own seed: every packet is new to the archive (a
 repeated piece would be deduplicated and flatter the figure); each piece restarts
 the counters, which the decoder counts as gaps.
-Quick: 200 MB (the CI size); full: 2 GB (the bounded-memory check).
+Quick: 200 MB (the CI size); full: 200 MB and 2 GB (10 GB with GROUNDSEG_BENCH_10G=1),
+then the growing archive (GROUNDSEG_BENCH_PASSES passes of 100 MB, default 100).
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 MISSION = ROOT / "fixtures" / "missions" / "demo.toml"
 
 
-def _make_capture(path: Path, size: int) -> int:
+def _make_capture(path: Path, size: int, seed: int = 11) -> int:
     from groundseg.mission import load_mission
     from groundseg.spacecraft import simulate
     mission = load_mission(MISSION)
     piece_frames = max(200, min(80_000, size // 1279 + 1))
-    written, seed = 0, 11
+    written = 0
     with open(path, "wb") as f:
         while written < size:
             piece = simulate(mission, frames=piece_frames, seed=seed).capture
@@ -41,17 +42,49 @@ def _make_capture(path: Path, size: int) -> int:
 
 # each replay runs under its own parent, whose RUSAGE_CHILDREN is that replay alone
 _MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(r.ru_maxrss, r.ru_utime + r.ru_stime)")
+
+
+def _replay(cap: Path, archive: Path | None, report: Path, env: dict) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one `groundseg replay` in a process of its own."""
+    cmd = [sys.executable, "-m", "groundseg", "replay", str(cap), "--mission", str(MISSION), "-q",
+           "--report", str(report)]
+    cmd += ["--archive", str(archive)] if archive is not None else ["--no-archive"]
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], check=True, env=env, cwd=ROOT,
+                         capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    rss_kb, cpu = out.stdout.strip().splitlines()[-1].split()
+    return seconds, float(cpu), int(rss_kb) / 1024
+
+
+def _sizes(quick: bool) -> list[int]:
+    """200 MB (quick, CI); full: 200 MB and 2 GB, and 10 GB with GROUNDSEG_BENCH_10G=1."""
+    if quick:
+        return [200 << 20]
+    sizes = [200 << 20, 2 << 30]
+    if os.environ.get("GROUNDSEG_BENCH_10G"):
+        sizes.append(10 << 30)
+    return sizes
 
 
 def run(quick: bool) -> list[dict]:
     from groundseg.mission import load_mission
-    size = (200 << 20) if quick else (2 << 30)
     bit_rate = float(load_mission(MISSION).link.bit_rate or 0)
+    rows = []
+    for want in _sizes(quick):
+        rows += _run_size(want, bit_rate, archive_only=want != _sizes(quick)[0])
+    if not quick:
+        rows += growth(int(os.environ.get("GROUNDSEG_BENCH_PASSES", "100")))
+    return rows
+
+
+def _run_size(want: int, bit_rate: float, archive_only: bool) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="groundseg-bench-") as tmp:
         cap = Path(tmp) / "capture.cadu"
-        size = _make_capture(cap, size)
+        size = _make_capture(cap, want)
         env = dict(os.environ)
         # warm the numba cache in a short run so the timed run measures decoding, not compiling
         small = Path(tmp) / "small.cadu"
@@ -59,26 +92,91 @@ def run(quick: bool) -> list[dict]:
             dst.write(src.read(4 << 20))
         subprocess.run([sys.executable, "-m", "groundseg", "replay", str(small), "--mission", str(MISSION),
                         "--archive", str(Path(tmp) / "warm"), "-q"], check=True, env=env, cwd=ROOT)
-        for archive in (True, False):
+        for archive in ((True,) if archive_only else (True, False)):
             report = Path(tmp) / "report.json"
-            cmd = [sys.executable, "-m", "groundseg", "replay", str(cap), "--mission", str(MISSION), "-q",
-                   "--report", str(report)]
-            cmd += ["--archive", str(Path(tmp) / "archive")] if archive else ["--no-archive"]
-            t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], check=True, env=env, cwd=ROOT,
-                                 capture_output=True, text=True)
-            seconds = time.perf_counter() - t0
-            rss_kb = int(out.stdout.strip().splitlines()[-1])
+            seconds, cpu, rss = _replay(cap, Path(tmp) / "archive" if archive else None, report, env)
             rep = json.loads(report.read_text())
-            mbit = size * 8 / seconds / 1e6
             rows.append({
                 "stage": "end_to_end_replay" + ("_archive" if archive else "_no_archive"),
                 "params": f"demo TM 1115 B RS I=5, {size / 1e6:.0f} MB hard CADUs",
-                "mbit_s": mbit, "x_real_time": (size * 8 / bit_rate / seconds) if bit_rate else None,
-                "peak_rss_mb": rss_kb / 1024,
-                "seconds": seconds, "bytes": size,
+                "mbit_s": size * 8 / seconds / 1e6,
+                "mbit_s_cpu": size * 8 / cpu / 1e6,   # per CPU second: steadier on a shared machine
+                "x_real_time": (size * 8 / bit_rate / seconds) if bit_rate else None,
+                "peak_rss_mb": rss, "seconds": seconds, "cpu_seconds": cpu, "bytes": size,
                 "frames": rep["frames"]["total"],
                 "packets": sum(p["count"] for p in rep["packets"].values()),
-                "target": ">= 500 Mbit/s, RSS < 500 MB",
+                "target": ">= 500 Mbit/s, RSS < 400 MB",
             })
     return rows
+
+
+def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None) -> list[dict]:
+    """A growing archive: ``passes`` passes of ``pass_bytes`` of demo CADUs (each its own
+    seed, so every packet is new) replayed one after another into one archive. Rows: the
+    time per pass (wall and CPU) against the archive's size; the figure (matplotlib) goes
+    to benchmarks/results/growth.png. Flat: the last tenth within 1.2x of the first."""
+    rows = []
+    per_pass = []
+    with tempfile.TemporaryDirectory(prefix="groundseg-growth-") as tmp:
+        env = dict(os.environ)
+        arc = Path(tmp) / "archive"
+        cap = Path(tmp) / "pass.cadu"
+        report = Path(tmp) / "report.json"
+        for i in range(passes):
+            size = _make_capture(cap, pass_bytes, seed=1000 + 97 * i)
+            if i == 0:  # warm the numba cache
+                with open(cap, "rb") as src, open(Path(tmp) / "small.cadu", "wb") as dst:
+                    dst.write(src.read(4 << 20))
+                subprocess.run([sys.executable, "-m", "groundseg", "replay", str(Path(tmp) / "small.cadu"),
+                                "--mission", str(MISSION), "--archive", str(Path(tmp) / "warm"), "-q"],
+                               check=True, env=env, cwd=ROOT)
+            seconds, cpu, rss = _replay(cap, arc, report, env)
+            archive_bytes = (arc / "demo.h5").stat().st_size
+            per_pass.append((i + 1, archive_bytes, seconds, cpu, rss, size))
+        cap.unlink(missing_ok=True)
+    k = max(1, len(per_pass) // 10)
+    first = sum(p[3] for p in per_pass[:k]) / k
+    last = sum(p[3] for p in per_pass[-k:]) / k
+    for n, abytes, seconds, cpu, rss, size in per_pass:
+        rows.append({"stage": "growth_pass", "params": f"pass {n}, archive {abytes / 1e9:.2f} GB",
+                     "mbit_s": size * 8 / seconds / 1e6, "mbit_s_cpu": size * 8 / cpu / 1e6,
+                     "peak_rss_mb": rss, "seconds": seconds, "cpu_seconds": cpu,
+                     "archive_bytes": abytes})
+    rows.append({"stage": "growth_summary", "params": f"{len(per_pass)} passes of {pass_bytes / 1e6:.0f} MB",
+                 "cpu_last_over_first": last / first, "target": "last tenth within 1.2x of the first"})
+    _plot_growth(per_pass, plot or Path(__file__).parent / "results" / "growth.png")
+    return rows
+
+
+def _plot_growth(per_pass, out: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gb = [p[1] / 1e9 for p in per_pass]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(gb, [p[2] for p in per_pass], "o-", label="wall s")
+    ax.plot(gb, [p[3] for p in per_pass], "s-", label="CPU s")
+    ax.set_xlabel("archive size after the pass (GB)")
+    ax.set_ylabel(f"time per pass of {per_pass[0][5] / 1e6:.0f} MB (s)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title("groundseg: replay into a growing archive (demo mission)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--growth", type=int, help="only the growing-archive benchmark, this many passes")
+    ap.add_argument("--pass-mb", type=int, default=100)
+    args = ap.parse_args()
+    rows = growth(args.growth, args.pass_mb * 1_000_000) if args.growth else run(False)
+    for row in rows:
+        print(json.dumps(row))

@@ -114,25 +114,6 @@ def format_report(report: dict, mission=None, extra: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def _keep_freed_memory() -> None:
-    """Have glibc keep freed memory for reuse instead of returning it to the kernel.
-
-    Decoding allocates a few arrays of several MiB per chunk; by default glibc maps each
-    from fresh pages and unmaps it when freed, so every chunk pays page faults on memory
-    it just gave back (measured: 140 k faults and 0.6 s of system time on a 230 MB replay,
-    25 k and 0.2 s with this). A process-wide malloc policy belongs to the program, not
-    the library, hence here. No-op where glibc's ``mallopt`` is absent.
-    """
-    try:
-        import ctypes
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):   # TypeError: Windows wants a library name
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 << 20)   # glibc's upper limit for the threshold
-    mallopt(m_trim_threshold, 1 << 30)
-
-
 # -- commands ---------------------------------------------------------------------------------
 def _load_mission(path):
     from groundseg.mission import load_mission
@@ -1037,7 +1018,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     con = Console(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
-    _keep_freed_memory()
     try:
         return int(args.func(args, con) or 0)
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import numpy as np
 from groundseg._numba import kernel
 from groundseg.archive.schema import TIME_FRAME, TIME_NONE
 
-__all__ = ["packet_keys", "time_key", "Deduplicator", "span", "merge_span"]
+__all__ = ["packet_keys", "time_key", "Deduplicator", "span", "merge_span", "bucket_ids"]
 
 
 # -- dedup keys -----------------------------------------------------------------------------
@@ -234,6 +234,34 @@ def _window_repeats(keys, times, window):
     return dup
 
 
+#: bucket id of keys with no time (and of exact keys checked without a key time)
+_NO_BUCKET = np.iinfo(np.int64).min
+
+
+def bucket_ids(t: np.ndarray, seconds: float) -> np.ndarray:
+    """Time bucket of each time (``floor(t / seconds)``); NaN and infinities -> _NO_BUCKET."""
+    t = np.asarray(t, np.float64)
+    fin = np.isfinite(t)
+    out = np.full(len(t), _NO_BUCKET, np.int64)
+    out[fin] = np.floor(t[fin] / seconds).astype(np.int64)
+    return out
+
+
+def _groups(b: np.ndarray):
+    """(bucket, indices) of each distinct bucket in ``b``, indices in arrival order."""
+    if len(b) == 0:
+        return
+    first = b[0]
+    if (b == first).all():
+        yield int(first), None
+        return
+    order = np.argsort(b, kind="stable")
+    sb = b[order]
+    cuts = np.flatnonzero(sb[1:] != sb[:-1]) + 1
+    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(sb)]])):
+        yield int(sb[lo]), order[lo:hi]
+
+
 @dataclass
 class _Run:
     """Dedup keys of some archived (or about to be archived) packet rows, as a hash table.
@@ -243,8 +271,10 @@ class _Run:
     (table, first row, end row[, pass]) they come from, so an evicted run can be read back.
     ``lo``/``hi``: span of the times its keys are matched on (key time for exact keys,
     reception time otherwise); NaN while unknown (an earlier pass not yet read: its
-    pass-level span stands in). ``untimed``: holds packets with no time. ``open``: the
-    current pass's newest run, which later batches are inserted into."""
+    pass-level span stands in). ``untimed``: holds packets with no time. ``bucket``: the
+    time bucket every key of the run falls in (None: an earlier pass's piece, not yet
+    read and split by bucket). A run of one bucket whose sources also hold rows of other
+    buckets is read back filtered to its own span (``exact_span``)."""
     keys: np.ndarray | None
     times: np.ndarray | None
     passes: np.ndarray | None
@@ -256,6 +286,8 @@ class _Run:
     exact_span: bool = False  # lo/hi measured from the keys, not estimated
     count: int = 0
     open: bool = False
+    bucket: int | None = None
+    idx: int = -1             # position in the index's run list (its span arrays)
 
     @property
     def loaded(self) -> bool:
@@ -269,32 +301,90 @@ class _Run:
 
 
 class _KeyIndex:
-    """Dedup keys as time-partitioned hash-table runs, within a memory budget.
+    """Dedup keys as hash-table runs partitioned by time bucket, within a memory budget.
 
-    A query searches only the runs whose time span overlaps the packets asked about, so a
-    pass whose time runs forward touches only its most recent run. New keys go into the
-    pass's open run until it holds ``piece`` keys. Past the budget, the least recently
-    used runs whose rows are committed are dropped and read back from the archive if a
-    later query overlaps them: memory stays bounded however long the pass."""
+    Every run holds keys of one time bucket only (``bucket`` seconds of key time or
+    reception time), so its span stays narrow whatever order the packets come in; a query
+    searches only the runs whose span overlaps the packets asked about (found through
+    span arrays, not a walk over the runs), so a pass whose time runs forward touches only
+    its current buckets, and a capture that jumps in time touches only the buckets it
+    lands in. New keys go into the pass's open run of their bucket until it holds
+    ``piece`` keys. Past the budget, the least recently used runs whose rows are committed
+    are dropped and read back from the archive if a later query overlaps them: memory
+    stays bounded however long the pass or large the archive."""
 
-    def __init__(self, timed: bool, budget: int, piece: int, loader=None):
+    def __init__(self, timed: bool, budget: int, piece: int, loader=None, bucket: float = 60.0):
         self.timed = timed          # window keys: carry reception time and pass
         self.budget = budget
         self.piece = piece
+        self.bucket = float(bucket)
         self.runs: list[_Run] = []
+        self.live: list[_Run] = []          # loaded runs
+        self.open: dict[int, _Run] = {}     # bucket -> the current pass's open run
         self.clock = 0
-        self.loader = loader         # (run, timed) -> (keys, times, passes, lo, hi, untimed)
+        self.loader = loader         # (run, timed) -> (keys, times, passes, untimed)
+        self._spans = None           # (lo, hi, untimed, unknown) arrays over self.runs
 
     def __len__(self) -> int:
-        return sum(r.count for r in self.runs if r.loaded)
+        return sum(r.count for r in self.live)
 
     def nbytes(self) -> int:
-        return sum(r.nbytes for r in self.runs)
+        return sum(r.nbytes for r in self.live)
 
     def _empty(self, cap: int) -> tuple:
         return (np.zeros(cap, np.uint64), np.zeros(cap, np.float64) if self.timed else None,
                 np.zeros(cap, np.int32) if self.timed else None)
 
+    # -- the run list and its span arrays
+    def _add(self, r: _Run) -> _Run:
+        r.idx = len(self.runs)
+        self.runs.append(r)
+        if r.loaded:
+            self.live.append(r)
+        self._spans = None
+        return r
+
+    def _arrays(self):
+        if self._spans is None:
+            n = len(self.runs)
+            lo = np.fromiter((r.lo for r in self.runs), np.float64, n)
+            hi = np.fromiter((r.hi for r in self.runs), np.float64, n)
+            unt = np.fromiter((r.untimed for r in self.runs), np.bool_, n)
+            unknown = np.fromiter((not r.exact_span for r in self.runs), np.bool_, n)
+            self._spans = (lo, hi, unt, unknown)
+        return self._spans
+
+    def _set_span(self, r: _Run) -> None:
+        if self._spans is not None:
+            lo, hi, unt, unknown = self._spans
+            lo[r.idx], hi[r.idx], unt[r.idx], unknown[r.idx] = r.lo, r.hi, r.untimed, not r.exact_span
+
+    def _candidates(self, lo: float, hi: float, untimed: bool) -> list[_Run]:
+        """Runs that may hold a match for keys spanning [lo, hi] (``untimed``: some have
+        no time), oldest first."""
+        if not self.runs:
+            return []
+        rlo, rhi, runt, unknown = self._arrays()
+        m = np.zeros(len(rlo), np.bool_)
+        if untimed:
+            m |= runt
+        if not np.isnan(lo):
+            nan = np.isnan(rlo)
+            with np.errstate(invalid="ignore"):
+                m |= ~nan & (rlo <= hi) & (lo <= rhi)
+            m |= nan & unknown  # unknown span: look (an empty-span run never matches)
+        return [self.runs[i] for i in np.flatnonzero(m)]
+
+    def _overlaps(self, r: _Run, lo: float, hi: float, untimed: bool) -> bool:
+        if untimed and r.untimed:
+            return True
+        if np.isnan(lo):
+            return False
+        if np.isnan(r.lo):
+            return not r.exact_span
+        return r.lo <= hi and lo <= r.hi
+
+    # -- inserting
     def _reserve(self, r: _Run, extra: int) -> None:
         """Room in ``r``'s table for ``extra`` more keys (rehash into a doubled table)."""
         cap = _table_size(r.count + extra)
@@ -311,55 +401,51 @@ class _KeyIndex:
                       np.zeros(int(occ.sum()), np.bool_))
         r.keys, r.times, r.passes = keys, times, passes
 
-    def open_run(self, extra: int) -> _Run:
-        """The run new keys go to, with room for ``extra`` more."""
-        r = self.runs[-1] if self.runs else None
+    def open_run(self, extra: int, bucket: int = _NO_BUCKET) -> _Run:
+        """The run of ``bucket`` new keys go to, with room for ``extra`` more."""
+        r = self.open.get(bucket)
         # a run takes keys while its table for ``piece`` keys has room: up to 1.5 piece
         limit = int(_MAX_LOAD * _table_size(self.piece))
         if r is None or not (r.open and r.loaded) or (r.count and r.count + extra > limit):
             size = extra
             if r is not None and r.open and r.loaded:
-                # the pass has filled a run already: size the next one for a full run
+                # the bucket has filled a run already: size the next one for a full run
                 size = max(extra, limit)
+            if r is not None:
                 r.open = False
             keys, times, passes = self._empty(_table_size(size))
-            r = _Run(keys, times, passes, [], np.nan, np.nan, False, self.clock,
-                     exact_span=True, open=True)
-            self.runs.append(r)
+            r = self._add(_Run(keys, times, passes, [], np.nan, np.nan, False, self.clock,
+                               exact_span=True, open=True, bucket=bucket))
+            self.open[bucket] = r
         self._reserve(r, extra)
         r.used = self.clock
         return r
 
-    @staticmethod
-    def remember(r: _Run, sources, lo, hi, untimed=False) -> None:
+    def remember(self, r: _Run, sources, lo, hi, untimed=False) -> None:
         """Rows inserted into ``r`` came from ``sources`` and span [lo, hi]."""
         for src in sources:
-            last = r.sources[-1] if r.sources else None
-            if last is not None and len(last) == 3 and last[0] == src[0] and last[2] == src[1]:
-                r.sources[-1] = (last[0], last[1], src[2])  # contiguous rows of one table
+            # contiguous rows of one table extend that table's last range
+            for j in range(len(r.sources) - 1, max(-1, len(r.sources) - 64), -1):
+                last = r.sources[j]
+                if len(last) == 3 and last[0] == src[0]:
+                    if last[2] == src[1]:
+                        r.sources[j] = (last[0], last[1], src[2])
+                        break
+                    r.sources.append(src)
+                    break
             else:
                 r.sources.append(src)
         if np.isfinite(lo) or np.isinf(lo):
             r.lo = lo if np.isnan(r.lo) else min(r.lo, lo)
             r.hi = hi if np.isnan(r.hi) else max(r.hi, hi)
         r.untimed = r.untimed or untimed
+        self._set_span(r)
 
     def add_unloaded(self, sources, lo, hi, untimed) -> None:
-        self.runs.append(_Run(None, None, None, list(sources), lo, hi, untimed, 0))
+        self._add(_Run(None, None, None, list(sources), lo, hi, untimed, 0))
 
-    def _overlaps(self, r: _Run, lo: float, hi: float, untimed: bool) -> bool:
-        if untimed and r.untimed:
-            return True
-        if np.isnan(lo):
-            return False
-        if np.isnan(r.lo):
-            return not r.exact_span  # unknown span: look (an empty-span run never matches)
-        return r.lo <= hi and lo <= r.hi
-
-    def _ensure_loaded(self, r: _Run) -> None:
-        if r.loaded:
-            return
-        keys, times, passes, lo, hi, r.untimed = self.loader(r, self.timed)
+    # -- reading back
+    def _fill(self, r: _Run, keys, times, passes) -> None:
         n = len(keys)
         r.keys, r.times, r.passes = self._empty(_table_size(n))
         skip = np.zeros(n, np.bool_)
@@ -368,41 +454,80 @@ class _KeyIndex:
                                     np.asarray(times, np.float64), np.asarray(passes, np.int32), skip)
         else:
             r.count = _set_insert(r.keys, np.asarray(keys, np.uint64), skip, np.zeros(n, np.bool_))
-        r.lo, r.hi, r.exact_span = lo, hi, True
+
+    def _ensure_loaded(self, r: _Run) -> list[_Run]:
+        """Read ``r`` back; an earlier pass's piece is split into one run per bucket
+        (returned; ``r`` itself then stays empty and is dropped)."""
+        if r.loaded:
+            return [r]
+        keys, times, passes, untimed = self.loader(r, self.timed)
+        times = np.asarray(times, np.float64)
+        if r.bucket is not None or len(keys) == 0:
+            self._fill(r, keys, times, passes)
+            if r.bucket is None:   # an empty piece
+                r.lo, r.hi = span(times)
+                r.untimed = untimed
+            r.exact_span = True
+            self._set_span(r)
+            self.live.append(r)
+            return [r]
+        out = []
+        b = bucket_ids(times, self.bucket) if self.timed or np.isfinite(times).any() else \
+            np.full(len(keys), _NO_BUCKET, np.int64)
+        for bk, idx in _groups(b):
+            k = keys if idx is None else keys[idx]
+            t = times if idx is None else times[idx]
+            p = None if passes is None else (passes if idx is None else passes[idx])
+            lo, hi = span(t)
+            if bk == _NO_BUCKET and not self.timed:
+                lo, hi = -np.inf, np.inf
+            part = _Run(None, None, None, list(r.sources), lo, hi, bool(np.isnan(t).any()),
+                        self.clock, exact_span=True, bucket=bk)
+            self._fill(part, k, t, p)
+            out.append(self._add(part))
+        r.sources = []   # nothing left to read: dropped at the next eviction
+        r.lo = r.hi = np.nan
+        r.exact_span = True
+        r.untimed = False
+        self._set_span(r)
+        return out
 
     def query(self, q, lo, hi, untimed, check, committed) -> np.ndarray:
         """OR of ``check(run, found)`` over the runs overlapping [lo, hi] (or holding untimed
         packets when ``untimed``), loading evicted ones as needed."""
         found = np.zeros(len(q), np.bool_)
         self.clock += 1
-        for r in list(self.runs):
-            if not self._overlaps(r, lo, hi, untimed):
-                continue
-            if not r.loaded:
-                self._ensure_loaded(r)
+        for r0 in self._candidates(lo, hi, untimed):
+            for r in self._ensure_loaded(r0):
                 if not self._overlaps(r, lo, hi, untimed):  # its true span is known now
-                    self.evict(committed)
                     continue
-            r.used = self.clock
-            if r.count:
-                check(r, found)
+                r.used = self.clock
+                if r.count:
+                    check(r, found)
             self.evict(committed)
         return found
 
     def evict(self, committed: dict[str, int]) -> None:
         total = self.nbytes()
-        if total <= self.budget:
-            return
-        for r in sorted((r for r in self.runs if r.loaded), key=lambda r: r.used):
-            if total <= self.budget:
-                break
-            if all(src[2] <= committed.get(src[0], 0) for src in r.sources):
-                total -= r.nbytes
-                r.keys = r.times = r.passes = None
-                r.count = 0
-                r.open = False
+        if total > self.budget:
+            for r in sorted(self.live, key=lambda r: r.used):
+                if total <= self.budget:
+                    break
+                if all(src[2] <= committed.get(src[0], 0) for src in r.sources):
+                    total -= r.nbytes
+                    r.keys = r.times = r.passes = None
+                    r.count = 0
+                    if r.open:
+                        r.open = False
+                        if self.open.get(r.bucket) is r:
+                            del self.open[r.bucket]
+            self.live = [r for r in self.live if r.loaded]
         # runs that never received a row have nothing to read back
-        self.runs = [r for r in self.runs if r.loaded or r.sources]
+        if any(not r.loaded and not r.sources for r in self.runs):
+            self.runs = [r for r in self.runs if r.loaded or r.sources]
+            for i, r in enumerate(self.runs):
+                r.idx = i
+            self._spans = None
 
 
 class Deduplicator:
@@ -412,16 +537,18 @@ class Deduplicator:
     packet's secondary-header time, else its frame's insert-zone time: such keys
     match exactly (to the microsecond). Packets with neither match on reception
     time within ``window`` seconds; packets with no time at all match only a
-    packet of another pass. Keys are kept in time-partitioned hash-table runs; only
-    runs whose span overlaps the packets checked are searched, and past ``budget``
-    bytes the least recently used runs are dropped and read back from the archive
-    when needed (``loader``), so memory stays bounded.
+    packet of another pass. Keys are kept in hash-table runs partitioned by time
+    bucket (``bucket`` seconds); only runs whose span overlaps the packets checked are
+    searched, and past ``budget`` bytes the least recently used runs are dropped and
+    read back from the archive when needed (``loader``), so memory stays bounded.
     """
 
-    def __init__(self, window: float = 10.0, budget: int = 64 << 20, piece: int = 1 << 19, loader=None):
+    def __init__(self, window: float = 10.0, budget: int = 64 << 20, piece: int = 1 << 19, loader=None,
+                 bucket: float = 60.0):
         self.window = float(window)
-        self.exact = _KeyIndex(False, budget // 2, piece, loader)
-        self.timed = _KeyIndex(True, budget // 2, piece, loader)
+        self.bucket = float(bucket)
+        self.exact = _KeyIndex(False, budget // 2, piece, loader, bucket)
+        self.timed = _KeyIndex(True, budget // 2, piece, loader, bucket)
         self.committed: dict[str, int] = {}
 
     def add_unloaded(self, sources, onboard_span, reception_span, untimed: bool, has_exact=True,
@@ -444,57 +571,72 @@ class Deduplicator:
         n_exact = int(np.count_nonzero(exact))
         kt = np.full(n, np.nan) if key_time is None else np.asarray(key_time, np.float64)
         committed = self.committed
-        ex_run = tm_run = None
+        inserted = []   # (index, run, positions in the batch, times) remembered at the end
         if n_exact:
-            idx = None if n_exact == n else np.flatnonzero(exact)
-            k = keys if idx is None else keys[idx]
-            lo, hi = span(kt if idx is None else kt[idx])
-            if not np.isfinite(lo):
-                lo, hi = -np.inf, np.inf
-            found = self.exact.query(k, lo, hi, False, lambda r, f: _set_contains(r.keys, k, f),
-                                     committed)
-            # the open run takes the new keys; a key seen earlier in the batch is a repeat
-            new = int(len(k) - np.count_nonzero(found))
-            d = found
-            if new:
-                ex_run = self.exact.open_run(new)
-                repeat = np.zeros(len(k), np.bool_)
-                ex_run.count += _set_insert(ex_run.keys, k, found, repeat)
-                d = found | repeat
-            if idx is None:
-                dup = d
-            else:
-                dup[idx] = d
+            ex_idx = np.arange(n) if n_exact == n else np.flatnonzero(exact)
+            kx = kt[ex_idx]
+            b = bucket_ids(kx, self.bucket) if key_time is not None else \
+                np.full(len(ex_idx), _NO_BUCKET, np.int64)
+            for bk, gi in _groups(b):
+                pos = ex_idx if gi is None else ex_idx[gi]
+                k = keys[pos]
+                if bk == _NO_BUCKET:
+                    lo, hi = -np.inf, np.inf
+                else:
+                    lo, hi = span(kt[pos])
+                found = self.exact.query(k, lo, hi, False,
+                                         lambda r, f, k=k: _set_contains(r.keys, k, f), committed)
+                new = int(len(k) - np.count_nonzero(found))
+                d = found
+                if new:
+                    run = self.exact.open_run(new, bk)
+                    repeat = np.zeros(len(k), np.bool_)
+                    run.count += _set_insert(run.keys, k, found, repeat)
+                    d = found | repeat
+                    inserted.append((self.exact, run, pos[~d], bk))
+                dup[pos] = d
         if n_exact < n:
             idx = np.flatnonzero(~exact)
-            k = keys[idx]
-            t = np.where(time_source[idx] == TIME_NONE, np.nan, reception_time[idx]).astype(np.float64)
-            lo, hi = span(t)
-            untimed = bool(np.isnan(t).any())
+            k_all = keys[idx]
+            t_all = np.where(time_source[idx] == TIME_NONE, np.nan, reception_time[idx]).astype(np.float64)
             window = self.window
-            d = self.timed.query(k, lo - window, hi + window, untimed,
-                                 lambda r, f: _window_contains(r.keys, r.times, r.passes, k, t,
-                                                               pass_id, window, f), committed)
-            d |= _window_repeats(k, t, window)
-            dup[idx] = d
-            new = int(len(k) - np.count_nonzero(d))
-            if new:
-                tm_run = self.timed.open_run(new)
-                tm_run.count += _multi_insert(tm_run.keys, tm_run.times, tm_run.passes, k, t,
-                                              np.full(len(k), pass_id, np.int32), d)
-                keep_t = t[~d]
-                tm_span = span(keep_t)
-                tm_untimed = bool(np.isnan(keep_t).any())
+            rep = _window_repeats(k_all, t_all, window)
+            for bk, gi in _groups(bucket_ids(t_all, self.bucket)):
+                k = k_all if gi is None else k_all[gi]
+                t = t_all if gi is None else t_all[gi]
+                pos = idx if gi is None else idx[gi]
+                lo, hi = span(t)
+                untimed = bk == _NO_BUCKET
+                d = self.timed.query(k, lo - window, hi + window, untimed,
+                                     lambda r, f, k=k, t=t: _window_contains(
+                                         r.keys, r.times, r.passes, k, t, pass_id, window, f),
+                                     committed)
+                d |= rep if gi is None else rep[gi]
+                new = int(len(k) - np.count_nonzero(d))
+                if new:
+                    run = self.timed.open_run(new, bk)
+                    run.count += _multi_insert(run.keys, run.times, run.passes, k, t,
+                                               np.full(len(k), pass_id, np.int32), d)
+                    inserted.append((self.timed, run, pos[~d], bk))
+                dup[pos] = d
         keep = ~dup
-        n_keep = int(np.count_nonzero(keep))
-        src = [(rows[0], rows[1], rows[1] + n_keep)] if rows is not None else []
-        if ex_run is not None:
-            ex_keep = keep & exact
-            if ex_keep.any():
-                ex_span = span(kt[ex_keep]) if key_time is not None else (-np.inf, np.inf)
-                self.exact.remember(ex_run, src, *ex_span)
-        if tm_run is not None:
-            self.timed.remember(tm_run, src, *tm_span, untimed=tm_untimed)
+        if inserted:
+            # kept rows land at rows[1] on, in batch order: a run's rows are the range
+            # between its first and last kept row (rows of other buckets in between are
+            # filtered out by time when it is read back)
+            rank = np.cumsum(keep) - 1
+            for index, run, kept, bk in inserted:
+                if rows is not None:
+                    src = [(rows[0], rows[1] + int(rank[kept[0]]), rows[1] + int(rank[kept[-1]]) + 1)]
+                else:
+                    src = []
+                if index is self.exact:
+                    s = span(kt[kept]) if bk != _NO_BUCKET else (-np.inf, np.inf)
+                    index.remember(run, src, *s)
+                else:
+                    t = np.where(time_source[kept] == TIME_NONE, np.nan,
+                                 reception_time[kept]).astype(np.float64)
+                    index.remember(run, src, *span(t), untimed=bool(np.isnan(t).any()))
         return dup
 
     def evict(self, committed: dict[str, int]) -> None:

@@ -10,7 +10,6 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from groundseg.archive.dedup import span
 from groundseg.archive.recovery import committed_pass_ranges
 from groundseg.archive.schema import PACKETS_GROUP, TIME_FRAME, TIME_NONE
 
@@ -42,38 +41,46 @@ def prior_pass_runs(f: h5py.File, rows: int, tables: list[str], exclude: int,
                 yield [(t, s0, min(b, s0 + piece), pid)], on, rx, untimed
 
 
-def read_keys(f: h5py.File, sources: list, timed: bool, loaded: set[int]):
-    """(keys, times, passes, lo, hi, untimed) of the rows ``sources`` (table, first, end
-    [, pass]); ``timed``: the keys matched on reception time, else the exact ones. Adds
-    the passes read to ``loaded``."""
+def read_keys(f: h5py.File, sources: list, timed: bool, loaded: set[int],
+              within: tuple[float, float, bool] | None = None):
+    """(keys, times, passes, untimed) of the rows ``sources`` (table, first, end[, pass]);
+    ``timed``: the keys matched on reception time (times: reception time, NaN for none;
+    passes: pass id), else the exact ones (times: key time; passes None). ``within``
+    (lo, hi, untimed): only keys whose time lies in [lo, hi] (or that have none, when
+    ``untimed``): a run of one time bucket whose row ranges hold other buckets' rows too.
+    Adds the passes read to ``loaded``."""
     keys, times, passes = [], [], []
-    lo, hi = np.nan, np.nan
     untimed = False
     for src in sources:
         t, a, b = src[0], src[1], src[2]
         if len(src) > 3:
             loaded.add(int(src[3]))
         g = f[t]
-        k = g["dedup_key"][a:b]
         ts = g["time_source"][a:b]
         sel = ts > TIME_FRAME if timed else ts <= TIME_FRAME
         if not sel.any():
             continue
-        keys.append(k[sel])
         if timed:
-            rt = np.where(ts[sel] == TIME_NONE, np.nan, g["reception_time"][a:b][sel])
-            times.append(rt)
-            passes.append(g["pass_id"][a:b][sel].astype(np.int64))
-            s = span(rt)
-            untimed |= bool(np.isnan(rt).any())
+            tm = np.where(ts == TIME_NONE, np.nan, g["reception_time"][a:b])
         else:
-            s = span(g["onboard_time"][a:b][sel])
-        if np.isfinite(s[0]):
-            lo = s[0] if not np.isfinite(lo) else min(lo, s[0])
-            hi = s[1] if not np.isfinite(hi) else max(hi, s[1])
+            tm = g["onboard_time"][a:b]
+        if within is not None:
+            lo, hi, unt = within
+            with np.errstate(invalid="ignore"):
+                inside = (tm >= lo) & (tm <= hi)
+            if unt:
+                inside |= np.isnan(tm)
+            sel &= inside
+            if not sel.any():
+                continue
+        sel = np.flatnonzero(sel)
+        keys.append(g["dedup_key"][a:b][sel])
+        times.append(tm[sel])
+        if timed:
+            passes.append(g["pass_id"][a:b][sel].astype(np.int64))
+            untimed |= bool(np.isnan(times[-1]).any())
     k = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+    tm = np.concatenate(times) if times else np.zeros(0)
     if timed:
-        return (k, np.concatenate(times) if times else np.zeros(0),
-                np.concatenate(passes) if passes else np.zeros(0, np.int64), lo, hi, untimed)
-    return k, None, None, lo, hi, False
-
+        return k, tm, np.concatenate(passes) if passes else np.zeros(0, np.int64), untimed
+    return k, tm, None, False

@@ -29,6 +29,7 @@ from groundseg.archive.schema import (
     ALL_PASS_COLUMNS, FLUSH_HEAD, PACKETS_GROUP, PASS_STATUS, UNDECLARED,
 )
 from groundseg.archive.superblock import check_file
+from groundseg.archive.timeindex import INDEX_BLOCK, candidate_spans, index_path
 from groundseg.archive.salvage import damage_hint
 from groundseg.errors import GroundsegError, InvalidValueError, UnknownNameError
 from groundseg.link.records import PACKET_DTYPE, REJECT_REASONS, PacketBatch
@@ -394,24 +395,36 @@ class Archive:
                 out.append((a, b))
         return out
 
+    def _time_index(self, table: str) -> np.ndarray | None:
+        """The table's time index (``timeindex``), None when the archive has none."""
+        key = index_path(table)
+        if not table.startswith(PACKETS_GROUP + "/") or key not in self._f:
+            return None
+        return self._ds(key)[:]
+
     def _select(self, table: str, passes, tcol: str | None, start, stop,
                 apid: int | None = None) -> list[tuple[int, np.ndarray]]:
-        """[(range start, local row indices)] of the rows matching pass, time and APID."""
+        """[(range start, local row indices)] of the rows matching pass, time and APID.
+        With a time window, only the blocks the time index allows are read."""
         t0, t1 = _to_unix(start), _to_unix(stop)
+        timed = tcol is not None and (t0 is not None or t1 is not None)
+        index = self._time_index(table) if timed and tcol in ("onboard_time", "reception_time") else None
+        column = 0 if tcol == "onboard_time" else 1
         out = []
-        for a, b in self._row_ranges(table, passes):
-            mask = np.ones(b - a, bool)
-            if apid is not None:
-                mask &= self._ds(f"{table}/apid")[a:b] == apid
-            if tcol is not None and (t0 is not None or t1 is not None):
-                t = self._ds(f"{table}/{tcol}")[a:b]
-                if t0 is not None:
-                    mask &= t >= t0
-                if t1 is not None:
-                    mask &= t < t1
-            idx = np.flatnonzero(mask)
-            if len(idx):
-                out.append((a, idx))
+        for a0, b0 in self._row_ranges(table, passes):
+            for a, b in candidate_spans(index, a0, b0, column, t0, t1):
+                mask = np.ones(b - a, bool)
+                if apid is not None:
+                    mask &= self._ds(f"{table}/apid")[a:b] == apid
+                if timed:
+                    t = self._ds(f"{table}/{tcol}")[a:b]
+                    if t0 is not None:
+                        mask &= t >= t0
+                    if t1 is not None:
+                        mask &= t < t1
+                idx = np.flatnonzero(mask)
+                if len(idx):
+                    out.append((a, idx))
         return out
 
     def _read(self, table: str, column: str, sel: list[tuple[int, np.ndarray]], ds=None) -> np.ndarray:
@@ -421,10 +434,12 @@ class Archive:
         parts = []
         for a, idx in sel:
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
-            parts.append(ds[lo:hi][idx - idx[0]])
+            block = ds[lo:hi]
+            # every row of the span selected (a time window's inner blocks): no gather
+            parts.append(block if hi - lo == len(idx) else block[idx - idx[0]])
         if not parts:
             return np.zeros((0,) + ds.shape[1:], ds.dtype)
-        return np.concatenate(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _packet_tables(self, apid: int) -> list[tuple[str, int | None]]:
         tables = []
@@ -484,19 +499,28 @@ class Archive:
         n = sum(len(next(iter(c.values()))) if c else 0 for c, _ in pieces)
         out = np.zeros(n, dt)
         row = 0
+        filled = 0
+        step = 8192  # rows at a time, every column: the output's rows stay in cache
         for cols, fcols in pieces:
             m = len(next(iter(cols.values()))) if cols else 0
             if m == 0:
                 continue
-            for c, v in cols.items():
-                out[c][row:row + m] = v
+            filled += 1
+            srcs = [(out[c], v) for c, v in cols.items()]
+            consts = []
             for fname, (fdt, shape, fill) in field_dtypes.items():
                 if fname in fcols:
-                    out[fmap[fname]][row:row + m] = fcols[fname]
+                    srcs.append((out[fmap[fname]], fcols[fname]))
                 else:
-                    out[fmap[fname]][row:row + m] = fill if fill is not None else 0
+                    consts.append((out[fmap[fname]], fill if fill is not None else 0))
+            for r in range(0, m, step):
+                e = min(m, r + step)
+                for dst, v in srcs:
+                    dst[row + r:row + e] = v[r:e]
+                for dst, v in consts:
+                    dst[row + r:row + e] = v
             row += m
-        if len(pieces) > 1 and n:
+        if filled > 1:
             out = out[np.argsort(out["pass_id"], kind="stable")]
         return out
 
@@ -596,23 +620,38 @@ class Archive:
 
     @_guarded
     def apid_time_span(self, apid: int | str, time: str = "onboard", passes=None) -> tuple[float, float]:
-        """(first, last) time of an APID's packets (UNIX s, NaN if none), reading only that
-        column, a million rows at a time."""
+        """(first, last) time of an APID's packets (UNIX s, NaN if none). Whole blocks of
+        rows are answered by the time index; only the rows of blocks at the edges of a
+        range (and tables without an index, or shared by several APIDs) are read, a
+        million rows at a time."""
         self._sync()
         apid = self.resolve_apid(apid)
         tcol = self._time_column(time)
+        column = 0 if tcol == "onboard_time" else 1
         lo, hi = np.inf, -np.inf
         for table, filt in self._packet_tables(apid):
             ds = self._ds(f"{table}/{tcol}")
+            index = self._time_index(table) if filt is None else None
             for a, b in self._row_ranges(table, passes):
-                for s in range(a, b, 1 << 20):
-                    e = min(b, s + (1 << 20))
-                    t = ds[s:e]
-                    if filt is not None:
-                        t = t[self._ds(f"{table}/apid")[s:e] == filt]
-                    t = t[np.isfinite(t)]
-                    if t.size:
-                        lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+                spans = [(a, b)]
+                if index is not None:
+                    k0 = -(-a // INDEX_BLOCK)            # first whole block
+                    k1 = min(b // INDEX_BLOCK, len(index))   # end of whole, indexed blocks
+                    if k1 > k0:
+                        v = index[k0:k1, 2 * column:2 * column + 2]
+                        if np.isfinite(v[:, 0]).any():
+                            lo = min(lo, float(np.nanmin(v[:, 0])))
+                            hi = max(hi, float(np.nanmax(v[:, 1])))
+                        spans = [(a, k0 * INDEX_BLOCK), (k1 * INDEX_BLOCK, b)]
+                for s0, e0 in spans:
+                    for s in range(s0, e0, 1 << 20):
+                        e = min(e0, s + (1 << 20))
+                        t = ds[s:e]
+                        if filt is not None:
+                            t = t[self._ds(f"{table}/apid")[s:e] == filt]
+                        t = t[np.isfinite(t)]
+                        if t.size:
+                            lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
         return (lo, hi) if np.isfinite(lo) else (np.nan, np.nan)
 
     @_guarded

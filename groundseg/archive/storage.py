@@ -29,9 +29,16 @@ from groundseg.archive.schema import (
 )
 from groundseg.archive.superblock import check_file, clear_status_flags
 from groundseg.archive.tables import Flight, Table, create_column, dataset_options
+from groundseg.archive.timeindex import INDEX_BLOCK, block_spans, finish, index_path
 from groundseg.link.records import REJECT_REASONS
 
 __all__ = ["ArchiveFile"]
+
+#: HDF5 chunk cache per open dataset: room for one chunk (256 KiB uncompressed at most), so
+#: a flush of a few rows (a live pass) does not decompress and recompress the tail chunk of
+#: every column; a pass keeps ~200 datasets open, and at 512 KiB (two chunks) the caches held
+#: ~80 MB on a 307 MB demo replay
+CHUNK_CACHE_BYTES = 288 << 10
 
 
 class ArchiveFile:
@@ -70,13 +77,15 @@ class ArchiveFile:
         self.rows: dict[str, int] = {}
         self.heap_len: dict[str, int] = {}
         self.apid_groups: dict[int, str] = {}
+        # packet tables' time index (``timeindex``): the partial last block per table
+        self.tindex: dict[str, tuple | None] = {}
 
     def open(self, mode: str) -> h5py.File:
         try:
             # the chunk cache is per open dataset and a pass keeps ~200 open: 2 MiB each
             # held ~400 MB at its fullest; appends need little more than the tail chunk
             return h5py.File(self.path, mode, libver=LIBVER, locking=False,
-                             rdcc_nbytes=512 << 10, rdcc_nslots=1009)
+                             rdcc_nbytes=CHUNK_CACHE_BYTES, rdcc_nslots=1009)
         except OSError as exc:
             raise ArchiveError(f"{self.path}: cannot open the archive: {str(exc).splitlines()[0]}") from None
 
@@ -160,6 +169,7 @@ class ArchiveFile:
         self.flush_id = state.flush_id
         self.rows = state.rows
         self.heap_len = state.heap_len
+        self.tindex = {}
         self.apid_groups = {}
         if PACKETS_GROUP in f:
             for name, g in f[PACKETS_GROUP].items():
@@ -245,6 +255,7 @@ class ArchiveFile:
             self.ensure_table_columns(path, packet_specs(), "header", heap="raw",
                                        group_attrs={"description": "packets of APIDs the mission "
                                                     "file did not declare (raw)"})
+            self.ensure_time_index(path)
             return path
         path = self.apid_groups.get(apid)
         if path is None:
@@ -256,7 +267,35 @@ class ArchiveFile:
             self.apid_groups[apid] = path
         self.ensure_table_columns(path, packet_specs(), "header", heap="raw",
                                    group_attrs={"apid": int(apid), "name": str(name or path)})
+        self.ensure_time_index(path)
         return path
+
+    def ensure_time_index(self, path: str) -> None:
+        """The table's time index exists and covers its committed rows (an archive from
+        before the index, or a salvaged one, gets it rebuilt here, block by block)."""
+        if path in self.tindex:
+            return
+        key = index_path(path)
+        if key not in self.file:
+            self.structural()
+            g = self.file.require_group(key.rpartition("/")[0])
+            ds = g.create_dataset(key.rpartition("/")[2], shape=(0, 4), maxshape=(None, 4),
+                                  chunks=(1024, 4), dtype="<f8", fillvalue=np.nan)
+            ds.attrs["block_rows"] = INDEX_BLOCK
+            ds.attrs["columns"] = json.dumps(["onboard_min", "onboard_max", "reception_min",
+                                              "reception_max"])
+        ds = self.file[key]
+        rows = self.rows.get(path, 0)
+        k = min(ds.shape[0], rows // INDEX_BLOCK)   # complete blocks already indexed
+        carry = None
+        g = self.file[path]
+        for a in range(k * INDEX_BLOCK, rows, 32 * INDEX_BLOCK):
+            b = min(rows, a + 32 * INDEX_BLOCK)
+            k0, vals, carry = block_spans(g["onboard_time"][a:b], g["reception_time"][a:b], a, carry)
+            if ds.shape[0] < k0 + len(vals):
+                ds.resize((k0 + len(vals), 4))
+            ds[k0:k0 + len(vals)] = finish(vals)
+        self.tindex[path] = carry
 
     def ensure_frames(self, dtype: np.dtype) -> Table:
         return self.ensure_table_columns("frames", frame_specs(dtype), "header")
@@ -327,6 +366,7 @@ class ArchiveFile:
         if any(t.pending for t in self.tables.values()):
             self.check_space()
         jobs = []
+        index_rows = []
         for path, table in self.tables.items():
             if table.pending:
                 rows, heap_len = self.rows[path], self.heap_len.get(path, 0)
@@ -334,6 +374,8 @@ class ArchiveFile:
                 jobs.append((path, snap, rows, heap_len))
                 self.rows[path] = rows + snap.pending_rows
                 self.heap_len[path] = heap_len + snap.heap_bytes()
+                if path in self.tindex:
+                    index_rows.append(self.index_update(path, snap, rows))
         # the open pass's row as of this flush (its counts and time spans)
         pass_row = self.on_flush(self.rows.get("passes", 0))
         commit_row = self.commit_row() if commit else None
@@ -341,6 +383,11 @@ class ArchiveFile:
         def work():
             for path, snap, rows, heap_len in jobs:
                 snap.write(f[path], rows, heap_len)
+            for key, k0, vals in index_rows:
+                ds = f[key]
+                if ds.shape[0] < k0 + len(vals):
+                    ds.resize((k0 + len(vals), 4))
+                ds[k0:k0 + len(vals)] = vals
             if pass_row is not None:
                 g = f["passes"]
                 for name, v in pass_row[1].items():
@@ -354,6 +401,17 @@ class ArchiveFile:
         work()
         if committed is not None:
             self.on_commit(committed)
+
+    def index_update(self, path: str, snap: Table, rows: int) -> tuple[str, int, np.ndarray]:
+        """(index dataset, first block, rows) of the time index for a flush of ``snap``'s
+        pending rows after ``rows``."""
+        def col(name):
+            parts = [p.columns[name] if name in p.columns else np.full(p.rows, np.nan)
+                     for p in snap.pending]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        k0, vals, self.tindex[path] = block_spans(col("onboard_time"), col("reception_time"),
+                                                  rows, self.tindex[path])
+        return index_path(path), k0, finish(vals)
 
     def commit_row(self) -> np.ndarray:
         """The /flushes row that commits the row counts as they will be once written."""

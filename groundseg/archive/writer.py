@@ -59,8 +59,9 @@ class ArchiveWriter:
     """
 
     def __init__(self, archive: str | os.PathLike, mission, *, flush_seconds: float = 2.0,
-                 flush_packets: int = 100_000, flush_bytes: int = 64 << 20,
-                 dedup_window: float = 10.0, dedup_memory: int = 64 << 20, dedup_piece: int = 1 << 19,
+                 flush_packets: int = 20_000, flush_bytes: int = 4 << 20,
+                 dedup_window: float = 10.0, dedup_memory: int = 32 << 20, dedup_piece: int = 1 << 19,
+                 dedup_bucket: float = 60.0,
                  compression: dict | str | None = "default",
                  clock=time.time):
         self.mission = mission
@@ -74,6 +75,7 @@ class ArchiveWriter:
         self.dedup_window = float(dedup_window)
         self.dedup_budget = int(dedup_memory)
         self.dedup_piece = int(dedup_piece)
+        self.dedup_bucket = float(dedup_bucket)
         self._clock = clock
         self._lock: WriterLock | None = None
         self._pass: dict | None = None
@@ -206,7 +208,7 @@ class ArchiveWriter:
             self._store.flush(commit=True)
             self._store.enter_swmr()
             self._dedup = Deduplicator(self.dedup_window, self.dedup_budget, self.dedup_piece,
-                                       loader=self._load_run)
+                                       loader=self._load_run, bucket=self.dedup_bucket)
             self._dedup.committed = dict(self._store.rows)
             self._loaded = set()
             store = self._store
@@ -221,7 +223,8 @@ class ArchiveWriter:
         """Read an evicted or never-loaded dedup run back from the archive (nothing may be
         in flight: its rows may be among those read)."""
         self._store.join()
-        return read_keys(self._store.file, run.sources, timed, self._loaded)
+        within = (run.lo, run.hi, run.untimed) if run.bucket is not None else None
+        return read_keys(self._store.file, run.sources, timed, self._loaded, within)
 
     def end_pass(self, report=None, complete: bool = True) -> dict:
         """Flush, then close the pass row: status, end time, the report's counts and JSON,

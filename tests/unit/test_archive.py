@@ -155,10 +155,11 @@ item = st.tuples(st.sampled_from([1, 2]), st.sampled_from([0, 1]), st.sampled_fr
 @settings(deadline=None, max_examples=100)
 @given(st.lists(st.lists(item, min_size=1, max_size=6), min_size=1, max_size=4),
        st.lists(st.integers(0, 1), min_size=4, max_size=4), st.booleans(),
-       st.sampled_from([1, 2, 5, 1 << 19]))
-def test_deduplicator_matches_reference(batches, pass_steps, use_key_time, piece):
+       st.sampled_from([1, 2, 5, 1 << 19]), st.sampled_from([60.0, 1.0, 3.0]))
+def test_deduplicator_matches_reference(batches, pass_steps, use_key_time, piece, bucket):
     window = 5.0
-    dd = Deduplicator(window, piece=piece)  # small pieces: keys spread over several runs
+    # small pieces: keys spread over several runs; small buckets: a batch over several
+    dd = Deduplicator(window, piece=piece, bucket=bucket)
     items, got = [], []
     pass_id = 1
     for b, step in zip(batches, pass_steps):
