@@ -21,7 +21,7 @@ from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.archive.reader import open_archive
 from groundseg.mission import load_mission
 from tests.conftest import ROOT
-from tests.unit.test_archive_support import mixed_batch, write_mission
+from tests.integration.test_archive_support import mixed_batch, write_mission
 
 PASSES = 3
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None

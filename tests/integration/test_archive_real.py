@@ -12,7 +12,7 @@ from groundseg.archive.export import describe_archive, export_packets
 from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.archive.reader import open_archive
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import split_stream
+from tests.integration.test_archive_support import split_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSIONS = ROOT / "fixtures" / "missions"

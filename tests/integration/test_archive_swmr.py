@@ -16,7 +16,7 @@ from groundseg.archive.export import repair
 from groundseg.archive.hdf5 import ArchiveWriter, read_superblock
 from groundseg.archive.reader import open_archive
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import mixed_batch, write_mission
+from tests.integration.test_archive_support import mixed_batch, write_mission
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ sys.path.insert(0, {root!r})
 from groundseg import telemetry
 from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import mixed_batch
+from tests.integration.test_archive_support import mixed_batch
 import numpy as np
 from groundseg.archive.hdf5 import Deduplicator, packet_keys
 mission = load_mission({mission!r})
@@ -200,7 +200,7 @@ def test_reader_follows_a_layout_change_mid_pass(tmp_path):
     """A field first seen mid-pass makes the writer leave SWMR to create its dataset;
     a reader kept open meanwhile sees the new field and every packet."""
     from groundseg import telemetry
-    from tests.unit.test_archive_support import HK2_CSV
+    from tests.integration.test_archive_support import HK2_CSV
     m1 = load_mission(write_mission(tmp_path / "m1"))
     with ArchiveWriter(tmp_path, m1) as w:
         w.begin_pass("a")
@@ -213,7 +213,7 @@ sys.path.insert(0, {str(ROOT)!r})
 from groundseg import telemetry
 from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import mixed_batch
+from tests.integration.test_archive_support import mixed_batch
 m = load_mission({str(m2)!r})
 w = ArchiveWriter({str(tmp_path)!r}, m, flush_seconds=0)
 w.begin_pass("b")
@@ -257,7 +257,7 @@ sys.path.insert(0, {str(ROOT)!r})
 from groundseg import telemetry
 from groundseg.archive.hdf5 import ArchiveError, ArchiveWriter
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import mixed_batch
+from tests.integration.test_archive_support import mixed_batch
 m = load_mission({str(mission_path)!r})
 w = ArchiveWriter({str(tmp_path)!r}, m, flush_seconds=0)
 w.begin_pass("x")

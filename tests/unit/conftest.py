@@ -3,13 +3,11 @@ directory or the captures belongs in tests/integration (the kinds stay apart).""
 import pytest
 
 FILE_FIXTURES = {"tmp_path", "tmp_path_factory", "tmpdir", "tmpdir_factory", "captures", "fixtures_dir"}
-#: whole modules not yet split (the archive's tests write HDF5 files by nature)
-ALLOWED = {"test_archive.py", "test_archive_api.py"}
 
 
 @pytest.fixture(autouse=True)
 def _unit_tests_open_no_files(request):
     used = FILE_FIXTURES & set(request.fixturenames)
-    if used and request.node.path.name not in ALLOWED:
+    if used:
         pytest.fail(f"unit tests open no files: {request.node.name} asks for {', '.join(sorted(used))}; "
                     "move it to tests/integration")

@@ -23,7 +23,7 @@ from groundseg.archive.hdf5 import (
 from groundseg.archive.reader import open_archive
 from groundseg.link.records import FRAME_RECORD_DTYPE, REJECT_DTYPE, REJECT_REASONS, RejectBatch
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import (
+from tests.integration.test_archive_support import (
     HK2_CSV, hk_body, make_batch, mixed_batch, split_stream, write_mission,
 )
 

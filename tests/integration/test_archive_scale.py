@@ -10,7 +10,7 @@ from groundseg import telemetry
 from groundseg.archive import timeindex
 from groundseg.archive.hdf5 import ArchiveWriter
 from groundseg.archive.reader import open_archive
-from tests.unit.test_archive_support import mixed_batch, write_mission
+from tests.integration.test_archive_support import mixed_batch, write_mission
 from groundseg.mission import load_mission
 
 import pytest

@@ -16,7 +16,7 @@ from groundseg.archive.reader import open_archive
 from groundseg.archive.writer import ArchiveWriter
 from groundseg.errors import GroundsegError, UnknownNameError, UsageError
 from groundseg.mission import load_mission
-from tests.unit.test_archive_support import mixed_batch, write_mission
+from tests.integration.test_archive_support import mixed_batch, write_mission
 
 
 @pytest.fixture
