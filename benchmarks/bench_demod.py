@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import wave
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import best_of
+from benchmarks.timing import best_cpu_and_wall, best_of
 from groundseg.coding.demod import Demodulator
 from groundseg.modulation import ModulationSettings
 from groundseg.sim_iq import simulate_iq
@@ -37,17 +36,6 @@ def _run(settings, fs, x):
         n += d.push(x[i:i + CHUNK]).size
     n += d.flush().size
     return n
-
-
-def _cpu_best(fn, repeats):
-    """Best thread CPU time of ``repeats`` calls: the per-core figure on a machine other work
-    shares (wall time counts the time this thread waited for a core)."""
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t0)
-    return best
 
 
 def _row(stage, params, nsamples, seconds, fs, target=None, cpu_seconds=None):
@@ -83,7 +71,7 @@ def run(quick: bool = False) -> list[dict]:
         x = np.tile(simulate_iq(bits, s, fs, esn0_db=10, frequency_hz=0.001 * fs, seed=1), 10)
         _run(s, fs, x[:100_000])                                  # warm-up (JIT)
         t = best_of(lambda: _run(s, fs, x), repeats)
-        c = _cpu_best(lambda: _run(s, fs, x), repeats)
+        c = best_cpu_and_wall(lambda: _run(s, fs, x), repeats)[0]
         rows.append(_row(stage, f"{sps} sps, {x.size / 1e6:.1f} Msamples", x.size, t, fs, target, c))
     real = {"demod_trisat_audio": ("trisat-fsk/trisat.wav", ModulationSettings(scheme="fsk", symbol_rate=9766)),
             "demod_by70_1_audio": ("by70-1-bpsk/by701.wav",
@@ -99,7 +87,7 @@ def run(quick: bool = False) -> list[dict]:
             fs = w.getframerate()
         _run(s, fs, x[:50_000])
         t = best_of(lambda: _run(s, fs, x), repeats + 2)
-        c = _cpu_best(lambda: _run(s, fs, x), repeats + 2)
+        c = best_cpu_and_wall(lambda: _run(s, fs, x), repeats + 2)[0]
         rows.append(_row(stage, f"48 kHz audio, {x.size / fs:.1f} s", x.size, t, fs, None, c))
     return rows
 

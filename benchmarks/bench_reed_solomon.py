@@ -13,11 +13,11 @@ machine does not inflate them; ``wall_seconds`` is the best wall-clock time. Anc
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 
 from groundseg.coding import reed_solomon as rs
+from benchmarks.timing import best_cpu_and_wall
 
 
 def _with_errors(codeblocks: np.ndarray, interleave: int, errors: int, rng) -> np.ndarray:
@@ -33,17 +33,6 @@ def _with_errors(codeblocks: np.ndarray, interleave: int, errors: int, rng) -> n
     rows = np.broadcast_to(np.arange(n)[:, None, None], cols.shape)
     out[rows.ravel(), cols.ravel()] ^= rng.integers(1, 256, cols.size, dtype=np.uint8)
     return out
-
-
-def _best(fn, repeats: int) -> tuple[float, float]:
-    """Best thread CPU time and best wall time over ``repeats`` calls."""
-    cpu = wall = np.inf
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        cpu = min(cpu, time.thread_time() - c0)
-        wall = min(wall, time.perf_counter() - t0)
-    return cpu, wall
 
 
 def _row(stage: str, params: str, nbytes: int, times: tuple[float, float]) -> dict:
@@ -69,12 +58,12 @@ def run(quick: bool) -> list[dict]:
         rs.encode(data[:2], interleave, parity)  # warm-up (compile)
         codeblocks = rs.encode(data, interleave, parity)
         name = f"255,{k} I={interleave} dual"
-        times = _best(lambda: rs.encode(data, interleave, parity), repeats)
+        times = best_cpu_and_wall(lambda: rs.encode(data, interleave, parity), repeats)
         rows.append(_row("rs_encode", name, codeblocks.size, times))
         for errors in error_counts:
             received = _with_errors(codeblocks, interleave, errors, rng)
             rs.decode(received[:2], interleave, parity)  # warm-up (compile)
-            times = _best(lambda: rs.decode(received, interleave, parity), repeats)
+            times = best_cpu_and_wall(lambda: rs.decode(received, interleave, parity), repeats)
             got, corr = rs.decode(received, interleave, parity)
             if not ((corr == errors).all() and np.array_equal(got, data)):
                 raise RuntimeError(f"benchmark decode wrong for {name} with {errors} errors")

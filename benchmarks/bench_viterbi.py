@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from groundseg.coding import convolutional as cc
+from benchmarks.timing import best_cpu_and_wall
 
 CHUNK = 1 << 20
 RATE = {"1/2": 0.5, "7/8": 7 / 8}
@@ -61,16 +61,6 @@ def _decode_stream(soft: np.ndarray, rate: str, ambiguity=None) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _best(fn, repeats: int) -> tuple[float, float]:
-    cpu = wall = np.inf
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        cpu = min(cpu, time.thread_time() - c0)
-        wall = min(wall, time.perf_counter() - t0)
-    return cpu, wall
-
-
 def _row(stage: str, params: str, nbits: int, times, target: str | None = None) -> dict:
     cpu, wall = times
     row = {"stage": stage, "params": params, "mbit_s": nbits / cpu / 1e6, "bits": int(nbits),
@@ -96,17 +86,17 @@ def _throughput(quick: bool) -> list[dict]:
         ber = np.unpackbits(got[:-1] ^ data[:-1]).mean()
         if ber > 1e-2:
             raise RuntimeError(f"benchmark decode wrong for {label}: BER {ber}")
-        row = _row("viterbi_stage", label, data.size * 8, _best(lambda: _decode_stream(soft, rate), repeats), target)
+        row = _row("viterbi_stage", label, data.size * 8, best_cpu_and_wall(lambda: _decode_stream(soft, rate), repeats), target)
         row["ber"] = float(ber)
         rows.append(row)
         if rate == "1/2" and ebn0 is not None:
             _decode_stream(soft[:100_000], rate, "bpsk")
             rows.append(_row("viterbi_stage_bpsk_search", label, data.size * 8,
-                             _best(lambda: _decode_stream(soft, rate, "bpsk"), repeats)))
+                             best_cpu_and_wall(lambda: _decode_stream(soft, rate, "bpsk"), repeats)))
             block = soft[: 2 * 8 * 100_000]
             cc.viterbi(block[:20_000], terminated=False)
             rows.append(_row("viterbi_block", label, block.size // 2,
-                             _best(lambda: cc.viterbi(block, terminated=False), repeats)))
+                             best_cpu_and_wall(lambda: cc.viterbi(block, terminated=False), repeats)))
     return rows
 
 
