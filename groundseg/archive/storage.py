@@ -67,6 +67,8 @@ class ArchiveFile:
         self.known: set[str] = set()              # datasets and groups known to exist
         self.dtypes: dict[tuple[str, str], np.dtype] = {}   # field columns' dtypes
         self.flight: Flight | None = None
+        self.unc_rows = 0            # packet rows written since the last commit
+        self.unc_bytes = 0           # and their bytes (all tables)
         self.broken = False          # a write failed inside HDF5: close quietly
         self.in_append = False       # SWMR resumes once per append(), not per dataset
         self.layout_changed = False  # datasets created since SWMR last started
@@ -357,10 +359,13 @@ class ArchiveFile:
         if flight.committed is not None:
             self.on_commit(flight.committed)
 
-    def flush(self, commit: bool, background: bool = False) -> None:
+    def flush(self, commit: bool, background: bool = False, write_only: bool = False) -> None:
         """Write the buffered rows (and commit them). Everything the write needs is decided
         here: row counts, the pass row, the commit row; with ``background`` a thread of its
-        own writes it while the caller goes on (one flush in flight at a time)."""
+        own writes it while the caller goes on (one flush in flight at a time).
+        ``write_only``: the rows alone, no pass row and no commit (readers and recovery see
+        them from the next commit on)."""
+        commit = commit and not write_only
         self.join()
         f = self.file
         if any(t.pending for t in self.tables.values()):
@@ -373,12 +378,17 @@ class ArchiveFile:
                 snap = table.detach(f[path])
                 jobs.append((path, snap, rows, heap_len))
                 self.rows[path] = rows + snap.pending_rows
+                if path.startswith(PACKETS_GROUP):
+                    self.unc_rows += snap.pending_rows
+                self.unc_bytes += snap.pending_bytes
                 self.heap_len[path] = heap_len + snap.heap_bytes()
                 if path in self.tindex:
                     index_rows.append(self.index_update(path, snap, rows))
         # the open pass's row as of this flush (its counts and time spans)
-        pass_row = self.on_flush(self.rows.get("passes", 0))
+        pass_row = None if write_only else self.on_flush(self.rows.get("passes", 0))
         commit_row = self.commit_row() if commit else None
+        if commit:
+            self.unc_rows = self.unc_bytes = 0
 
         def work():
             for path, snap, rows, heap_len in jobs:
@@ -424,6 +434,7 @@ class ArchiveFile:
     def commit(self) -> None:
         """Commit what is written (nothing may be in flight: the commit counts it)."""
         self.join()
+        self.unc_rows = self.unc_bytes = 0
         write_commit(self.file, self.commit_row())
         self.on_commit(self.rows)
 
@@ -440,6 +451,11 @@ class ArchiveFile:
         return off
 
     def pending(self) -> tuple[int, int]:
-        """(packet rows, bytes) buffered and not yet flushed."""
+        """(packet rows, bytes) buffered and not yet written."""
         rows = sum(t.pending_rows for t in self.tables.values() if t.path.startswith(PACKETS_GROUP))
         return rows, sum(t.pending_bytes for t in self.tables.values())
+
+    def uncommitted(self) -> tuple[int, int]:
+        """(packet rows, bytes) buffered or written since the last commit."""
+        rows, nbytes = self.pending()
+        return rows + self.unc_rows, nbytes + self.unc_bytes
