@@ -328,6 +328,10 @@ def _polynomial(raw: np.ndarray, coeffs: tuple) -> np.ndarray:
     if len(coeffs) == 1:
         x[...] = coeffs[0]
         return x
+    if len(coeffs) == 2:  # linear, the common case: in place, one array
+        x *= coeffs[1]
+        x += coeffs[0]
+        return x
     y = x * coeffs[-1]
     y += coeffs[-2]
     for c in coeffs[-3::-1]:

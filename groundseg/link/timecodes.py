@@ -50,12 +50,18 @@ def iso_to_unix(iso: str) -> float:
 
 _LEAP_UTC = np.array([iso_to_unix(d) for d, _ in LEAP_SECONDS])
 _LEAP_DAT = np.array([s for _, s in LEAP_SECONDS], np.float64)
+_LEAP_TAI = _LEAP_UTC + _LEAP_DAT
 
 
 def tai_minus_utc(tai_unix: np.ndarray) -> np.ndarray:
     """TAI - UTC (s) at instants given as TAI seconds counted from 1970-01-01T00:00:00 UTC."""
     t = np.asarray(tai_unix, np.float64)
-    i = np.searchsorted(_LEAP_UTC + _LEAP_DAT, t, side="right") - 1
+    if t.size > 1:
+        # a batch of packets nearly always lies between two leap seconds: one lookup
+        lo, hi = np.searchsorted(_LEAP_TAI, [t.min(), t.max()], side="right") - 1
+        if lo == hi and np.isfinite(t.min()) and np.isfinite(t.max()):
+            return np.full(t.shape, _LEAP_DAT[max(int(lo), 0)])
+    i = np.searchsorted(_LEAP_TAI, t, side="right") - 1
     return np.where(i >= 0, _LEAP_DAT[np.maximum(i, 0)], _LEAP_DAT[0])
 
 

@@ -117,3 +117,18 @@ def test_encoders_refuse_out_of_range():
         T.encode_cds([-1.0])
     with pytest.raises(ValueError):
         T.decode_cds(np.zeros((1, 5), np.uint8))
+
+
+def test_tai_minus_utc_batch_equals_one_by_one_across_leap_seconds():
+    """The batch fast path (one lookup when a batch lies between two leap seconds) gives
+    what each instant alone gives, for batches inside one interval and across boundaries."""
+    from groundseg.link.timecodes import _LEAP_TAI, tai_minus_utc
+    rng = np.random.default_rng(5)
+    for edge in _LEAP_TAI[[0, 5, -1]]:
+        for t in (edge + rng.uniform(1, 1000, 50), edge + rng.uniform(-500, 500, 50),
+                  edge - rng.uniform(1, 1000, 50), np.array([edge - 1e-3, edge, edge + 1e-3])):
+            one = np.array([tai_minus_utc(np.array([x]))[0] for x in t])
+            assert np.array_equal(tai_minus_utc(t), one)
+    # a NaN in the batch takes the elementwise path
+    t = np.array([_LEAP_TAI[-1] + 10, np.nan])
+    assert tai_minus_utc(t)[0] == tai_minus_utc(t[:1])[0]
