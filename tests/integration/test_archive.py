@@ -818,3 +818,44 @@ def test_repeated_queries_over_many_chunks(tmp_path, mission):
         got = PacketBatch.concatenate(list(a.iter_raw_packets("hk", max_bytes=10000)))
         np.testing.assert_array_equal(got.data, data)
         np.testing.assert_array_equal(got.header["seq_count"], h["seq_count"])
+
+
+def test_uncommitted_writes_are_invisible_until_the_commit_and_trimmed_after_a_crash(tmp_path, mission):
+    """Rows past ``buffer_packets`` go to HDF5 uncommitted: a reader sees none of them until
+    ``flush_packets`` (or time) commits them, and a writer that dies before the commit
+    leaves an archive the next writer trims back to the last commit."""
+    batches = [mixed_batch(10, t0=1.7e9 + 10 * i, seq0=10 * i, seed=i, rx0=1.8e9 + 10 * i) for i in range(6)]
+    decoded = [telemetry.decode(b, mission)[0] for b in batches]
+    per = len(batches[0])
+    w = ArchiveWriter(tmp_path, mission, flush_seconds=1e9, flush_packets=4 * per, buffer_packets=1)
+    w.begin_pass("uncommitted")
+    written = []
+    for d in decoded[:3]:
+        w.append(decoded=d)
+        w._store.join()       # the background write is done: the rows are in the file
+        written.append(w._store.rows["packets/hk"])
+    assert written[0] > 0 and written == sorted(written) and written[-1] > written[0]
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert a.packet_count() == 0            # written, not committed
+    w.append(decoded=decoded[3])                # 4 batches: due by flush_packets
+    w._store.join()
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert a.packet_count() == 4 * per
+    w.append(decoded=decoded[4])                # written, uncommitted ...
+    w._store.join()
+    # ... and the writer stops here without a commit (no end_pass: the pass stays open and
+    # rows past the last commit are in the file; the crash tests kill real processes)
+    w._store.file.close()
+    w._store.file = None
+    w._lock.release()
+    with ArchiveWriter(tmp_path, mission) as w2:
+        assert w2.recovered.get("interrupted_passes") == [1]
+        with open_archive(tmp_path / "unit.h5") as a:
+            assert a.packet_count() == 4 * per
+        w2.begin_pass("again")
+        w2.append(decoded=decoded[4])
+        w2.append(decoded=decoded[5])
+        info = w2.end_pass({})
+    assert info["packets"] == 2 * per and info["duplicates"] == 0
+    with open_archive(tmp_path / "unit.h5") as a:
+        assert a.packet_count() == 6 * per
