@@ -53,8 +53,9 @@ def peak_rss_mb() -> float:
 
 def fmt_row(row: dict) -> str:
     parts = [f"{row.get('stage', '?'):<32s}", f"{row.get('params', ''):<36s}"]
-    for key, unit in (("mbit_s", "Mbit/s"), ("mpackets_s", "Mpkt/s"), ("msamples_s", "Msps"), ("x_real_time", "x RT"),
-                      ("peak_rss_mb", "MB RSS")):
+    for key, unit in (("mbit_s", "Mbit/s"), ("mbit_s_cpu", "Mbit/s per CPU s"),
+                      ("mbit_s_cpu_steady", "after start-up"), ("mpackets_s", "Mpkt/s"),
+                      ("msamples_s", "Msps"), ("x_real_time", "x RT"), ("peak_rss_mb", "MB RSS")):
         if row.get(key) is not None:
             parts.append(f"{row[key]:>10.1f} {unit}")
     if row.get("target") is not None:
