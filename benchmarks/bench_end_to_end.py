@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MISSION = ROOT / "fixtures" / "missions" / "demo.toml"
+PASS_SPACING = 6000.0   # s between passes of the growing archive (a LEO orbit)
 
 
 def _make_capture(path: Path, size: int, seed: int = 11) -> int:
@@ -116,7 +117,8 @@ def _run_size(want: int, bit_rate: float, archive_only: bool) -> list[dict]:
 
 def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None) -> list[dict]:
     """A growing archive: ``passes`` passes of ``pass_bytes`` of demo CADUs (each its own
-    seed, so every packet is new) replayed one after another into one archive. Rows: the
+    seed, so every packet is new) replayed one after another into one archive, received
+    ``PASS_SPACING`` apart. Rows: the
     time per pass (wall and CPU) against the archive's size; the figure (matplotlib) goes
     to benchmarks/results/growth.png. Flat: the last tenth within 1.2x of the first."""
     rows = []
@@ -126,8 +128,13 @@ def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None)
         arc = Path(tmp) / "archive"
         cap = Path(tmp) / "pass.cadu"
         report = Path(tmp) / "report.json"
+        # a replay dates a capture by its file's mtime (end of reception): passes 100 minutes
+        # apart, as a LEO spacecraft's are; captures written seconds apart would all overlap
+        # in reception time, and dedup must then check each against the ~30 before it
+        first_pass_end = time.time() - passes * PASS_SPACING
         for i in range(passes):
             size = _make_capture(cap, pass_bytes, seed=1000 + 97 * i)
+            os.utime(cap, (first_pass_end + i * PASS_SPACING,) * 2)
             if i == 0:  # warm the numba cache
                 with open(cap, "rb") as src, open(Path(tmp) / "small.cadu", "wb") as dst:
                     dst.write(src.read(4 << 20))
