@@ -157,23 +157,24 @@ def cmd_replay(args, con: Console) -> int:
         source = pipe.source_for(args.captures, iq_format=args.iq_format, sample_rate=args.sample_rate)
     writer = None
     t0 = time.perf_counter()
-    if not args.no_archive:
-        from groundseg.archive.hdf5 import ArchiveWriter
-        writer = ArchiveWriter(args.archive, mission)
-        writer.begin_pass(" ".join(str(Path(p)) for p in args.captures))
-        pipe.archive = writer
     frame_log: list = []
     if args.annotate:
         if pipe.level != "iq" or not all(str(p).lower().endswith((".sigmf-meta", ".sigmf-data", ".sigmf"))
                                          for p in args.captures):
             raise UsageError("--annotate writes decoded frames into SigMF recordings: give .sigmf-meta files")
         pipe.on_frames = lambda stream, rec: frame_log.append((stream, rec.copy()))
-    try:
-        report = pipe.run(source)
-    except BaseException:
-        if writer is not None:
-            writer.abort_pass()
-        raise
+    with _CtrlC() as ctrl_c:
+        try:
+            if not args.no_archive:
+                from groundseg.archive.hdf5 import ArchiveWriter
+                writer = ArchiveWriter(args.archive, mission)
+                writer.begin_pass(" ".join(str(Path(p)) for p in args.captures))
+                pipe.archive = writer
+            report = pipe.run(source, on_chunk=ctrl_c.check)
+        except BaseException:
+            if writer is not None:
+                writer.abort_pass()
+            raise
     if frame_log:
         report["annotations"] = _annotate(args.captures, pipe, source, frame_log)
     seconds = time.perf_counter() - t0
@@ -190,6 +191,39 @@ def cmd_replay(args, con: Console) -> int:
     if report_path is not None:
         report_path.write_text(report.to_json(indent=2, sort_keys=True))
     return 0
+
+
+class _CtrlC:
+    """Ctrl-C taken at safe points (:meth:`check`, between chunks), never inside a step:
+    a KeyboardInterrupt raised in the middle of an archive write or a numba call left
+    archives whose commit log was ahead of the file and, once, a crash; one raised inside
+    a finalizer (h5py releases objects in ``__dealloc__``) was lost, and the replay ran to
+    its end. A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.asked = False
+        self._old = None
+
+    def __enter__(self) -> "_CtrlC":
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def check(self, *_) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            import signal
+            signal.signal(signal.SIGINT, self._old)
 
 
 def _close_pass(writer, report, extra: dict) -> None:

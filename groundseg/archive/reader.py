@@ -148,6 +148,7 @@ class Archive:
         self.groundseg_version = ""
         self._tables: list[str] = []
         self._gen = 0
+        self._fresh = False     # inside the first _sync of a handle just opened
         self._fl = np.zeros((0, len(FLUSH_HEAD)), np.int64)
         self._fl_valid = 0
         self._ranges: dict = {}
@@ -181,7 +182,11 @@ class Archive:
         self._fl = np.zeros((0, len(FLUSH_HEAD)), np.int64)
         self._fl_valid = 0
         self._ranges = {}
-        self._sync()
+        self._fresh = True
+        try:
+            self._sync()
+        finally:
+            self._fresh = False
 
     def close(self) -> None:
         self._handles = {}
@@ -237,10 +242,15 @@ class Archive:
         m = int(np.argmin(ok)) if not ok.all() else len(tail)
         tail = tail[:m]
         if len(tail) and int(tail[:, 2].max()) > self._gen:
-            # the writer created datasets since we opened: see them
-            self.close()
-            self._open()
-            return
+            if not self._fresh:
+                # the writer created datasets since we opened: see them
+                self.close()
+                self._open()
+                return
+            # a handle just opened sees every dataset there is: the file's layout_gen is
+            # behind its commit log when a writer stopped between a commit and the attribute
+            # (kill -9, Ctrl-C); reopening again would never catch up
+            self._gen = int(tail[:, 2].max())
         if len(tail):
             width = max(self._fl.shape[1], tail.shape[1])
             fl = np.zeros((known + len(tail), width), np.int64)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -859,3 +860,22 @@ def test_uncommitted_writes_are_invisible_until_the_commit_and_trimmed_after_a_c
     assert info["packets"] == 2 * per and info["duplicates"] == 0
     with open_archive(tmp_path / "unit.h5") as a:
         assert a.packet_count() == 6 * per
+
+
+def test_commit_log_ahead_of_the_layout_attribute_is_read(tmp_path, mission):
+    """A writer stopped between a commit announcing new datasets and the file attribute
+    that counts layout changes (kill -9, Ctrl-C) leaves the commit log ahead of the
+    attribute: readers open the file (they reopened forever, 'maximum recursion depth')."""
+    batch = mixed_batch(5)
+    write_pass(tmp_path, mission, batch)
+    path = tmp_path / "unit.h5"
+    with h5py.File(path, "r+") as f:
+        assert int(f["flushes"][:, 2].max()) >= 1
+        f.attrs["layout_gen"] = 0
+    with open_archive(path) as a:
+        assert a.packet_count() == len(batch)
+        a.refresh()
+        assert a.packet_count() == len(batch)
+    p = subprocess.run([sys.executable, "-m", "groundseg", "inspect", str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
