@@ -163,7 +163,7 @@ def cmd_replay(args, con: Console) -> int:
                                          for p in args.captures):
             raise UsageError("--annotate writes decoded frames into SigMF recordings: give .sigmf-meta files")
         pipe.on_frames = lambda stream, rec: frame_log.append((stream, rec.copy()))
-    with _CtrlC() as ctrl_c:
+    with _StopSignals() as ctrl_c:
         try:
             if not args.no_archive:
                 from groundseg.archive.hdf5 import ArchiveWriter
@@ -193,37 +193,43 @@ def cmd_replay(args, con: Console) -> int:
     return 0
 
 
-class _CtrlC:
-    """Ctrl-C taken at safe points (:meth:`check`, between chunks), never inside a step:
-    a KeyboardInterrupt raised in the middle of an archive write or a numba call left
+class _StopSignals:
+    """Stop signals taken at safe points (:meth:`check`, between chunks), never inside a
+    step: a KeyboardInterrupt raised in the middle of an archive write or a numba call left
     archives whose commit log was ahead of the file and, once, a crash; one raised inside
     a finalizer (h5py releases objects in ``__dealloc__``) was lost, and the replay ran to
-    its end. A second Ctrl-C stops at once."""
+    its end. The first signal sets :attr:`why` (its name) and calls ``on_first``; a second
+    one stops at once."""
 
-    def __init__(self):
-        self.asked = False
-        self._old = None
+    def __init__(self, signals=("SIGINT",), on_first=None):
+        self.signals = signals
+        self.on_first = on_first
+        self.why = ""
+        self._old: dict = {}
 
-    def __enter__(self) -> "_CtrlC":
+    def __enter__(self) -> "_StopSignals":
         import signal
         import threading
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+            self._old = {s: signal.signal(getattr(signal, s), self._on_signal) for s in self.signals}
         return self
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self.asked:
+    def _on_signal(self, signum, frame) -> None:
+        if self.why:
             raise KeyboardInterrupt
-        self.asked = True
+        import signal
+        self.why = signal.Signals(signum).name
+        if self.on_first is not None:
+            self.on_first()
 
     def check(self, *_) -> None:
-        if self.asked:
+        if self.why:
             raise KeyboardInterrupt
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            import signal
-            signal.signal(signal.SIGINT, self._old)
+        import signal
+        for s, h in self._old.items():
+            signal.signal(getattr(signal, s), h)
 
 
 def _close_pass(writer, report, extra: dict) -> None:
@@ -594,8 +600,6 @@ def _network_source(args, mission):
 
 
 def cmd_receive(args, con: Console) -> int:
-    import signal
-
     from groundseg.errors import UsageError as GroundsegUsageError
     from groundseg.pipeline import Pipeline
     from groundseg.sources.framing import kind_of
@@ -660,15 +664,8 @@ def cmd_receive(args, con: Console) -> int:
         writer.begin_pass(f"receive {source.port} ({describe})"
                           + (f" journal {journal.paths[0]}" if journal else ""))
     shown = _ShowFields(writer, mission, args.show)
-    stopping = {"why": ""}
-
-    def on_signal(signum, frame):
-        if stopping["why"]:
-            raise KeyboardInterrupt   # a second signal: stop now
-        stopping["why"] = signal.Signals(signum).name
-        source.stop()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # a signal stops the receiver; the chain then ends the pass (a second one: at once)
+    stopping = _StopSignals(("SIGINT", "SIGTERM"), on_first=source.stop).__enter__()
     status = _Status(con)
     t0 = time.monotonic()
     started = time.time()
@@ -691,7 +688,7 @@ def cmd_receive(args, con: Console) -> int:
             writer.poll()          # a silent receiver: what was received still becomes visible
         status.update(pipe, source, shown.latest)
         if args.duration and time.monotonic() - t0 >= args.duration and not source.stopped:
-            stopping["why"] = stopping["why"] or "duration"
+            stopping.why = stopping.why or "duration"
             source.stop()
 
     try:
@@ -705,18 +702,17 @@ def cmd_receive(args, con: Console) -> int:
         status.done()
         raise
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        stopping.__exit__(None, None, None)
     status.update(pipe, source, shown.latest, force=True)
     status.done()
     source.close()
     if journal is not None:
-        journal.close(f"pass ended ({stopping['why'] or 'receiver closed'})")
+        journal.close(f"pass ended ({stopping.why or 'receiver closed'})")
         source.stats.journal = journal.summary()
     seconds = time.monotonic() - t0
     report = pipe.report()
     report["source"] = source.stats.to_dict()
-    ended_by = stopping["why"] or getattr(source, "ended_by", "") or "receiver closed"
+    ended_by = stopping.why or getattr(source, "ended_by", "") or "receiver closed"
     report["receiver"] = {"port": source.port, "device": source.device,
                           "profile": profile.name if profile else None,
                           "framing": profile.framing if profile else "raw", "started": started,

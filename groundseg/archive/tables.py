@@ -167,7 +167,8 @@ class Table:
                 if a is None:  # a column this batch did not bring (a field first seen later)
                     a = np.full((p.rows,) + tail, ds.fillvalue if ds.fillvalue is not None else 0,
                                 ds.dtype)
-                pieces.append(a if a.dtype == ds.dtype else a.astype(ds.dtype))
+                pieces.append(a)
+            # write_rows brings the rows to the column's type
             write_rows(ds, rows, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
         # columns nobody wrote this time keep pace with fill values
         for name, ds in dsets.items():
