@@ -24,15 +24,20 @@ MISSION = ROOT / "fixtures" / "missions" / "demo.toml"
 PASS_SPACING = 6000.0   # s between passes of the growing archive (a LEO orbit)
 
 
-def _make_capture(path: Path, size: int, seed: int = 11) -> int:
+def _make_capture(path: Path, size: int, seed: int = 11, clock_start: float | None = None) -> int:
+    """``size`` bytes of demo CADUs in pieces of their own seed; with ``clock_start`` the
+    onboard clock runs on from piece to piece (a pass), else each piece starts somewhere
+    in one day (the simulator's default)."""
     from groundseg.mission import load_mission
-    from groundseg.spacecraft import simulate
+    from groundseg.spacecraft import DEFAULT_BIT_RATE, simulate
     mission = load_mission(MISSION)
+    bit_rate = float(getattr(mission.link, "bit_rate", 0) or DEFAULT_BIT_RATE)
     piece_frames = max(200, min(80_000, size // 1279 + 1))
     written = 0
     with open(path, "wb") as f:
         while written < size:
-            piece = simulate(mission, frames=piece_frames, seed=seed).capture
+            t0 = None if clock_start is None else clock_start + written * 8 / bit_rate
+            piece = simulate(mission, frames=piece_frames, seed=seed, clock_start=t0).capture
             f.write(piece)
             written += len(piece)
             seed += 1
@@ -130,10 +135,13 @@ def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None)
         report = Path(tmp) / "report.json"
         # a replay dates a capture by its file's mtime (end of reception): passes 100 minutes
         # apart, as a LEO spacecraft's are; captures written seconds apart would all overlap
-        # in reception time, and dedup must then check each against the ~30 before it
+        # in reception time, and dedup must then check each against the ~30 before it. The
+        # onboard clock advances with them: left to the simulator, every pass's onboard
+        # time falls in one day, and a late pass's keys overlap ever more earlier passes
         first_pass_end = time.time() - passes * PASS_SPACING
         for i in range(passes):
-            size = _make_capture(cap, pass_bytes, seed=1000 + 97 * i)
+            size = _make_capture(cap, pass_bytes, seed=1000 + 97 * i,
+                                 clock_start=first_pass_end + i * PASS_SPACING - 1000.0)
             os.utime(cap, (first_pass_end + i * PASS_SPACING,) * 2)
             if i == 0:  # warm the numba cache
                 with open(cap, "rb") as src, open(Path(tmp) / "small.cadu", "wb") as dst:

@@ -318,7 +318,7 @@ def cmd_simulate(args, con: Console) -> int:
                                    sample_rate=args.sample_rate, datatype=args.iq_datatype,
                                    esn0_db=args.esn0, frequency_hz=args.frequency_offset,
                                    drift_hz_s=args.drift, timing_offset=args.timing_offset,
-                                   clock_ppm=args.clock_ppm)
+                                   clock_ppm=args.clock_ppm, clock_start=args.clock_start)
         con.out(f"wrote {args.out} (+ .sigmf-data, {truth['frames']['total']:,} frames) and "
                 f"{args.out}.truth.json")
         return 0
@@ -329,7 +329,8 @@ def cmd_simulate(args, con: Console) -> int:
                              "(the mission needs a convolutional code)")
         soft = {"ebn0_db": args.ebn0, "symbols": args.symbols}
     truth = spacecraft.simulate_to_file(mission, args.out, frames=args.frames, seed=args.seed,
-                                        impairments=imp, level=args.level, **soft)
+                                        impairments=imp, level=args.level,
+                                        clock_start=args.clock_start, **soft)
     f = truth.get("frames", {})
     con.out(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes, {f.get('total', 0):,} frames) "
             f"and {args.out}.truth.json")
@@ -432,6 +433,23 @@ def cmd_archive(args, con: Console) -> int:
     info = repair(args.archive)
     con.out(_format_info(info) if isinstance(info, dict) else str(info))
     return 0
+
+
+def _utc_time(text: str) -> float:
+    """UNIX seconds from UNIX seconds or ISO 8601 UTC text (an argparse type)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    import datetime
+    try:
+        t = datetime.datetime.fromisoformat(text.strip().rstrip("Zz"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither UNIX seconds nor an ISO 8601 UTC time "
+                                         "(e.g. 2026-05-01T12:00:00)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.timestamp()
 
 
 def _time_selection(p: argparse.ArgumentParser) -> None:
@@ -832,6 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", required=True)
     s.add_argument("--frames", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--clock-start", type=_utc_time, metavar="TIME",
+                   help="onboard clock at the first frame: UTC as 2026-05-01T12:00:00, or UNIX "
+                        "seconds (default 2026-01-01 plus a random offset within a day), so that "
+                        "simulated passes can follow each other in time")
     s.add_argument("--level", choices=["iq", "soft", "bits", "frames", "packets"],
                    help="what to write (default the mission's level): a SigMF IQ recording with the "
                         "mission's [modulation], soft symbols through the mission's inner code, a CADU "

@@ -116,13 +116,17 @@ def vc_stream(rng, plan: Plan, vcid: int, n_frames: int, duration: float, t0: fl
     return stream, starts[o], all_apid[o], all_seq[o], all_len[o], per_apid
 
 
-def build_frames(rng, plan: Plan, n_frames: int, idle_fraction: float, flush: float):
-    """Every transmitted frame, in order, plus what the truth needs to know about each."""
+def build_frames(rng, plan: Plan, n_frames: int, idle_fraction: float, flush: float,
+                 clock_start: float | None = None):
+    """Every transmitted frame, in order, plus what the truth needs to know about each.
+    ``clock_start``: onboard time of the first frame (UNIX s); default CLOCK_START plus a
+    day's random offset."""
     link = plan.link
     ft = plan.frame_type
     fl = plan.frame_length
     frame_seconds = (fl + link.rs_parity * link.interleave + len(link.asm) // 2) * 8 / plan.bit_rate
-    t0 = CLOCK_START + float(rng.uniform(0, 86400.0))
+    offset = float(rng.uniform(0, 86400.0))  # drawn either way: the seed gives the same data
+    t0 = CLOCK_START + offset if clock_start is None else float(clock_start)
     # which VC each frame slot carries
     data_vcs = [v for v in plan.vcs if v != plan.idle_vcid]
     weights = np.array([1.0 if plan.vcs[v][0] == "packets" else 0.2 for v in data_vcs])

@@ -41,7 +41,7 @@ class SimulatedDownlink:
 def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairments | None = None,
              level: str | None = None, idle_fraction: float = 0.02, flush_fraction: float = 0.01,
              list_limit: int = 5000, ebn0_db: float | None = None,
-             symbols: str | None = None) -> SimulatedDownlink:
+             symbols: str | None = None, clock_start: float | None = None) -> SimulatedDownlink:
     """A simulated downlink of ``frames`` transfer frames for ``mission`` (a Mission or a path).
 
     ``level``: "soft" (the CADU stream through the mission's inner code as soft symbols,
@@ -50,6 +50,8 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
     "bits" (CADU stream), "frames" (frames back to back) or "packets" (the Space Packet
     stream); default the mission's level. ``idle_fraction`` of the frames are idle
     frames; ``flush_fraction`` of the packets close their frame early with an idle packet.
+    ``clock_start``: the onboard clock (UNIX seconds) at the first frame, for passes that
+    follow each other; default 2026-01-01 plus a random offset within a day.
     The same arguments give byte-identical output.
     """
     mission = load(mission)
@@ -65,6 +67,8 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
         # the CADU stream under the inner code is what a hard-bit mission would send
         mission = _with_symbols(mission, "hard")
         level = "bits"
+    if clock_start is not None and not np.isfinite(clock_start):
+        raise ValueError(f"clock_start must be a finite UNIX time, not {clock_start!r}")
     if int(frames) < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     if not 0 <= idle_fraction < 1 or not 0 <= flush_fraction < 1:
@@ -82,7 +86,8 @@ def simulate(mission, *, frames: int = 1000, seed: int = 0, impairments: Impairm
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6753]))
     plan = make_plan(mission, rng)
     n = int(frames)
-    tx, sched, vcfc, is_idle, packet_info, vc_mod = build_frames(rng, plan, n, idle_fraction, flush_fraction)
+    tx, sched, vcfc, is_idle, packet_info, vc_mod = build_frames(rng, plan, n, idle_fraction, flush_fraction,
+                                                                    clock_start)
     truth = empty_truth()
     truth["simulation"] = {"mission": plan.name, "frames": n, "seed": int(seed), "level": level,
                            "impairments": asdict(imp)}
@@ -201,7 +206,7 @@ def write_iq_recording(path: str | Path, mission, *, frames: int = 1000, seed: i
                        impairments: Impairments | None = None, sample_rate: float | None = None,
                        datatype: str = "cf32_le", center_frequency: float = 0.0, esn0_db: float | None = None,
                        frequency_hz: float = 0.0, drift_hz_s: float = 0.0, timing_offset: float = 0.0,
-                       clock_ppm: float = 0.0) -> dict:
+                       clock_ppm: float = 0.0, clock_start: float | None = None) -> dict:
     """A SigMF recording (``path`` ending .sigmf-meta, its .sigmf-data beside it) of the
     mission's downlink with its [modulation]: the CADU stream -> [NRZ-M] -> inner code ->
     modulated samples with the impairments (Es/N0, carrier offset and drift, timing offset,
@@ -213,7 +218,8 @@ def write_iq_recording(path: str | Path, mission, *, frames: int = 1000, seed: i
         raise ValueError("an IQ recording needs the mission's [modulation] table (docs/sdr.md)")
     link = mission.link
     hard = _with_symbols(mission, "hard")
-    sim = simulate(hard, frames=frames, seed=seed, impairments=impairments, level="bits")
+    sim = simulate(hard, frames=frames, seed=seed, impairments=impairments, level="bits",
+                   clock_start=clock_start)
     # a real pass starts with carrier and idle symbols before the first frame, which the
     # demodulator's loops use to acquire: a preamble of random bytes (no sync marker in it)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1A51]))

@@ -242,6 +242,22 @@ def test_time_codes_follow_the_onboard_clock(demo, clean):
     assert abs(raw - (t[0] - timecodes.iso_to_unix(timecodes.CCSDS_EPOCH)) - 37) < 1e-3
 
 
+def test_clock_start_sets_the_onboard_clock_and_nothing_else(demo, clean):
+    start = 1800000000.0   # 2027-01-15: after no leap second beyond 2017's, so TAI-UTC is 37
+    sim = sc.simulate(demo, frames=N, seed=7, clock_start=start)
+    flat, lengths = sim.packets[100]
+    t = timecodes.to_unix(timecodes.decode(flat.reshape(-1, int(lengths[0]))[:, 6:12], "cuc:4,2"),
+                          demo.apids[100].epoch)
+    frame_seconds = len(clean.capture) / N * 8 / demo.link.bit_rate if demo.link.bit_rate else 1.0
+    assert start <= t[0] <= start + 2 * frame_seconds
+    assert (np.diff(t) > 0).all()
+    # the same seed draws the same packets: only the time codes (and what hashes them) move
+    assert sim.truth["packets"] == clean.truth["packets"]
+    assert len(sim.capture) == len(clean.capture)
+    with pytest.raises(ValueError, match="clock_start"):
+        sc.simulate(demo, frames=N, seed=7, clock_start=float("nan"))
+
+
 def test_field_bits_against_ccsdspy_unaligned_little_endian_arrays():
     ccsdspy = import_ccsdspy()
     from ccsdspy import PacketArray, PacketField
