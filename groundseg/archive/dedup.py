@@ -238,13 +238,18 @@ def _window_repeats(keys, times, window):
 _NO_BUCKET = np.iinfo(np.int64).min
 
 
+@kernel
+def _bucket_ids(t, seconds, none):
+    out = np.empty(t.shape[0], np.int64)
+    for i in range(t.shape[0]):
+        v = t[i]
+        out[i] = np.int64(np.floor(v / seconds)) if np.isfinite(v) else none
+    return out
+
+
 def bucket_ids(t: np.ndarray, seconds: float) -> np.ndarray:
     """Time bucket of each time (``floor(t / seconds)``); NaN and infinities -> _NO_BUCKET."""
-    t = np.asarray(t, np.float64)
-    fin = np.isfinite(t)
-    out = np.full(len(t), _NO_BUCKET, np.int64)
-    out[fin] = np.floor(t[fin] / seconds).astype(np.int64)
-    return out
+    return _bucket_ids(np.ascontiguousarray(t, np.float64), float(seconds), _NO_BUCKET)
 
 
 def _groups(b: np.ndarray):
@@ -492,28 +497,33 @@ class _KeyIndex:
         self._set_span(r)
         return out
 
-    def query(self, q, lo, hi, untimed, check, committed) -> np.ndarray:
+    def query(self, q, lo, hi, untimed, check, committed, skip: _Run | None = None) -> np.ndarray:
         """OR of ``check(run, found)`` over the runs overlapping [lo, hi] (or holding untimed
-        packets when ``untimed``), loading evicted ones as needed."""
+        packets when ``untimed``), loading evicted ones as needed; ``skip`` (the run the
+        caller inserts into next) is neither searched nor evicted."""
         found = np.zeros(len(q), np.bool_)
         self.clock += 1
+        if skip is not None:
+            skip.used = self.clock
         for r0 in self._candidates(lo, hi, untimed):
+            if r0 is skip:
+                continue
             for r in self._ensure_loaded(r0):
                 if not self._overlaps(r, lo, hi, untimed):  # its true span is known now
                     continue
                 r.used = self.clock
                 if r.count:
                     check(r, found)
-            self.evict(committed)
+            self.evict(committed, keep=skip)
         return found
 
-    def evict(self, committed: dict[str, int]) -> None:
+    def evict(self, committed: dict[str, int], keep: _Run | None = None) -> None:
         total = self.nbytes()
         if total > self.budget:
             for r in sorted(self.live, key=lambda r: r.used):
                 if total <= self.budget:
                     break
-                if all(src[2] <= committed.get(src[0], 0) for src in r.sources):
+                if r is not keep and all(src[2] <= committed.get(src[0], 0) for src in r.sources):
                     total -= r.nbytes
                     r.keys = r.times = r.passes = None
                     r.count = 0
@@ -584,15 +594,17 @@ class Deduplicator:
                     lo, hi = -np.inf, np.inf
                 else:
                     lo, hi = span(kt[pos])
+                # the bucket's open run is not searched but inserted into: the insert finds
+                # the keys it holds already (one probe per key, not two)
+                run = self.exact.open_run(len(k), bk)
                 found = self.exact.query(k, lo, hi, False,
-                                         lambda r, f, k=k: _set_contains(r.keys, k, f), committed)
-                new = int(len(k) - np.count_nonzero(found))
-                d = found
-                if new:
-                    run = self.exact.open_run(new, bk)
-                    repeat = np.zeros(len(k), np.bool_)
-                    run.count += _set_insert(run.keys, k, found, repeat)
-                    d = found | repeat
+                                         lambda r, f, k=k: _set_contains(r.keys, k, f), committed,
+                                         skip=run)
+                repeat = np.zeros(len(k), np.bool_)
+                added = _set_insert(run.keys, k, found, repeat)
+                run.count += added
+                d = found | repeat
+                if added:
                     inserted.append((self.exact, run, pos[~d], bk))
                 dup[pos] = d
         if n_exact < n:
@@ -648,13 +660,24 @@ class Deduplicator:
         return self.exact.nbytes() + self.timed.nbytes()
 
 
+@kernel
+def _span(t):
+    lo = np.inf
+    hi = -np.inf
+    for i in range(t.shape[0]):
+        v = t[i]
+        if np.isfinite(v):
+            lo = min(lo, v)
+            hi = max(hi, v)
+    return lo, hi
+
+
 def span(t: np.ndarray) -> tuple[float, float]:
     """(min, max) of the finite values, (NaN, NaN) if none."""
-    t = np.asarray(t, np.float64)
-    fin = t[np.isfinite(t)]
-    if fin.size == 0:
+    lo, hi = _span(np.ascontiguousarray(t, np.float64))
+    if lo > hi:
         return (np.nan, np.nan)
-    return (float(fin.min()), float(fin.max()))
+    return (float(lo), float(hi))
 
 
 def merge_span(a, b) -> list[float]:

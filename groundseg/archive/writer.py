@@ -59,7 +59,7 @@ class ArchiveWriter:
     """
 
     def __init__(self, archive: str | os.PathLike, mission, *, flush_seconds: float = 2.0,
-                 flush_packets: int = 250_000, flush_bytes: int = 64 << 20,
+                 flush_packets: int = 2_000_000, flush_bytes: int = 256 << 20,
                  buffer_packets: int = 200_000, buffer_bytes: int = 16 << 20,
                  dedup_window: float = 10.0, dedup_memory: int = 32 << 20, dedup_piece: int = 1 << 19,
                  dedup_bucket: float = 60.0,
