@@ -120,7 +120,8 @@ def _run_size(want: int, bit_rate: float, archive_only: bool) -> list[dict]:
     return rows
 
 
-def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None) -> list[dict]:
+def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None,
+           on_pass=None) -> list[dict]:
     """A growing archive: ``passes`` passes of ``pass_bytes`` of demo CADUs (each its own
     seed, so every packet is new) replayed one after another into one archive, received
     ``PASS_SPACING`` apart. Rows: the
@@ -152,6 +153,8 @@ def growth(passes: int, pass_bytes: int = 100_000_000, plot: Path | None = None)
             seconds, cpu, rss = _replay(cap, arc, report, env)
             archive_bytes = (arc / "demo.h5").stat().st_size
             per_pass.append((i + 1, archive_bytes, seconds, cpu, rss, size))
+            if on_pass is not None:   # a long run shows its progress
+                on_pass(per_pass[-1])
         cap.unlink(missing_ok=True)
     k = max(1, len(per_pass) // 10)
     first = sum(p[3] for p in per_pass[:k]) / k
@@ -197,7 +200,10 @@ if __name__ == "__main__":
     ap.add_argument("--pass-mb", type=int, default=100)
     args = ap.parse_args()
     if args.growth:
-        rows = growth(args.growth, args.pass_mb * 1_000_000)
+        rows = growth(args.growth, args.pass_mb * 1_000_000,
+                      on_pass=lambda p: print("pass %d: archive %.2f GB, %.2f s, %.2f CPU s, %.0f MB"
+                                              % (p[0], p[1] / 1e9, p[2], p[3], p[4]), file=sys.stderr,
+                                              flush=True))
     else:
         from groundseg.mission import load_mission
         rate = float(load_mission(MISSION).link.bit_rate or 0)
