@@ -5,7 +5,7 @@ byte packets, 6 to 13 fields each, calibrations and CUC time codes) with a raw
 APID, in random order with consecutive sequence counts per APID, as a link
 layer would deliver them. "ccsdspy_presplit" decodes the same packets already
 split by APID (one contiguous buffer per APID, no grouping, no calibration, no
-time): the anchor measured beside it (docs/benchmarks.md). "telemetry_decode" is the whole stage (group by
+time): the anchor measured beside it (README, Benchmarks). "telemetry_decode" is the whole stage (group by
 APID, gather, fields per APID, calibrate, onboard time); "telemetry_fields_presplit"
 and "telemetry_group_by_apid" time its two main parts.
 """

@@ -55,7 +55,8 @@ def fmt_row(row: dict) -> str:
     parts = [f"{row.get('stage', '?'):<32s}", f"{row.get('params', ''):<36s}"]
     for key, unit in (("mbit_s", "Mbit/s"), ("mbit_s_cpu", "Mbit/s per CPU s"),
                       ("mbit_s_cpu_steady", "after start-up"), ("mpackets_s", "Mpkt/s"),
-                      ("msamples_s", "Msps"), ("x_real_time", "x RT"), ("peak_rss_mb", "MB RSS")):
+                      ("msamples_s", "Msps"), ("x_real_time", "x RT"), ("peak_rss_mb", "MB RSS"),
+                      ("packets_per_mb", "packets/MB")):
         if row.get(key) is not None:
             parts.append(f"{row[key]:>10.1f} {unit}")
     if row.get("target") is not None:

@@ -314,10 +314,7 @@ class ArchiveFile:
         if self.swmr or self.in_append:
             return
         f = self.file
-        if self.layout_changed:
-            self.layout_gen += 1
-            f.attrs["layout_gen"] = self.layout_gen
-            self.layout_changed = False
+        self._stamp_layout()
         try:
             f.swmr_mode = True
         except (OSError, ValueError) as exc:
@@ -427,9 +424,19 @@ class ArchiveFile:
         """The /flushes row that commits the row counts as they will be once written."""
         self.flush_id += 1
         pass_id = self.current_pass()
-        gen = self.layout_gen + (1 if self.layout_changed else 0)
-        return commit_row(self.flush_id, pass_id, gen, int(self.clock() * 1e3), self.table_names,
-                          self.rows)
+        self._stamp_layout()
+        return commit_row(self.flush_id, pass_id, self.layout_gen, int(self.clock() * 1e3),
+                          self.table_names, self.rows)
+
+    def _stamp_layout(self) -> None:
+        """Datasets were created since the last stamp: count a new layout generation in the
+        file's attribute before any commit row carries it, so that no reader (nor a writer
+        stopped at any instant) meets a commit log ahead of the attribute. Called out of
+        SWMR mode only (creating datasets leaves it), where attributes may be written."""
+        if self.layout_changed and not self.swmr:
+            self.layout_gen += 1
+            self.file.attrs["layout_gen"] = self.layout_gen
+            self.layout_changed = False
 
     def commit(self) -> None:
         """Commit what is written (nothing may be in flight: the commit counts it)."""

@@ -862,6 +862,31 @@ def test_uncommitted_writes_are_invisible_until_the_commit_and_trimmed_after_a_c
         assert a.packet_count() == 6 * per
 
 
+def test_no_commit_row_is_ahead_of_the_layout_attribute(tmp_path, mission, monkeypatch):
+    """Tables that first appear mid-pass (an APID, then the rest) make new datasets: the
+    file's layout_gen attribute counts them before any commit row carries the new
+    generation, at every commit (a writer stopped in between leaves nothing ahead)."""
+    from groundseg.archive import storage
+    seen = []
+    real = storage.write_commit
+
+    def checked(f, row):
+        seen.append((int(row[2]), int(f.attrs["layout_gen"])))
+        real(f, row)
+    monkeypatch.setattr(storage, "write_commit", checked)
+    batches = [mixed_batch(10, t0=1.7e9 + 10 * i, seq0=10 * i, seed=i, rx0=1.8e9 + 10 * i) for i in range(3)]
+    decoded = [telemetry.decode(b, mission)[0] for b in batches]
+    first_apid = sorted(decoded[0])[0]
+    with ArchiveWriter(tmp_path, mission, flush_seconds=1e9, flush_packets=1, buffer_packets=1) as w:
+        w.begin_pass("layout")
+        w.append(decoded={first_apid: decoded[0][first_apid]})
+        w.append(decoded=decoded[1])
+        w.append(decoded=decoded[2])
+        w.end_pass({})
+    assert len(seen) >= 3 and len({g for g, _ in seen}) >= 2      # generations did change
+    assert all(gen <= attr for gen, attr in seen), seen
+
+
 def test_commit_log_ahead_of_the_layout_attribute_is_read(tmp_path, mission):
     """A writer stopped between a commit announcing new datasets and the file attribute
     that counts layout changes (kill -9, Ctrl-C) leaves the commit log ahead of the
