@@ -7,6 +7,7 @@ The rules are in ``docs/archive.md`` (Deduplication).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -314,7 +315,7 @@ class _KeyIndex:
     span arrays, not a walk over the runs), so a pass whose time runs forward touches only
     its current buckets, and a capture that jumps in time touches only the buckets it
     lands in. New keys go into the pass's open run of their bucket until it holds
-    ``piece`` keys. Past the budget, the least recently used runs whose rows are committed
+    ``piece`` keys. Past the budget, the least recently used runs whose rows are in the file
     are dropped and read back from the archive if a later query overlaps them: memory
     stays bounded however long the pass or large the archive."""
 
@@ -497,7 +498,7 @@ class _KeyIndex:
         self._set_span(r)
         return out
 
-    def query(self, q, lo, hi, untimed, check, committed, skip: _Run | None = None) -> np.ndarray:
+    def query(self, q, lo, hi, untimed, check, written, skip: _Run | None = None) -> np.ndarray:
         """OR of ``check(run, found)`` over the runs overlapping [lo, hi] (or holding untimed
         packets when ``untimed``), loading evicted ones as needed; ``skip`` (the run the
         caller inserts into next) is neither searched nor evicted."""
@@ -514,16 +515,16 @@ class _KeyIndex:
                 r.used = self.clock
                 if r.count:
                     check(r, found)
-            self.evict(committed, keep=skip)
+            self.evict(written, keep=skip)
         return found
 
-    def evict(self, committed: dict[str, int], keep: _Run | None = None) -> None:
+    def evict(self, written: dict[str, int], keep: _Run | None = None) -> None:
         total = self.nbytes()
         if total > self.budget:
             for r in sorted(self.live, key=lambda r: r.used):
                 if total <= self.budget:
                     break
-                if r is not keep and all(src[2] <= committed.get(src[0], 0) for src in r.sources):
+                if r is not keep and all(src[2] <= written.get(src[0], 0) for src in r.sources):
                     total -= r.nbytes
                     r.keys = r.times = r.passes = None
                     r.count = 0
@@ -559,7 +560,7 @@ class Deduplicator:
         self.bucket = float(bucket)
         self.exact = _KeyIndex(False, budget // 2, piece, loader, bucket)
         self.timed = _KeyIndex(True, budget // 2, piece, loader, bucket)
-        self.committed: dict[str, int] = {}
+        self.written: dict[str, int] = {}
 
     def add_unloaded(self, sources, onboard_span, reception_span, untimed: bool, has_exact=True,
                      has_timed=True) -> None:
@@ -580,7 +581,7 @@ class Deduplicator:
         exact = time_source <= TIME_FRAME
         n_exact = int(np.count_nonzero(exact))
         kt = np.full(n, np.nan) if key_time is None else np.asarray(key_time, np.float64)
-        committed = self.committed
+        written = self.written
         inserted = []   # (index, run, positions in the batch, times) remembered at the end
         if n_exact:
             ex_idx = np.arange(n) if n_exact == n else np.flatnonzero(exact)
@@ -598,7 +599,7 @@ class Deduplicator:
                 # the keys it holds already (one probe per key, not two)
                 run = self.exact.open_run(len(k), bk)
                 found = self.exact.query(k, lo, hi, False,
-                                         lambda r, f, k=k: _set_contains(r.keys, k, f), committed,
+                                         lambda r, f, k=k: _set_contains(r.keys, k, f), written,
                                          skip=run)
                 repeat = np.zeros(len(k), np.bool_)
                 added = _set_insert(run.keys, k, found, repeat)
@@ -622,7 +623,7 @@ class Deduplicator:
                 d = self.timed.query(k, lo - window, hi + window, untimed,
                                      lambda r, f, k=k, t=t: _window_contains(
                                          r.keys, r.times, r.passes, k, t, pass_id, window, f),
-                                     committed)
+                                     written)
                 d |= rep if gi is None else rep[gi]
                 new = int(len(k) - np.count_nonzero(d))
                 if new:
@@ -651,10 +652,10 @@ class Deduplicator:
                     index.remember(run, src, *span(t), untimed=bool(np.isnan(t).any()))
         return dup
 
-    def evict(self, committed: dict[str, int]) -> None:
-        self.committed = dict(committed)
-        self.exact.evict(self.committed)
-        self.timed.evict(self.committed)
+    def evict(self, written: dict[str, int]) -> None:
+        self.written = dict(written)
+        self.exact.evict(self.written)
+        self.timed.evict(self.written)
 
     def nbytes(self) -> int:
         return self.exact.nbytes() + self.timed.nbytes()
@@ -682,7 +683,8 @@ def span(t: np.ndarray) -> tuple[float, float]:
 
 def merge_span(a, b) -> list[float]:
     """The span covering spans ``a`` and ``b`` (NaN ends are unknown)."""
-    lo = np.nanmin([a[0], b[0]]) if np.isfinite([a[0], b[0]]).any() else np.nan
-    hi = np.nanmax([a[1], b[1]]) if np.isfinite([a[1], b[1]]).any() else np.nan
-    return [float(lo), float(hi)]
+    # plain floats: called per APID and batch, where numpy's per-call cost is the cost
+    los = [float(x) for x in (a[0], b[0]) if not math.isnan(x)]
+    his = [float(x) for x in (a[1], b[1]) if not math.isnan(x)]
+    return [min(los) if los else math.nan, max(his) if his else math.nan]
 

@@ -5,7 +5,7 @@ and creates the missing ones (outside SWMR: it commits, reopens the file normall
 bumps the layout generation), buffers rows per table (``tables``) and flushes them, in
 the caller's thread or a thread of its own, ending each flush with a commit row
 (``commitlog``). What a pass is belongs to the writer, which it asks through three
-callbacks: the open pass's id, its row as of a flush, and what was committed.
+callbacks: the open pass's id, its row as of a flush, and what was written.
 """
 from __future__ import annotations
 
@@ -47,12 +47,13 @@ class ArchiveFile:
     ``current_pass() -> int``: the open pass's id (0 if none), for commit rows.
     ``on_flush(pass_rows) -> (row, {column: value}) | None``: the open pass's row to write
     with a flush (``pass_rows``: rows /passes will have).
-    ``on_commit(rows)``: these row counts are committed (readable back from the file).
+    ``on_written(rows)``: these row counts are in the file (committed or not: the writer's
+    own handle reads them back, which is all dedup needs to drop keys from memory).
     """
 
     def __init__(self, path: Path, mission_name: str, spacecraft_id: int | None, compression: dict,
                  clock: Callable[[], float], current_pass: Callable[[], int],
-                 on_flush: Callable[[int], tuple | None], on_commit: Callable[[dict], None]):
+                 on_flush: Callable[[int], tuple | None], on_written: Callable[[dict], None]):
         self.path = path
         self.mission_name = mission_name
         self.spacecraft_id = spacecraft_id
@@ -60,7 +61,7 @@ class ArchiveFile:
         self.clock = clock
         self.current_pass = current_pass
         self.on_flush = on_flush
-        self.on_commit = on_commit
+        self.on_written = on_written
         self.file: h5py.File | None = None
         self.swmr = False
         self.tables: dict[str, Table] = {}
@@ -342,7 +343,7 @@ class ArchiveFile:
 
     def join(self) -> None:
         """Wait for the flush in flight; its failure is raised here (the file is then left
-        for the next writer to recover); its committed rows are reported (``on_commit``)."""
+        for the next writer to recover); the rows it wrote are reported (``on_written``)."""
         flight = self.flight
         if flight is None:
             return
@@ -353,8 +354,7 @@ class ArchiveFile:
             if isinstance(exc, (OSError, RuntimeError)):
                 raise write_error(self.path, exc, "cannot write the archive") from None
             raise exc
-        if flight.committed is not None:
-            self.on_commit(flight.committed)
+        self.on_written(flight.written)
 
     def flush(self, commit: bool, background: bool = False, write_only: bool = False) -> None:
         """Write the buffered rows (and commit them). Everything the write needs is decided
@@ -401,13 +401,12 @@ class ArchiveFile:
                     g[name][pass_row[0]] = v
             if commit_row is not None:
                 write_commit(self.file, commit_row)
-        committed = dict(self.rows) if commit else None
+        written = dict(self.rows)
         if background and jobs:
-            self.flight = Flight(work, committed)
+            self.flight = Flight(work, written)
             return
         work()
-        if committed is not None:
-            self.on_commit(committed)
+        self.on_written(written)
 
     def index_update(self, path: str, snap: Table, rows: int) -> tuple[str, int, np.ndarray]:
         """(index dataset, first block, rows) of the time index for a flush of ``snap``'s
@@ -443,7 +442,7 @@ class ArchiveFile:
         self.join()
         self.unc_rows = self.unc_bytes = 0
         write_commit(self.file, self.commit_row())
-        self.on_commit(self.rows)
+        self.on_written(dict(self.rows))
 
     def append_text(self, data: np.ndarray) -> int:
         """Append to the passes text heap (sources, mission files, reports), written at

@@ -215,8 +215,8 @@ class Flight:
     """One flush written by a thread of its own while decoding goes on: HDF5 writes,
     compression and H5Fflush release the GIL, and the decoder's numba kernels do too."""
 
-    def __init__(self, work, committed: dict[str, int] | None):
-        self.committed = committed
+    def __init__(self, work, written: dict[str, int]):
+        self.written = written      # row counts once this flush is in the file
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(work,), name="groundseg-archive-flush")
         self.thread.start()

@@ -86,7 +86,7 @@ class ArchiveWriter:
         self._loaded: set[int] = set()  # earlier passes whose dedup keys this pass read back
         self._store = ArchiveFile(self.path, self.mission_name, self.spacecraft_id,
                                   compression_settings(compression), clock, self._pass_id,
-                                  self._pass_row, self._committed)
+                                  self._pass_row, self._written)
         self.recovered: dict = {}
         if not existing:
             try:
@@ -124,9 +124,12 @@ class ArchiveWriter:
                            "reception_start": p["rt"][0], "reception_end": p["rt"][1],
                            "onboard_start": p["kt"][0], "onboard_end": p["kt"][1]})
 
-    def _committed(self, rows: dict[str, int]) -> None:
+    def _written(self, rows: dict[str, int]) -> None:
+        # rows in the file can be read back (committed or not): their keys may leave memory.
+        # Waiting for a commit let dedup outgrow its budget by every key since the last one
+        # (+130 MB over 2 million packets in one commit interval)
         if self._pass is not None and self._dedup is not None:
-            self._dedup.evict(rows)  # committed rows can be read back: their keys may go
+            self._dedup.evict(rows)
 
     # -- target
     def _check_target(self) -> bool:
@@ -212,7 +215,7 @@ class ArchiveWriter:
             self._store.enter_swmr()
             self._dedup = Deduplicator(self.dedup_window, self.dedup_budget, self.dedup_piece,
                                        loader=self._load_run, bucket=self.dedup_bucket)
-            self._dedup.committed = dict(self._store.rows)
+            self._dedup.written = dict(self._store.rows)
             self._loaded = set()
             store = self._store
             for sources, onboard, reception, untimed in prior_pass_runs(
