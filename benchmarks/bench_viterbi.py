@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from groundseg.coding import convolutional as cc
+
+from groundseg.coding import viterbi_decoder as vd
 from benchmarks.timing import best_cpu_and_wall
 
 CHUNK = 1 << 20
@@ -55,7 +57,7 @@ def _soft(symbols: np.ndarray, ebn0_db: float | None, rate: str, rng) -> np.ndar
 
 
 def _decode_stream(soft: np.ndarray, rate: str, ambiguity=None) -> np.ndarray:
-    dec = cc.ViterbiDecoder(rate, "ccsds", ambiguity=ambiguity)
+    dec = vd.ViterbiDecoder(rate, "ccsds", ambiguity=ambiguity)
     out = [dec.push(soft[i:i + CHUNK]) for i in range(0, soft.size, CHUNK)]
     out.append(dec.flush())
     return np.concatenate(out)

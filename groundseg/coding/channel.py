@@ -194,14 +194,14 @@ class ViterbiStage:
     KEEP_WINDOWS = 4096
 
     def __init__(self, config: "ChannelConfig"):
-        from groundseg.coding import convolutional as cc
+        from groundseg.coding import viterbi_decoder as vd
         self.config = config
-        self.decoder = cc.ViterbiDecoder(
+        self.decoder = vd.ViterbiDecoder(
             config.convolutional, config.convolutional_variant,
             ambiguity=None if config.symbol_ambiguity == "none" else config.symbol_ambiguity,
             dtype="float32" if config.symbols == "soft-float32" else "int8",
             block_bits=self.window_bits(config))
-        self._windows = np.zeros(0, cc.WINDOW_DTYPE)
+        self._windows = np.zeros(0, vd.WINDOW_DTYPE)
         self._before = None            # stats of earlier streams
 
     @staticmethod
@@ -256,7 +256,7 @@ class ViterbiStage:
 
     @property
     def stats(self) -> InnerCodeStats:
-        from groundseg.coding.convolutional import ViterbiStats
+        from groundseg.coding.viterbi_decoder import ViterbiStats
         s = self.decoder.stats
         b = self._before or ViterbiStats()
         compared = b.symbols_compared + s.symbols_compared

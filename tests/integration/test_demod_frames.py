@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from groundseg.coding import convolutional as cc
+
+from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncoder
 from groundseg.coding.demod import Demodulator
 from groundseg.coding.differential import DifferentialDecoder as differential_decoder
@@ -32,7 +33,7 @@ def _round_trip(tmp_path, settings, fs, nframes, differential=False, **imp):
     meta = simulate_sigmf(tmp_path / "pass", symbols, settings, fs, center_frequency=437e6, datatype="ci16_le", **imp)
     rec = SigMFRecording(meta, chunk_samples=40_000)
     demod = Demodulator(settings, rec.sample_rate)
-    vit = cc.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk")
+    vit = vd.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk")
     nrzm = differential_decoder() if differential else None
 
     def inner(soft, last=False):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groundseg.coding import convolutional as cc
+
+from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding import differential, sync
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, build_stages
 from groundseg.coding.demod import Demodulator
@@ -76,7 +77,7 @@ def test_trisat_audio_to_the_reference_frames(captures):
     agree = _agreement(soft, ref)
     burst = np.abs(ref[: agree.size * 1000]).reshape(-1, 1000).mean(axis=1) > 0.5 * np.abs(ref).mean()
     assert np.median(agree[burst]) > 0.99
-    vit = cc.ViterbiDecoder("1/2", "nasa-dsn", ambiguity="bpsk")
+    vit = vd.ViterbiDecoder("1/2", "nasa-dsn", ambiguity="bpsk")
     chan = ChannelDecoder(ChannelConfig(frame_length=223, fecf=True))
     batches = [chan.push(vit.push(soft[p:p + 5000])) for p in range(0, soft.size, 5000)]
     batches += [chan.push(vit.flush()), chan.flush()]
@@ -102,7 +103,7 @@ def test_by70_1_audio_to_the_reference_frames(captures):
     # markers 1200 or 1920 bits apart (PROVENANCE.md): take a marker without the check one CADU later
     stages[0].sync = sync.FrameSync(cfg.codeblock_length, verify=False, max_bit_errors=3, flywheel=0)
     chan = ChannelDecoder(cfg, stages)
-    vit = cc.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk", block_bits=1024)
+    vit = vd.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk", block_bits=1024)
     nrzm = differential.DifferentialDecoder()
     batches = [chan.push(nrzm.push(vit.push(soft[p:p + 8192]))) for p in range(0, soft.size, 8192)]
     batches += [chan.push(nrzm.push(vit.flush())), chan.flush()]

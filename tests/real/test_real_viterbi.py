@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groundseg.coding import convolutional as cc, differential
+from groundseg.coding import differential
+
+from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder
 from groundseg.coding.frame_batch import INTEGRITY_CORRECTED, INTEGRITY_UNCORRECTABLE, FrameBatch
 
@@ -32,7 +34,7 @@ def _chunks(x, size):
 def test_trisat_soft_symbols_give_the_reference_frames(captures):
     x, ref = _load(captures, "trisat-fsk", "trisat_softsym_9766baud.f32", "trisat_frames.gr-satellites.bin", 223)
     assert ref.shape == (4, 223)
-    vit = cc.ViterbiDecoder("1/2", "nasa-dsn", ambiguity="bpsk")
+    vit = vd.ViterbiDecoder("1/2", "nasa-dsn", ambiguity="bpsk")
     chan = ChannelDecoder(ChannelConfig(frame_length=223, fecf=True))     # spacing tolerance 1: 2073 bits
     batches = [chan.push(vit.push(c)) for c in _chunks(x, 5000)]
     batches += [chan.push(vit.flush()), chan.flush()]
@@ -48,7 +50,7 @@ def test_trisat_soft_symbols_give_the_reference_frames(captures):
 def test_by70_1_soft_symbols_give_the_reference_frames(captures):
     x, ref = _load(captures, "by70-1-bpsk", "by70-1_softsym_9600baud.f32", "by70-1_frames.gr-satellites.bin", 114)
     assert ref.shape == (18, 114)
-    vit = cc.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk", block_bits=512)   # short bursts: decide often
+    vit = vd.ViterbiDecoder("1/2", "ccsds", ambiguity="bpsk", block_bits=512)   # short bursts: decide often
     nrzm = differential.DifferentialDecoder()
     # markers 1200 or 1920 bits apart: accept a marker without the check one CADU later
     cfg = ChannelConfig(frame_length=114, fecf=False, dual_basis=False, sync_verify=False,

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from groundseg.coding import convolutional as cc
+
+from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding import _viterbi_gen
 from tests.reference import convolutional_reference as ref
 
@@ -88,7 +90,7 @@ def test_bad_arguments():
 def test_small_decode_runs_without_jit():
     data = np.random.default_rng(20).integers(0, 256, 8, dtype=np.uint8)
     data[-1] = 0
-    dec = cc.ViterbiDecoder(block_bits=32, ambiguity="bpsk")
+    dec = vd.ViterbiDecoder(block_bits=32, ambiguity="bpsk")
     soft = cc.symbols_to_soft(cc.encode(data), 100)
     assert np.array_equal(np.concatenate([dec.push(soft[:50]), dec.push(soft[50:]), dec.flush()]), data)
 
@@ -167,7 +169,7 @@ def test_erasures_all_zero_and_saturated():
     assert np.array_equal(cc.viterbi(full), data)
     zeros = cc.viterbi(np.zeros(soft.size, np.int8))
     assert zeros.size == data.size
-    dec = cc.ViterbiDecoder()
+    dec = vd.ViterbiDecoder()
     out = np.concatenate([dec.push(np.zeros(10003, np.int8)), dec.flush()])   # 5001 bits + 1 symbol
     assert out.size == 626 and dec.stats.symbols_dropped == 1 and dec.stats.pad_bits == 7
 
@@ -197,18 +199,18 @@ def test_bytes_input_carries_partial_floats():
     data = rng.integers(0, 256, 1000, dtype=np.uint8)
     x = (2.0 * cc.encode(data) - 1).astype(np.float32)
     raw = x.tobytes()
-    dec = cc.ViterbiDecoder(dtype="float32", scale=60)
+    dec = vd.ViterbiDecoder(dtype="float32", scale=60)
     out = [dec.push(raw[p:p + 1001]) for p in range(0, len(raw), 1001)]
     out.append(dec.flush())
     assert np.array_equal(np.concatenate(out), data)
-    dec = cc.ViterbiDecoder(dtype="float32")
+    dec = vd.ViterbiDecoder(dtype="float32")
     dec.push(raw[:6])
     assert dec.stats.bytes_carried == 2
 
 
 # --- streaming ---------------------------------------------------------------------------------
 
-def _stream(dec: cc.ViterbiDecoder, soft: np.ndarray, cuts) -> np.ndarray:
+def _stream(dec: vd.ViterbiDecoder, soft: np.ndarray, cuts) -> np.ndarray:
     out = []
     prev = 0
     for c in sorted(cuts):
@@ -224,10 +226,10 @@ def test_chunk_boundary_at_every_offset():
     rng = np.random.default_rng(11)
     data = rng.integers(0, 256, 60, dtype=np.uint8)
     soft = cc.quantize(_noisy(cc.encode(data), 2.5, "1/2", rng))
-    whole = _stream(cc.ViterbiDecoder(block_bits=64), soft, [])
+    whole = _stream(vd.ViterbiDecoder(block_bits=64), soft, [])
     assert whole.size == data.size
     for cut in range(soft.size + 1):
-        dec = cc.ViterbiDecoder(block_bits=64)
+        dec = vd.ViterbiDecoder(block_bits=64)
         assert np.array_equal(_stream(dec, soft, [cut]), whole), cut
 
 
@@ -242,7 +244,7 @@ def test_chunking_never_changes_output(cuts, rate, ambiguity):
     sym = cc.encode(data, rate)
     soft = cc.quantize(_noisy(sym, 3.0, rate, rng))[:6000]
     soft = np.concatenate([soft[:1700], soft[1701:]])            # a slip: the alignment changes
-    make = lambda: cc.ViterbiDecoder(rate, ambiguity=ambiguity, block_bits=256)
+    make = lambda: vd.ViterbiDecoder(rate, ambiguity=ambiguity, block_bits=256)
     whole = _stream(make(), soft, [])
     assert np.array_equal(_stream(make(), soft, cuts), whole)
     one_by_one = make()
@@ -254,7 +256,7 @@ def test_float_quantisation_blocks_do_not_depend_on_chunking():
     rng = np.random.default_rng(13)
     data = rng.integers(0, 256, 3000, dtype=np.uint8)
     x = _noisy(cc.encode(data), 3.0, "1/2", rng) * np.linspace(0.2, 3, 48000, dtype=np.float32)
-    make = lambda: cc.ViterbiDecoder(quant_block=4096)
+    make = lambda: vd.ViterbiDecoder(quant_block=4096)
     whole = _stream(make(), x, [])
     assert np.array_equal(_stream(make(), x, [5, 4096, 4097, 30000]), whole)
     assert np.unpackbits(whole ^ data).sum() < 20
@@ -273,7 +275,7 @@ def test_bpsk_alignment_and_polarity(variant, offset, inverted):
     if inverted:
         soft = -soft
     soft = np.concatenate([rng.integers(-60, 60, offset).astype(np.int8), soft])
-    dec = cc.ViterbiDecoder("1/2", variant, ambiguity="bpsk")
+    dec = vd.ViterbiDecoder("1/2", variant, ambiguity="bpsk")
     out = _stream(dec, soft, [])
     want = data ^ 0xFF if inverted else data              # inversion complements the decoded bits
     body = out[:data.size - 2]                             # the extra symbol is skipped, not decoded
@@ -289,7 +291,7 @@ def test_punctured_alignment_every_phase(rate):
     soft = cc.symbols_to_soft(cc.encode(data, rate), 80)
     code = cc._code(rate, "ccsds")
     for offset in range(code.period_symbols):
-        dec = cc.ViterbiDecoder(rate, ambiguity="bpsk")
+        dec = vd.ViterbiDecoder(rate, ambiguity="bpsk")
         out = _stream(dec, np.concatenate([np.zeros(offset, np.int8), soft]), [])
         assert dec.stats.changes[0][2] == offset
         assert np.array_equal(out[1:2900], data[1:2900])
@@ -307,7 +309,7 @@ def test_qpsk_rotations_and_iq_swap(rotation, iq_swap):
         i, q = q, i
     z = (i + 1j * q) * (1j ** rotation)
     received = np.stack([z.real, z.imag], axis=1).astype(np.float32).reshape(-1)
-    dec = cc.ViterbiDecoder("1/2", "ccsds", ambiguity="qpsk")
+    dec = vd.ViterbiDecoder("1/2", "ccsds", ambiguity="qpsk")
     out = _stream(dec, received, [])
     err = min(np.unpackbits(out ^ data).mean(), np.unpackbits(out ^ data ^ 0xFF).mean())
     assert err < 1e-3
@@ -322,7 +324,7 @@ def test_alignment_changes_between_bursts_are_reported():
     sa = cc.quantize(_noisy(cc.encode(a), 4.0, "1/2", rng), 40)
     sb = cc.quantize(_noisy(cc.encode(b), 4.0, "1/2", rng), 40)
     noise = cc.quantize(rng.normal(0, 1, 5001).astype(np.float32), 40)   # odd: the next burst is misaligned
-    dec = cc.ViterbiDecoder(ambiguity="bpsk", block_bits=512)
+    dec = vd.ViterbiDecoder(ambiguity="bpsk", block_bits=512)
     out = _stream(dec, np.concatenate([sa, noise, sb]), [7777, 40000])
     offsets = [c[2] for c in dec.stats.changes]
     assert offsets == [0, 1] and dec.stats.switches == 1 and dec.stats.lock_losses >= 1
@@ -341,20 +343,20 @@ def test_symbol_error_rate_and_esn0_estimate(ebn0):
     rng = np.random.default_rng(18)
     data = rng.integers(0, 256, 20000, dtype=np.uint8)
     x = _noisy(cc.encode(data), ebn0, "1/2", rng)
-    dec = cc.ViterbiDecoder(scale=25)
+    dec = vd.ViterbiDecoder(scale=25)
     _stream(dec, x, [100000])
     esn0 = 10 ** ((ebn0 - 3.0103) / 10)
     raw_ser = 0.5 * math.erfc(math.sqrt(esn0))
     assert abs(dec.stats.ser - raw_ser) < 0.1 * raw_ser + 2e-4
     assert abs(dec.stats.esn0_db - (ebn0 - 3.0103)) < 0.5
     w = dec.last_windows
-    assert w.dtype == cc.WINDOW_DTYPE and (w["bits"] > 0).all()
+    assert w.dtype == vd.WINDOW_DTYPE and (w["bits"] > 0).all()
 
 
 @jit_only
 def test_clean_link_quality():
     data = np.random.default_rng(19).integers(0, 256, 2000, dtype=np.uint8)
-    dec = cc.ViterbiDecoder()
+    dec = vd.ViterbiDecoder()
     _stream(dec, cc.symbols_to_soft(cc.encode(data), 100), [])
     assert dec.stats.ser == 0 and dec.stats.esn0_db == float("inf")
     assert dec.stats.bits_out == data.size * 8 and dec.stats.windows == -(-data.size * 8 // dec.block_bits)
@@ -365,7 +367,7 @@ def test_flush_ends_the_stream_and_the_next_push_starts_another():
     rng = np.random.default_rng(21)
     a = rng.integers(0, 256, 700, dtype=np.uint8)
     b = rng.integers(0, 256, 900, dtype=np.uint8)
-    dec = cc.ViterbiDecoder(ambiguity="bpsk")
+    dec = vd.ViterbiDecoder(ambiguity="bpsk")
     out_a = _stream(dec, cc.symbols_to_soft(cc.encode(a), 90), [])
     out_b = _stream(dec, np.concatenate([[5], cc.symbols_to_soft(cc.encode(b), 90)]).astype(np.int8), [3000])
     assert np.array_equal(out_a[:-1], a[:-1]) and np.array_equal(out_b[:-1], b[:-1])
@@ -375,7 +377,7 @@ def test_flush_ends_the_stream_and_the_next_push_starts_another():
 @jit_only
 def test_padding_and_positions_are_per_stream():
     rng = np.random.default_rng(22)
-    dec = cc.ViterbiDecoder()
+    dec = vd.ViterbiDecoder()
     dec.push(cc.symbols_to_soft(cc.encode(rng.integers(0, 256, 101, dtype=np.uint8)))[:1602])   # 801 bits
     dec.flush()
     assert dec.stats.pad_bits == 7
