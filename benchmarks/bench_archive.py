@@ -14,6 +14,7 @@ lookups, and the read-back of the first pass's keys from the archive).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -66,6 +67,16 @@ def _traffic(n_hk: int, n_pl: int, seed: int = 1):
             DecodedApid(200, "payload", pl, np.full(n_pl, np.nan)))
 
 
+def _current_rss_mb() -> float:
+    """RSS now (MB). Not ``ru_maxrss``: Linux keeps that high-water mark across fork and
+    exec, so a worker started by a large process (a long pytest run) reports its parent's."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(out_dir: str, compression, total_packets: int, batch_packets: int, replay: bool = False) -> dict:
     """Write ``total_packets`` into a fresh archive; runs in its own process. ``replay``:
     then append the same traffic again as a second pass, timed on its own."""
@@ -81,7 +92,7 @@ def worker(out_dir: str, compression, total_packets: int, batch_packets: int, re
         w.begin_pass("warm-up")
         w.append(decoded={100: hk, 200: pl})
         w.end_pass({})
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss0 = _current_rss_mb()
     start = [(d, d.packets.header.copy(), d.onboard_time.copy()) for d in (hk, pl)]
 
     def one_pass(name):

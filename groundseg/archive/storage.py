@@ -24,7 +24,7 @@ from groundseg.archive.commitlog import commit_row, write_commit
 from groundseg.archive.errors import ArchiveError, ArchiveMismatchError, write_error
 from groundseg.archive.recovery import CommittedState, committed_state, recover
 from groundseg.archive.schema import (
-    ALL_PASS_COLUMNS, FLUSH_HEAD, LIBVER, PACKETS_GROUP, SCHEMA_VERSION, SPACE_MARGIN, UNDECLARED,
+    ALL_PASS_COLUMNS, CHUNK_ROWS, FLUSH_HEAD, LIBVER, PACKETS_GROUP, SCHEMA_VERSION, SPACE_MARGIN, UNDECLARED,
     frame_specs, hdf5_name, packet_specs, reject_specs,
 )
 from groundseg.archive.superblock import check_file, clear_status_flags
@@ -210,7 +210,10 @@ class ArchiveFile:
 
     def register_table(self, path: str, heap: str | None) -> Table:
         if path not in self.tables:
-            self.tables[path] = Table(path, heap)
+            # packet tables and /frames are only ever appended to: their deflated columns
+            # may be written chunk by chunk (archive/chunks.py); /passes is updated in place
+            direct = path.startswith(PACKETS_GROUP + "/") or path == "frames"
+            self.tables[path] = Table(path, heap, direct)
         if path not in self.table_names:
             self.structural()
             self.table_names.append(path)
@@ -387,9 +390,15 @@ class ArchiveFile:
         if commit:
             self.unc_rows = self.unc_bytes = 0
 
+        # a commit counts every row: partial chunks kept back by uncommitted writes go in too
+        tails = [] if write_only else [(p, t) for p, t in self.tables.items()
+                                       if t.direct and t.unwritten_tails()]
+
         def work():
             for path, snap, rows, heap_len in jobs:
-                snap.write(f[path], rows, heap_len)
+                snap.write(f[path], rows, heap_len, partial=not write_only)
+            for path, table in tails:
+                table.write_tails(f[path])
             for key, k0, vals in index_rows:
                 ds = f[key]
                 if ds.shape[0] < k0 + len(vals):
@@ -402,6 +411,11 @@ class ArchiveFile:
             if commit_row is not None:
                 write_commit(self.file, commit_row)
         written = dict(self.rows)
+        if write_only:
+            # columns written chunk by chunk hold whole chunks only until the next commit
+            for path, table in self.tables.items():
+                if table.direct and path in written:
+                    written[path] -= written[path] % CHUNK_ROWS
         if background and jobs:
             self.flight = Flight(work, written)
             return
@@ -440,6 +454,9 @@ class ArchiveFile:
     def commit(self) -> None:
         """Commit what is written (nothing may be in flight: the commit counts it)."""
         self.join()
+        for path, table in self.tables.items():   # the rows it counts are all in the file
+            if table.direct and table.unwritten_tails():
+                table.write_tails(self.file[path])
         self.unc_rows = self.unc_bytes = 0
         write_commit(self.file, self.commit_row())
         self.on_written(dict(self.rows))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from groundseg.archive.chunks import chunk_spec, write_chunks, write_tail
 from groundseg.archive.schema import CHUNK_BYTES, CHUNK_BYTES_COMPRESSED, CHUNK_ROWS, TIME_COLUMNS
 from groundseg.link.records import REJECT_REASONS
 
@@ -93,10 +94,15 @@ class Pending:
 class Table:
     """A group of equal-length column datasets plus an optional flat uint8 heap."""
 
-    def __init__(self, path: str, heap: str | None = None):
+    def __init__(self, path: str, heap: str | None = None, direct: bool = False):
         self.path = path
         self.heap = heap
         self.datasets: dict[str, h5py.Dataset] | None = None  # handles, dropped on reopen
+        # append-only tables write their deflated columns chunk by chunk (archive/chunks.py);
+        # what that needs lives here, shared with the snapshots a background flush writes
+        self.direct = direct
+        self.specs: dict = {}      # column -> ChunkSpec, or None: HDF5's own pipeline
+        self.tails: dict = {}      # dataset -> [first row, rows, in the file] of its last chunk
         self.pending: list[Pending] = []
         self.pending_rows = 0
         self.pending_bytes = 0
@@ -115,8 +121,9 @@ class Table:
             self.datasets = columns(group)
             if self.heap is not None:
                 self.datasets["\0heap"] = group[self.heap]
-        snap = Table(self.path, self.heap)
+        snap = Table(self.path, self.heap, self.direct)
         snap.datasets = self.datasets
+        snap.specs, snap.tails = self.specs, self.tails
         snap.pending, snap.pending_rows, snap.pending_bytes = self.pending, self.pending_rows, self.pending_bytes
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         return snap
@@ -130,8 +137,33 @@ class Table:
             names.update(p.columns)
         return names
 
-    def write(self, group: h5py.Group, rows: int, heap_len: int) -> tuple[int, int]:
-        """Append the pending rows after ``rows`` (committed), heap after ``heap_len``."""
+    def _spec(self, name: str, ds: h5py.Dataset):
+        if not self.direct:
+            return None
+        if name not in self.specs:
+            self.specs[name] = chunk_spec(ds)
+        return self.specs[name]
+
+    def unwritten_tails(self) -> bool:
+        """Some column's partial last chunk is kept here and not yet in the file."""
+        return any(not kept[2] for kept in self.tails.values())
+
+    def write_tails(self, group: h5py.Group) -> None:
+        """Every column's partial last chunk into the file (before a commit counts its rows)."""
+        if self.datasets is None:
+            self.datasets = columns(group)
+            if self.heap is not None:
+                self.datasets["\0heap"] = group[self.heap]
+        for name, ds in self.datasets.items():
+            if ds.name in self.tails:
+                spec = self._spec(name, ds)
+                if spec is not None:
+                    write_tail(ds, spec, self.tails)
+
+    def write(self, group: h5py.Group, rows: int, heap_len: int, partial: bool = True) -> tuple[int, int]:
+        """Append the pending rows after ``rows`` (committed), heap after ``heap_len``.
+        ``partial``: the partial last chunk of a column written chunk by chunk goes to the
+        file too (a commit needs it; an uncommitted write leaves it to the next write)."""
         if not self.pending:
             return rows, heap_len
         n = self.pending_rows
@@ -168,12 +200,22 @@ class Table:
                     a = np.full((p.rows,) + tail, ds.fillvalue if ds.fillvalue is not None else 0,
                                 ds.dtype)
                 pieces.append(a)
-            # write_rows brings the rows to the column's type
-            write_rows(ds, rows, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
-        # columns nobody wrote this time keep pace with fill values
+            a = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+            spec = self._spec(name, ds)
+            if spec is not None:
+                write_chunks(ds, spec, rows, np.ascontiguousarray(a, ds.dtype), self.tails, partial)
+            else:
+                write_rows(ds, rows, a)   # brings the rows to the column's type
+        # columns nobody wrote this time keep pace with fill values (one written chunk by
+        # chunk gets them written: its partial chunk's kept rows stay whole)
         for name, ds in dsets.items():
             if name != "\0heap" and name not in names and ds.shape[0] < rows + n:
+                start = ds.shape[0]
                 ds.id.set_extent((rows + n,) + ds.shape[1:])
+                spec = self._spec(name, ds)
+                if spec is not None:
+                    write_chunks(ds, spec, start, np.full(rows + n - start, spec.fill, ds.dtype),
+                                 self.tails, partial)
         self.pending.clear()
         self.pending_rows = 0
         self.pending_bytes = 0
