@@ -58,8 +58,10 @@ def _replay(cap: Path, archive: Path | None, report: Path, env: dict) -> tuple[f
            "--report", str(report)]
     cmd += ["--archive", str(archive)] if archive is not None else ["--no-archive"]
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], check=True, env=env, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], env=env, cwd=ROOT,
                          capture_output=True, text=True)
+    if out.returncode != 0:   # say why: a 10 GB run that fails is not cheap to repeat
+        raise RuntimeError(f"replay of {cap} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
     seconds = time.perf_counter() - t0
     rss_kb, cpu = out.stdout.strip().splitlines()[-1].split()
     return seconds, float(cpu), int(rss_kb) / 1024
