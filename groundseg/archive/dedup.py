@@ -561,6 +561,7 @@ class Deduplicator:
         self.exact = _KeyIndex(False, budget // 2, piece, loader, bucket)
         self.timed = _KeyIndex(True, budget // 2, piece, loader, bucket)
         self.written: dict[str, int] = {}
+        self._busy = False   # inside check(): an eviction from outside must wait
 
     def add_unloaded(self, sources, onboard_span, reception_span, untimed: bool, has_exact=True,
                      has_timed=True) -> None:
@@ -572,6 +573,19 @@ class Deduplicator:
 
     def check(self, keys, time_source, reception_time, pass_id: int, key_time=None,
               rows: tuple[str, int] | None = None) -> np.ndarray:
+        """Duplicate mask; the non-duplicates are then remembered as archived, as the rows
+        of table ``rows[0]`` from ``rows[1]`` on, in order (so they can be read back)."""
+        # reading a run back joins the archive's flush in flight, whose completion reports
+        # rows written (evict): evicting then, in the middle of a query, dropped the run
+        # being inserted into and renumbered the runs under the query's feet
+        self._busy = True
+        try:
+            return self._check(keys, time_source, reception_time, pass_id, key_time, rows)
+        finally:
+            self._busy = False
+
+    def _check(self, keys, time_source, reception_time, pass_id: int, key_time=None,
+               rows: tuple[str, int] | None = None) -> np.ndarray:
         """Duplicate mask; the non-duplicates are then remembered as archived, as the rows
         of table ``rows[0]`` from ``rows[1]`` on, in order (so they can be read back)."""
         keys = np.ascontiguousarray(keys, np.uint64)
@@ -654,6 +668,8 @@ class Deduplicator:
 
     def evict(self, written: dict[str, int]) -> None:
         self.written = dict(written)
+        if self._busy:   # the query evicts at its own safe points, with these counts
+            return
         self.exact.evict(self.written)
         self.timed.evict(self.written)
 
