@@ -586,8 +586,6 @@ class Deduplicator:
 
     def _check(self, keys, time_source, reception_time, pass_id: int, key_time=None,
                rows: tuple[str, int] | None = None) -> np.ndarray:
-        """Duplicate mask; the non-duplicates are then remembered as archived, as the rows
-        of table ``rows[0]`` from ``rows[1]`` on, in order (so they can be read back)."""
         keys = np.ascontiguousarray(keys, np.uint64)
         time_source = np.asarray(time_source)
         n = len(keys)

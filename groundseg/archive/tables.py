@@ -117,10 +117,7 @@ class Table:
     def detach(self, group: h5py.Group) -> "Table":
         """The pending rows as a table of their own (for a background flush); this one
         starts empty. Dataset handles are looked up here, in the calling thread."""
-        if self.datasets is None:
-            self.datasets = columns(group)
-            if self.heap is not None:
-                self.datasets["\0heap"] = group[self.heap]
+        self._handles(group)
         snap = Table(self.path, self.heap, self.direct)
         snap.datasets = self.datasets
         snap.specs, snap.tails = self.specs, self.tails
@@ -144,16 +141,21 @@ class Table:
             self.specs[name] = chunk_spec(ds)
         return self.specs[name]
 
+    def _handles(self, group: h5py.Group) -> dict[str, h5py.Dataset]:
+        """The table's dataset handles (looked up once, again after a reopen)."""
+        if self.datasets is None:
+            self.datasets = columns(group)
+            if self.heap is not None:
+                self.datasets["\0heap"] = group[self.heap]
+        return self.datasets
+
     def unwritten_tails(self) -> bool:
         """Some column's partial last chunk is kept here and not yet in the file."""
         return any(not kept[2] for kept in self.tails.values())
 
     def write_tails(self, group: h5py.Group) -> None:
         """Every column's partial last chunk into the file (before a commit counts its rows)."""
-        if self.datasets is None:
-            self.datasets = columns(group)
-            if self.heap is not None:
-                self.datasets["\0heap"] = group[self.heap]
+        self._handles(group)
         for name, ds in self.datasets.items():
             if ds.name in self.tails:
                 spec = self._spec(name, ds)
@@ -168,10 +170,7 @@ class Table:
             return rows, heap_len
         n = self.pending_rows
         names = self.column_names()
-        if self.datasets is None:
-            self.datasets = columns(group)
-            if self.heap is not None:
-                self.datasets["\0heap"] = group[self.heap]
+        self._handles(group)
         dsets = self.datasets
         if self.heap is not None:
             shift = heap_len
