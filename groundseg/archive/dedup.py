@@ -294,6 +294,7 @@ class _Run:
     open: bool = False
     bucket: int | None = None
     idx: int = -1             # position in the index's run list (its span arrays)
+    pending: bool = False     # took keys in the check under way, their rows not yet in sources
 
     @property
     def loaded(self) -> bool:
@@ -429,6 +430,7 @@ class _KeyIndex:
 
     def remember(self, r: _Run, sources, lo, hi, untimed=False) -> None:
         """Rows inserted into ``r`` came from ``sources`` and span [lo, hi]."""
+        r.pending = False
         for src in sources:
             # contiguous rows of one table extend that table's last range
             for j in range(len(r.sources) - 1, max(-1, len(r.sources) - 64), -1):
@@ -524,7 +526,10 @@ class _KeyIndex:
             for r in sorted(self.live, key=lambda r: r.used):
                 if total <= self.budget:
                     break
-                if r is not keep and all(src[2] <= written.get(src[0], 0) for src in r.sources):
+                # keys taken in the check under way have no rows to read back from yet
+                if r is keep or r.pending:
+                    continue
+                if all(src[2] <= written.get(src[0], 0) for src in r.sources):
                     total -= r.nbytes
                     r.keys = r.times = r.passes = None
                     r.count = 0
@@ -618,6 +623,7 @@ class Deduplicator:
                 run.count += added
                 d = found | repeat
                 if added:
+                    run.pending = True
                     inserted.append((self.exact, run, pos[~d], bk))
                 dup[pos] = d
         if n_exact < n:
@@ -642,6 +648,7 @@ class Deduplicator:
                     run = self.timed.open_run(new, bk)
                     run.count += _multi_insert(run.keys, run.times, run.passes, k, t,
                                                np.full(len(k), pass_id, np.int32), d)
+                    run.pending = True
                     inserted.append((self.timed, run, pos[~d], bk))
                 dup[pos] = d
         keep = ~dup
@@ -665,7 +672,9 @@ class Deduplicator:
         return dup
 
     def evict(self, written: dict[str, int]) -> None:
-        self.written = dict(written)
+        # in place: a query under way evicts with the newest counts at its next safe point
+        self.written.clear()
+        self.written.update(written)
         if self._busy:   # the query evicts at its own safe points, with these counts
             return
         self.exact.evict(self.written)

@@ -180,6 +180,62 @@ def test_deduplicator_matches_reference(batches, pass_steps, use_key_time, piece
     assert got == ref_dedup(items, window)
 
 
+@settings(deadline=None, max_examples=100)
+@given(st.lists(st.lists(item, min_size=1, max_size=6), min_size=2, max_size=6),
+       st.lists(st.integers(0, 1), min_size=6, max_size=6), st.sampled_from([1, 2, 3]),
+       st.sampled_from([1.0, 3.0]), st.lists(st.booleans(), min_size=6, max_size=6))
+def test_deduplicator_evicting_inside_a_read_back_stays_exact(batches, pass_steps, piece, bucket, lands):
+    """Reading a run back joins the archive's flush in flight, whose completion reports rows
+    written (an eviction) in the middle of a check: with a budget of almost nothing every
+    such report evicts, and the check must still find every duplicate and keep its own run
+    (it once dropped the run it was inserting into, and renumbered the runs under it)."""
+    window = 5.0
+    table = []   # the archived rows: (key, time source, time, pass)
+    written = [0]   # rows in the file
+    flight = [0]    # rows in flight: in the file after the next join
+
+    def loader(run, timed):
+        written[0] = flight[0]   # the join: the rows in flight land
+        dd.evict({"t": written[0]})
+        rows = [table[i] for s in run.sources for i in range(s[1], min(s[2], written[0]))]
+        rows = [r for r in rows if (r[1] > hdf5.TIME_FRAME) == timed]
+        t = np.array([r[2] for r in rows], np.float64)
+        if run.bucket is not None:   # one bucket of rows holding others: its span only
+            inside = (t >= run.lo) & (t <= run.hi) | (np.isnan(t) & run.untimed)
+            rows = [r for r, ok in zip(rows, inside) if ok]
+            t = t[inside]
+        keys = np.array([r[0] for r in rows], np.uint64)
+        if not timed:
+            return keys, t, None, False
+        return keys, t, np.array([r[3] for r in rows], np.int64), bool(np.isnan(t).any())
+
+    dd = Deduplicator(window, budget=64, piece=piece, loader=loader, bucket=bucket)
+    items, got = [], []
+    pass_id = 1
+    for b, step, land in zip(batches, pass_steps, lands):
+        pass_id += step
+        content = b"".join(c for _, _, c, _, _ in b)
+        offsets = np.zeros(len(b) + 1, np.int64)
+        np.cumsum([len(c) for _, _, c, _, _ in b], out=offsets[1:])
+        kinds = np.array([k for _, _, _, k, _ in b])
+        t = np.array([x[4] for x in b])
+        src = np.where(kinds == "exact", hdf5.TIME_ONBOARD,
+                       np.where(kinds == "rx", hdf5.TIME_RECEPTION, hdf5.TIME_NONE)).astype(np.uint8)
+        keys = packet_keys(np.frombuffer(content, np.uint8), offsets, np.array([x[0] for x in b]),
+                           np.array([x[1] for x in b]), t, kinds == "exact")
+        rt = np.where(kinds == "rx", t, np.nan)
+        dup = dd.check(keys, src, rt, pass_id, key_time=t, rows=("t", len(table)))
+        for i in np.flatnonzero(~dup):
+            kt = t[i] if src[i] <= hdf5.TIME_FRAME else rt[i]
+            table.append((int(keys[i]), int(src[i]), float(kt), pass_id))
+        got += dup.tolist()
+        items += [(pass_id, a, s, c, k, tt) for a, s, c, k, tt in b]
+        if land:   # a flush: what was buffered goes in flight, what was in flight lands
+            written[0], flight[0] = flight[0], len(table)
+            dd.evict({"t": written[0]})
+    assert got == ref_dedup(items, window)
+
+
 # keys that share their low bits collide in small tables: long probe sequences
 hash_key = st.one_of(st.just(0), st.integers(0, 7).map(lambda lo: lo | (0xABCD << 32)),
                      st.integers(1, 2**64 - 1).filter(lambda k: k != int(dedup._ZERO_KEY)))
