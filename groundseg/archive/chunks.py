@@ -78,15 +78,17 @@ def _encode(block: np.ndarray, shuffle: bool) -> bytes:
 
 
 def write_chunks(ds: h5py.Dataset, spec: ChunkSpec, start: int, a: np.ndarray, tails: dict,
-                 partial: bool = True) -> None:
+                 partial: bool = True, name: str | None = None) -> None:
     """Write rows ``a`` (the dataset's dtype) at row ``start`` of ``ds``, whose extent already
     covers them. ``tails``: dataset name -> [first row, rows, in the file] of its partial
     last chunk, kept between calls; a row count that does not follow on
     reads the chunk's rows back from the file instead (the archive reopened: the rows
-    there are the committed ones). ``partial``: write the partial last chunk too."""
+    there are the committed ones). ``partial``: write the partial last chunk too.
+    ``name``: ``ds.name``, when the caller has it (h5py builds it anew at every ask)."""
     size = spec.rows
     c0 = start - start % size
-    name = ds.name
+    if name is None:
+        name = ds.name
     if start > c0:
         kept = tails.get(name)
         if kept is not None and kept[0] == c0 and len(kept[1]) == start - c0:
@@ -101,17 +103,19 @@ def write_chunks(ds: h5py.Dataset, spec: ChunkSpec, start: int, a: np.ndarray, t
     if full < n:
         tails[name] = [c0 + full, a[full:].copy(), False]
         if partial:
-            write_tail(ds, spec, tails)
+            write_tail(ds, spec, tails, name, a.dtype)
     else:
         tails.pop(name, None)
 
 
-def write_tail(ds: h5py.Dataset, spec: ChunkSpec, tails: dict) -> None:
-    """Write ``ds``'s partial last chunk whole, if its kept rows are not in the file yet."""
-    kept = tails.get(ds.name)
+def write_tail(ds: h5py.Dataset, spec: ChunkSpec, tails: dict, name: str | None = None,
+               dtype: np.dtype | None = None) -> None:
+    """Write ``ds``'s partial last chunk whole, if its kept rows are not in the file yet
+    (``name``, ``dtype``: the dataset's, when the caller has them)."""
+    kept = tails.get(ds.name if name is None else name)
     if kept is None or kept[2]:
         return
-    block = np.full(spec.rows, spec.fill, ds.dtype)
+    block = np.full(spec.rows, spec.fill, ds.dtype if dtype is None else dtype)
     block[:kept[1].shape[0]] = kept[1]
     ds.id.write_direct_chunk((kept[0],), _encode(block, spec.shuffle))
     kept[2] = True

@@ -379,7 +379,7 @@ class ArchiveFile:
         for path, table in self.tables.items():
             if table.pending:
                 rows, heap_len = self.rows[path], self.heap_len.get(path, 0)
-                snap = table.detach(f[path])
+                snap = table.detach(f)
                 jobs.append((path, snap, rows, heap_len))
                 self.rows[path] = rows + snap.pending_rows
                 if path.startswith(PACKETS_GROUP):
@@ -400,9 +400,9 @@ class ArchiveFile:
 
         def work():
             for path, snap, rows, heap_len in jobs:
-                snap.write(f[path], rows, heap_len, partial=not write_only)
+                snap.write(f, rows, heap_len, partial=not write_only)
             for path, table in tails:
-                table.write_tails(f[path])
+                table.write_tails(f)
             for key, k0, vals in index_rows:
                 ds = f[key]
                 if ds.shape[0] < k0 + len(vals):
@@ -460,7 +460,7 @@ class ArchiveFile:
         self.join()
         for path, table in self.tables.items():   # the rows it counts are all in the file
             if table.direct and table.unwritten_tails():
-                table.write_tails(self.file[path])
+                table.write_tails(self.file)
         self.unc_rows = self.unc_bytes = 0
         write_commit(self.file, self.commit_row())
         self.on_written(dict(self.rows))

@@ -91,13 +91,36 @@ class Pending:
     heap: np.ndarray | None = None  # this piece's bytes; its rows' raw_offset are local to it
 
 
+class Column:
+    """A column's dataset handle with what a flush asks of it, read from the file once:
+    h5py builds a new object (and a weakref registry entry) for every ``shape``,
+    ``dtype`` or ``name`` asked, ~0.1 ms of the flush thread each, hundreds a flush.
+    ``rows``: its extent, which only the table's writes change."""
+
+    __slots__ = ("ds", "dtype", "h5type", "tail", "fill", "name", "rows")
+
+    def __init__(self, ds: h5py.Dataset):
+        self.ds = ds
+        self.dtype = ds.dtype
+        self.h5type = ds.id.get_type()
+        shape = ds.shape
+        self.tail = shape[1:]
+        self.rows = shape[0]
+        self.fill = ds.fillvalue if ds.fillvalue is not None else 0
+        self.name = ds.name
+
+    def extend(self, rows: int) -> None:
+        self.ds.id.set_extent((rows,) + self.tail)
+        self.rows = rows
+
+
 class Table:
     """A group of equal-length column datasets plus an optional flat uint8 heap."""
 
     def __init__(self, path: str, heap: str | None = None, direct: bool = False):
         self.path = path
         self.heap = heap
-        self.datasets: dict[str, h5py.Dataset] | None = None  # handles, dropped on reopen
+        self.datasets: dict[str, Column] | None = None  # handles, dropped on reopen
         # append-only tables write their deflated columns chunk by chunk (archive/chunks.py);
         # what that needs lives here, shared with the snapshots a background flush writes
         self.direct = direct
@@ -114,10 +137,10 @@ class Table:
         self.pending_rows += rows
         self.pending_bytes += sum(a.nbytes for a in columns.values()) + (0 if heap is None else heap.nbytes)
 
-    def detach(self, group: h5py.Group) -> "Table":
+    def detach(self, f: h5py.File) -> "Table":
         """The pending rows as a table of their own (for a background flush); this one
         starts empty. Dataset handles are looked up here, in the calling thread."""
-        self._handles(group)
+        self._handles(f)
         snap = Table(self.path, self.heap, self.direct)
         snap.datasets = self.datasets
         snap.specs, snap.tails = self.specs, self.tails
@@ -134,35 +157,36 @@ class Table:
             names.update(p.columns)
         return names
 
-    def _spec(self, name: str, ds: h5py.Dataset):
+    def _spec(self, name: str, col: Column):
         if not self.direct:
             return None
         if name not in self.specs:
-            self.specs[name] = chunk_spec(ds)
+            self.specs[name] = chunk_spec(col.ds)
         return self.specs[name]
 
-    def _handles(self, group: h5py.Group) -> dict[str, h5py.Dataset]:
-        """The table's dataset handles (looked up once, again after a reopen)."""
+    def _handles(self, f: h5py.File) -> dict[str, Column]:
+        """The table's columns (looked up once, again after a reopen or a new column)."""
         if self.datasets is None:
-            self.datasets = columns(group)
+            group = f[self.path]
+            self.datasets = {name: Column(ds) for name, ds in columns(group).items()}
             if self.heap is not None:
-                self.datasets["\0heap"] = group[self.heap]
+                self.datasets["\0heap"] = Column(group[self.heap])
         return self.datasets
 
     def unwritten_tails(self) -> bool:
         """Some column's partial last chunk is kept here and not yet in the file."""
         return any(not kept[2] for kept in self.tails.values())
 
-    def write_tails(self, group: h5py.Group) -> None:
+    def write_tails(self, f: h5py.File) -> None:
         """Every column's partial last chunk into the file (before a commit counts its rows)."""
-        self._handles(group)
-        for name, ds in self.datasets.items():
-            if ds.name in self.tails:
-                spec = self._spec(name, ds)
+        self._handles(f)
+        for name, col in self.datasets.items():
+            if col.name in self.tails:
+                spec = self._spec(name, col)
                 if spec is not None:
-                    write_tail(ds, spec, self.tails)
+                    write_tail(col.ds, spec, self.tails, col.name, col.dtype)
 
-    def write(self, group: h5py.Group, rows: int, heap_len: int, partial: bool = True) -> tuple[int, int]:
+    def write(self, f: h5py.File, rows: int, heap_len: int, partial: bool = True) -> tuple[int, int]:
         """Append the pending rows after ``rows`` (committed), heap after ``heap_len``.
         ``partial``: the partial last chunk of a column written chunk by chunk goes to the
         file too (a commit needs it; an uncommitted write leaves it to the next write)."""
@@ -170,64 +194,64 @@ class Table:
             return rows, heap_len
         n = self.pending_rows
         names = self.column_names()
-        self._handles(group)
-        dsets = self.datasets
+        cols = self._handles(f)
         if self.heap is not None:
             shift = heap_len
             offsets = []
             for p in self.pending:
                 offsets.append(p.columns["raw_offset"] + shift)
                 shift += 0 if p.heap is None else len(p.heap)
-            ds = dsets["\0heap"]
-            ds.id.set_extent((shift,))
+            col = cols["\0heap"]
+            col.extend(shift)
             # one write call per column and flush: HDF5 spends ~0.1 ms a call on a chunked
             # dataset whatever its size, and a flush is a few MB (buffer_bytes) to copy
             pieces = [p.heap for p in self.pending if p.heap is not None and len(p.heap)]
             if pieces:
-                write_rows(ds, heap_len, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+                write_rows(col.ds, heap_len, pieces[0] if len(pieces) == 1 else np.concatenate(pieces),
+                           col.dtype, col.h5type)
             heap_len = shift
             for p, off in zip(self.pending, offsets):
                 p.columns["raw_offset"] = off
         for name in names:
-            ds = dsets[name]
-            tail = ds.shape[1:]
-            ds.id.set_extent((rows + n,) + tail)
+            col = cols[name]
+            col.extend(rows + n)
             pieces = []
             for p in self.pending:
                 a = p.columns.get(name)
                 if a is None:  # a column this batch did not bring (a field first seen later)
-                    a = np.full((p.rows,) + tail, ds.fillvalue if ds.fillvalue is not None else 0,
-                                ds.dtype)
+                    a = np.full((p.rows,) + col.tail, col.fill, col.dtype)
                 pieces.append(a)
             a = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-            spec = self._spec(name, ds)
+            spec = self._spec(name, col)
             if spec is not None:
-                write_chunks(ds, spec, rows, np.ascontiguousarray(a, ds.dtype), self.tails, partial)
+                write_chunks(col.ds, spec, rows, np.ascontiguousarray(a, col.dtype), self.tails, partial,
+                             col.name)
             else:
-                write_rows(ds, rows, a)   # brings the rows to the column's type
+                write_rows(col.ds, rows, a, col.dtype, col.h5type)   # brought to the column's type
         # columns nobody wrote this time keep pace with fill values (one written chunk by
         # chunk gets them written: its partial chunk's kept rows stay whole)
-        for name, ds in dsets.items():
-            if name != "\0heap" and name not in names and ds.shape[0] < rows + n:
-                start = ds.shape[0]
-                ds.id.set_extent((rows + n,) + ds.shape[1:])
-                spec = self._spec(name, ds)
+        for name, col in cols.items():
+            if name != "\0heap" and name not in names and col.rows < rows + n:
+                start = col.rows
+                col.extend(rows + n)
+                spec = self._spec(name, col)
                 if spec is not None:
-                    write_chunks(ds, spec, start, np.full(rows + n - start, spec.fill, ds.dtype),
-                                 self.tails, partial)
+                    write_chunks(col.ds, spec, start, np.full(rows + n - start, spec.fill, col.dtype),
+                                 self.tails, partial, col.name)
         self.pending.clear()
         self.pending_rows = 0
         self.pending_bytes = 0
         return rows + n, heap_len
 
 
-def write_rows(ds: h5py.Dataset, start: int, a: np.ndarray) -> None:
+def write_rows(ds: h5py.Dataset, start: int, a: np.ndarray, dtype: np.dtype | None = None,
+               h5type=None) -> None:
     """Write rows ``a`` at row ``start`` of ``ds`` (its extent already covers them) through
     h5py's low-level API: slicing costs about 0.1 ms a call in selections and object
     bookkeeping, and a flush makes hundreds of these calls. The rows are brought to the
     dataset's own type first, so HDF5 copies them as they are (enum and bool columns
     included, which it would not convert from a plain integer type)."""
-    dt = ds.dtype
+    dt = ds.dtype if dtype is None else dtype
     if a.dtype != dt:
         a = a.astype(dt)
     a = np.ascontiguousarray(a)
@@ -235,7 +259,7 @@ def write_rows(ds: h5py.Dataset, start: int, a: np.ndarray) -> None:
         return
     fs = ds.id.get_space()
     fs.select_hyperslab((start,) + (0,) * (a.ndim - 1), a.shape)
-    ds.id.write(h5py.h5s.create_simple(a.shape), fs, a, ds.id.get_type())
+    ds.id.write(h5py.h5s.create_simple(a.shape), fs, a, ds.id.get_type() if h5type is None else h5type)
 
 
 def columns(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
