@@ -25,6 +25,8 @@ import zlib
 import h5py
 import numpy as np
 
+from groundseg.archive.schema import CHUNK_ROWS
+
 try:  # ISA-L: the zlib format at several times zlib's speed
     from isal.isal_zlib import compress as _isal_compress
 
@@ -53,9 +55,10 @@ class ChunkSpec:
 
 
 def chunk_spec(ds: h5py.Dataset) -> ChunkSpec | None:
-    """The spec of a 1-D chunked dataset whose filters are exactly [shuffle,] deflate;
-    None for any other (written through HDF5's own pipeline)."""
-    if ds.ndim != 1 or ds.chunks is None or ds.dtype.kind not in "biuf":
+    """The spec of a 1-D chunked dataset whose filters are exactly [shuffle,] deflate
+    and whose chunk rows divide CHUNK_ROWS (what :func:`rows_in_file` floors to); None
+    for any other (written through HDF5's own pipeline)."""
+    if ds.ndim != 1 or ds.chunks is None or ds.dtype.kind not in "biuf" or CHUNK_ROWS % ds.chunks[0]:
         return None
     plist = ds.id.get_create_plist()
     codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
@@ -121,8 +124,9 @@ def write_tail(ds: h5py.Dataset, spec: ChunkSpec, tails: dict, name: str | None 
     kept[2] = True
 
 
-def rows_in_file(rows: int, spec: ChunkSpec | None, partial: bool) -> int:
-    """Rows of a column of ``rows`` rows that are in the file after a write."""
-    if spec is None or partial:
+def rows_in_file(rows: int, partial: bool) -> int:
+    """Rows of a table of ``rows`` rows that are in the file after a write, whatever its
+    columns' chunk rows: whole CHUNK_ROWS only, unless the write was ``partial``."""
+    if partial:
         return rows
-    return rows - rows % spec.rows
+    return rows - rows % CHUNK_ROWS

@@ -24,7 +24,7 @@ from groundseg.archive.commitlog import commit_row, write_commit
 from groundseg.archive.errors import ArchiveError, ArchiveMismatchError, write_error
 from groundseg.archive.recovery import CommittedState, committed_state, recover
 from groundseg.archive.schema import (
-    ALL_PASS_COLUMNS, CHUNK_ROWS, FLUSH_HEAD, LIBVER, PACKETS_GROUP, SCHEMA_VERSION, SPACE_MARGIN, UNDECLARED,
+    ALL_PASS_COLUMNS, FLUSH_HEAD, LIBVER, PACKETS_GROUP, SCHEMA_VERSION, SPACE_MARGIN, UNDECLARED,
     frame_specs, hdf5_name, packet_specs, reject_specs,
 )
 from groundseg.archive.superblock import check_file, clear_status_flags
@@ -419,7 +419,7 @@ class ArchiveFile:
             # columns written chunk by chunk hold whole chunks only until the next commit
             for path, table in self.tables.items():
                 if table.direct and path in written:
-                    written[path] -= written[path] % CHUNK_ROWS
+                    written[path] = rows_in_file(written[path], partial=False)
         if background and jobs:
             self.flight = Flight(work, written)
             return

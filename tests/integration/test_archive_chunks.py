@@ -24,7 +24,7 @@ def _dataset(f, name, dtype, chunk, shuffle=True):
 
 
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(DTYPES), st.sampled_from([1, 5, 8]),
+@given(st.sampled_from(DTYPES), st.sampled_from([1, 4, 8]),
        st.lists(st.tuples(st.integers(0, 30), st.booleans()), min_size=1, max_size=12), st.integers(0, 2**32 - 1))
 def test_chunk_writes_read_back_as_written(tmp_path_factory, dtype, chunk, appends, seed):
     rng = np.random.default_rng(seed)
@@ -48,7 +48,8 @@ def test_chunk_writes_read_back_as_written(tmp_path_factory, dtype, chunk, appen
             rows += n
             values.append(a)
             # what is in the file: whole chunks, and the partial one after a partial write
-            in_file = rows_in_file(rows, spec, partial)
+            in_file = rows if partial else rows - rows % chunk
+            assert rows_in_file(rows, partial) <= in_file   # what dedup may read back
             got = ds[:in_file]
             assert np.array_equal(got, ref[:in_file], equal_nan=got.dtype.kind == "f")
         write_tail(ds, spec, tails)
@@ -85,6 +86,8 @@ def test_only_shuffle_and_deflate_columns_qualify(tmp_path):
                                            compression="gzip", fletcher32=True)) is None
         assert chunk_spec(f.create_dataset("e", (0, 3), "<u4", maxshape=(None, 3), chunks=(16, 3),
                                            compression="gzip")) is None
+        # chunks that do not divide CHUNK_ROWS: the rows dedup may read back are floored to it
+        assert chunk_spec(_dataset(f, "g", "<u4", 5)) is None
 
 
 def test_h5dump_reads_chunks_written_so(tmp_path):
