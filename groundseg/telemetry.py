@@ -140,62 +140,110 @@ def _time_rows(data, offsets, first, width):
 
 
 @kernel
+def _load8(data, b0):
+    """Eight bytes from ``b0`` as a big-endian uint64 (one load and a byte swap)."""
+    ub = np.uint64(b0)
+    return ((np.uint64(data[ub]) << _U56) | (np.uint64(data[ub + _U1]) << _U48)
+            | (np.uint64(data[ub + _U2]) << _U40) | (np.uint64(data[ub + _U3]) << _U32)
+            | (np.uint64(data[ub + _U4]) << _U24) | (np.uint64(data[ub + _U5]) << _U16)
+            | (np.uint64(data[ub + _U6]) << _U8) | np.uint64(data[ub + _U7]))
+
+
+@kernel
+def _field_bits(v, length, mask, signed, sbit):
+    """A field's bits (right-aligned in ``v``) masked, sign-extended when ``signed``."""
+    if length < 64:
+        v &= mask
+        if signed and (v >> sbit) & _U1:
+            v |= ~mask
+    return v
+
+
+@kernel
 def _extract_fields(data, starts, bit_off, bit_len, kind, nbytes, little, base, stride, out):
-    """Every field of every packet in one pass, laid out as ccsdspy's arrays lay them out.
+    """Every field of every packet, laid out as ccsdspy's arrays lay them out.
 
     Element e of packet p goes to ``out[base[e] + p * stride[e]:][:nbytes[e]]``: integers
     as big-endian ``nbytes``-byte words (sign-extended), little-endian ones byte-reversed,
     floats copied verbatim (the big-endian path with no sign: the same bytes). ``kind``:
     0 uint, 1 int, 2 float.
     """
-    # Unsigned indices (no negative-index checks) let LLVM turn the eight byte loads into
-    # one load and a byte swap, and the fixed-width stores likewise (2x measured).
+    # Element by element, every packet in the inner loop: the element's layout is loop
+    # invariant, so each width gets a branch-free loop of one 8-byte load and sequential
+    # stores (3x the packet-major loop measured). Packets before ``cut`` have 8 bytes to
+    # load at every element; the rest (the buffer's last bytes) read only the bytes the
+    # field spans. A check per packet in the fast loop cost 4x: it is kept out of it.
+    # Unsigned indices (no negative-index checks) let LLVM turn the eight byte loads
+    # into one load and a byte swap.
     n = starts.shape[0]
     m = bit_off.shape[0]
     size = data.shape[0]
-    for p in range(n):
-        s = starts[p]
-        for e in range(m):
-            o = bit_off[e]
-            length = bit_len[e]
-            b0 = s + (o >> 3)
-            nb = nbytes[e]
-            ub = np.uint64(b0)
-            up = np.uint64(base[e] + p * stride[e])
-            if b0 + 8 <= size:
-                v = ((np.uint64(data[ub]) << _U56) | (np.uint64(data[ub + _U1]) << _U48)
-                     | (np.uint64(data[ub + _U2]) << _U40) | (np.uint64(data[ub + _U3]) << _U32)
-                     | (np.uint64(data[ub + _U4]) << _U24) | (np.uint64(data[ub + _U5]) << _U16)
-                     | (np.uint64(data[ub + _U6]) << _U8) | np.uint64(data[ub + _U7]))
-                shift = 64 - (o & 7) - length
-            else:  # the last bytes of the buffer: only those the field spans
-                nfile = ((o + length - 1) >> 3) - (o >> 3) + 1
-                v = np.uint64(0)
-                for k in range(nfile):
-                    v = (v << _U8) | np.uint64(data[b0 + k])
-                shift = nfile * 8 - (o & 7) - length
-            v >>= np.uint64(shift)
-            if length < 64:
-                mask = (np.uint64(1) << np.uint64(length)) - _U1
-                v &= mask
-                if kind[e] == 1 and (v >> np.uint64(length - 1)) & _U1:
-                    v |= ~mask
-            if little[e]:
-                for k in range(nb):
-                    out[up + np.uint64(k)] = np.uint8((v >> np.uint64(8 * k)) & _FF)
-            elif nb == 1:
+    top = 0
+    for e in range(m):
+        top = max(top, bit_off[e] >> 3)
+    cut = 0
+    while cut < n and starts[cut] + top + 8 <= size:
+        cut += 1
+    for e in range(m):
+        o = bit_off[e]
+        length = bit_len[e]
+        nb = nbytes[e]
+        byte = o >> 3
+        o7 = o & 7
+        shift = np.uint64(max(0, 64 - o7 - length))
+        mask = (np.uint64(1) << np.uint64(length if length < 64 else 0)) - _U1
+        signed = kind[e] == 1
+        sbit = np.uint64(max(0, length - 1))
+        lit = little[e]
+        up = np.uint64(base[e])
+        st = np.uint64(stride[e])
+        if not lit and nb == 1:
+            for p in range(cut):
+                v = _field_bits(_load8(data, starts[p] + byte) >> shift, length, mask, signed, sbit)
                 out[up] = np.uint8(v & _FF)
-            elif nb == 2:
+                up += st
+        elif not lit and nb == 2:
+            for p in range(cut):
+                v = _field_bits(_load8(data, starts[p] + byte) >> shift, length, mask, signed, sbit)
                 out[up] = np.uint8((v >> _U8) & _FF)
                 out[up + _U1] = np.uint8(v & _FF)
-            elif nb == 4:
+                up += st
+        elif not lit and nb == 4:
+            for p in range(cut):
+                v = _field_bits(_load8(data, starts[p] + byte) >> shift, length, mask, signed, sbit)
                 out[up] = np.uint8((v >> _U24) & _FF)
                 out[up + _U1] = np.uint8((v >> _U16) & _FF)
                 out[up + _U2] = np.uint8((v >> _U8) & _FF)
                 out[up + _U3] = np.uint8(v & _FF)
-            else:
-                for k in range(nb):
-                    out[up + np.uint64(k)] = np.uint8((v >> np.uint64(8 * (nb - 1 - k))) & _FF)
+                up += st
+        else:
+            for p in range(cut):
+                v = _field_bits(_load8(data, starts[p] + byte) >> shift, length, mask, signed, sbit)
+                _store_field(out, up, v, nb, lit)
+                up += st
+        nfile = ((o + length - 1) >> 3) - byte + 1
+        for p in range(cut, n):
+            b0 = starts[p] + byte
+            if b0 + 8 <= size:
+                v = _load8(data, b0) >> shift
+            else:  # the last bytes of the buffer: only those the field spans
+                v = np.uint64(0)
+                for k in range(nfile):
+                    v = (v << _U8) | np.uint64(data[b0 + k])
+                v >>= np.uint64(nfile * 8 - o7 - length)
+            _store_field(out, up, _field_bits(v, length, mask, signed, sbit), nb, lit)
+            up += st
+
+
+@kernel
+def _store_field(out, up, v, nb, little):
+    """``v``'s low ``nb`` bytes at ``out[up:]``: big-endian, or little-endian if ``little``."""
+    if little:
+        for k in range(nb):
+            out[up + np.uint64(k)] = np.uint8((v >> np.uint64(8 * k)) & _FF)
+    else:
+        for k in range(nb):
+            out[up + np.uint64(k)] = np.uint8((v >> np.uint64(8 * (nb - 1 - k))) & _FF)
 
 
 class _Layout:
