@@ -16,3 +16,9 @@ kernel = numba.njit(cache=True, nogil=True)
 #: Same, for kernels whose float reductions may be reordered (never used where
 #: bit-exact results matter).
 kernel_fastmath = numba.njit(cache=True, nogil=True, fastmath=True)
+
+#: Same, for a helper a hot loop calls once per item (a packet, a codeword): numba
+#: inlines it into its caller's IR. LLVM inlines small helpers on its own, but one that
+#: copies and stores enough stays a call, whose dozens of array-struct arguments cost more
+#: than the work (the packet extractor's ``_emit``: 33.7 -> 27.5 ms for 478,375 packets).
+kernel_inline = numba.njit(cache=True, nogil=True, inline="always")

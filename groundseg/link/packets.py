@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from groundseg._numba import kernel
+from groundseg._numba import kernel, kernel_inline
 from groundseg.link.records import (PACKET_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
                                     ApidStats, PacketBatch, PacketOutput, PacketStats, RejectBatch)
 
@@ -57,7 +57,7 @@ _R_TRUNC = REJECT_CODE["truncated"]
 
 # --- kernel helpers (LLVM inlines them) ---------------------------------------------------
 
-@kernel
+@kernel_inline
 def _emit(src, a, total, vc, rt, ft, apid_last, apid_stats, idle_count, out_data, out_off, out_hdr, p, b):
     # p, b: packets and bytes written so far (kept in registers by the caller); returns them updated
     b0 = np.int64(src[a])
