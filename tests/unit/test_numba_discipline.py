@@ -50,7 +50,11 @@ def test_every_dispatcher_has_the_house_options():
     def probe_fast(x):
         return x
 
-    allowed = [house_options(probe), house_options(probe_fast)]
+    @_numba.kernel_inline
+    def probe_inline(x):
+        return x
+
+    allowed = [house_options(probe), house_options(probe_fast), house_options(probe_inline)]
     assert allowed[0][1] != "NullCache", "the house decorator no longer caches"
     found = 0
     bad = []
