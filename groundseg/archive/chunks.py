@@ -82,7 +82,8 @@ def _encode(block: np.ndarray, shuffle: bool) -> bytes:
 
 def write_chunks(ds: h5py.Dataset, spec: ChunkSpec, start: int, a: np.ndarray, tails: dict,
                  partial: bool = True, name: str | None = None) -> None:
-    """Write rows ``a`` (the dataset's dtype) at row ``start`` of ``ds``, whose extent already
+    """Write rows ``a`` (the dataset's dtype, byte order included: the chunk is stored as
+    its bytes) at row ``start`` of ``ds``, whose extent already
     covers them. ``tails``: dataset name -> [first row, rows, in the file] of its partial
     last chunk, kept between calls; a row count that does not follow on
     reads the chunk's rows back from the file instead (the archive reopened: the rows
@@ -92,13 +93,16 @@ def write_chunks(ds: h5py.Dataset, spec: ChunkSpec, start: int, a: np.ndarray, t
     c0 = start - start % size
     if name is None:
         name = ds.name
+    # the file's byte order: h5py reads a big-endian column back as native, and
+    # concatenate gives native too
+    dtype = a.dtype
     if start > c0:
         kept = tails.get(name)
         if kept is not None and kept[0] == c0 and len(kept[1]) == start - c0:
             head = kept[1]
         else:
             head = ds[c0:start]
-        a = np.concatenate([head, a])
+        a = np.concatenate([head, a], dtype=dtype)
     n = a.shape[0]
     full = n - n % size
     for k in range(0, full, size):
@@ -106,7 +110,7 @@ def write_chunks(ds: h5py.Dataset, spec: ChunkSpec, start: int, a: np.ndarray, t
     if full < n:
         tails[name] = [c0 + full, a[full:].copy(), False]
         if partial:
-            write_tail(ds, spec, tails, name, a.dtype)
+            write_tail(ds, spec, tails, name, dtype)
     else:
         tails.pop(name, None)
 
