@@ -153,6 +153,20 @@ item = st.tuples(st.sampled_from([1, 2]), st.sampled_from([0, 1]), st.sampled_fr
                  st.sampled_from(["exact", "rx", "none"]), st.sampled_from([0.0, 1.0, 4.0, 30.0]))
 
 
+def _batch_keys(b):
+    """(keys, time source, key time, reception time) of a batch of ``item`` tuples."""
+    content = b"".join(c for _, _, c, _, _ in b)
+    offsets = np.zeros(len(b) + 1, np.int64)
+    np.cumsum([len(c) for _, _, c, _, _ in b], out=offsets[1:])
+    kinds = np.array([k for _, _, _, k, _ in b])
+    t = np.array([x[4] for x in b])
+    src = np.where(kinds == "exact", hdf5.TIME_ONBOARD,
+                   np.where(kinds == "rx", hdf5.TIME_RECEPTION, hdf5.TIME_NONE)).astype(np.uint8)
+    keys = packet_keys(np.frombuffer(content, np.uint8), offsets, np.array([x[0] for x in b]),
+                       np.array([x[1] for x in b]), t, kinds == "exact")
+    return keys, src, t, np.where(kinds == "rx", t, np.nan)
+
+
 @settings(deadline=None, max_examples=100)
 @given(st.lists(st.lists(item, min_size=1, max_size=6), min_size=1, max_size=4),
        st.lists(st.integers(0, 1), min_size=4, max_size=4), st.booleans(),
@@ -165,16 +179,7 @@ def test_deduplicator_matches_reference(batches, pass_steps, use_key_time, piece
     pass_id = 1
     for b, step in zip(batches, pass_steps):
         pass_id += step
-        content = b"".join(c for _, _, c, _, _ in b)
-        offsets = np.zeros(len(b) + 1, np.int64)
-        np.cumsum([len(c) for _, _, c, _, _ in b], out=offsets[1:])
-        kinds = np.array([k for _, _, _, k, _ in b])
-        t = np.array([x[4] for x in b])
-        src = np.where(kinds == "exact", hdf5.TIME_ONBOARD,
-                       np.where(kinds == "rx", hdf5.TIME_RECEPTION, hdf5.TIME_NONE)).astype(np.uint8)
-        keys = packet_keys(np.frombuffer(content, np.uint8), offsets, np.array([x[0] for x in b]),
-                           np.array([x[1] for x in b]), t, kinds == "exact")
-        rt = np.where(kinds == "rx", t, np.nan)
+        keys, src, t, rt = _batch_keys(b)
         got += dd.check(keys, src, rt, pass_id, key_time=t if use_key_time else None).tolist()
         items += [(pass_id, a, s, c, k, tt) for a, s, c, k, tt in b]
     assert got == ref_dedup(items, window)
@@ -214,16 +219,7 @@ def test_deduplicator_evicting_inside_a_read_back_stays_exact(batches, pass_step
     pass_id = 1
     for b, step, land in zip(batches, pass_steps, lands):
         pass_id += step
-        content = b"".join(c for _, _, c, _, _ in b)
-        offsets = np.zeros(len(b) + 1, np.int64)
-        np.cumsum([len(c) for _, _, c, _, _ in b], out=offsets[1:])
-        kinds = np.array([k for _, _, _, k, _ in b])
-        t = np.array([x[4] for x in b])
-        src = np.where(kinds == "exact", hdf5.TIME_ONBOARD,
-                       np.where(kinds == "rx", hdf5.TIME_RECEPTION, hdf5.TIME_NONE)).astype(np.uint8)
-        keys = packet_keys(np.frombuffer(content, np.uint8), offsets, np.array([x[0] for x in b]),
-                           np.array([x[1] for x in b]), t, kinds == "exact")
-        rt = np.where(kinds == "rx", t, np.nan)
+        keys, src, t, rt = _batch_keys(b)
         dup = dd.check(keys, src, rt, pass_id, key_time=t, rows=("t", len(table)))
         for i in np.flatnonzero(~dup):
             kt = t[i] if src[i] <= hdf5.TIME_FRAME else rt[i]
