@@ -170,7 +170,7 @@ def _extract_fields(data, starts, bit_off, bit_len, kind, nbytes, little, base, 
     """
     # Element by element, every packet in the inner loop: the element's layout is loop
     # invariant, so each width gets a branch-free loop of one 8-byte load and sequential
-    # stores (3x the packet-major loop measured). Packets before ``cut`` have 8 bytes to
+    # stores (2-4x the packet-major loop measured). Packets before ``cut`` have 8 bytes to
     # load at every element; the rest (the buffer's last bytes) read only the bytes the
     # field spans. A check per packet in the fast loop cost 4x: it is kept out of it.
     # Unsigned indices (no negative-index checks) let LLVM turn the eight byte loads
