@@ -244,22 +244,21 @@ class Table:
         return rows + n, heap_len
 
 
-def write_rows(ds: h5py.Dataset, start: int, a: np.ndarray, dtype: np.dtype | None = None,
-               h5type=None) -> None:
+def write_rows(ds: h5py.Dataset, start: int, a: np.ndarray, dtype: np.dtype, h5type) -> None:
     """Write rows ``a`` at row ``start`` of ``ds`` (its extent already covers them) through
     h5py's low-level API: slicing costs about 0.1 ms a call in selections and object
     bookkeeping, and a flush makes hundreds of these calls. The rows are brought to the
-    dataset's own type first, so HDF5 copies them as they are (enum and bool columns
-    included, which it would not convert from a plain integer type)."""
-    dt = ds.dtype if dtype is None else dtype
-    if a.dtype != dt:
-        a = a.astype(dt)
+    dataset's own ``dtype`` first, so HDF5 copies them as they are (enum and bool columns
+    included, which it would not convert from a plain integer type); ``h5type``: the
+    dataset's HDF5 type (a :class:`Column` holds both)."""
+    if a.dtype != dtype:
+        a = a.astype(dtype)
     a = np.ascontiguousarray(a)
     if a.shape[0] == 0:
         return
     fs = ds.id.get_space()
     fs.select_hyperslab((start,) + (0,) * (a.ndim - 1), a.shape)
-    ds.id.write(h5py.h5s.create_simple(a.shape), fs, a, ds.id.get_type() if h5type is None else h5type)
+    ds.id.write(h5py.h5s.create_simple(a.shape), fs, a, h5type)
 
 
 def columns(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
