@@ -325,6 +325,31 @@ class _Layout:
         return result
 
 
+@kernel
+def _cuc_seconds(data, offsets, first, coarse, fine):
+    """Seconds of a CUC T-field (``coarse`` + ``fine`` octets, from byte ``first`` of each
+    packet) and whether the packet holds it: one pass, no copy of the code bytes."""
+    n = offsets.shape[0] - 1
+    out = np.empty(n, np.float64)
+    ok = np.zeros(n, np.bool_)
+    fk = min(fine, 6)   # fine octets beyond 6 are below float64 resolution
+    scale = 1.0 / 256.0 ** fk   # a power of two: exact, as timecodes.decode_cuc divides
+    for i in range(n):
+        start = offsets[i] + first
+        if start + coarse + fine > offsets[i + 1]:
+            out[i] = 0.0   # no code: the caller keeps the frame's time here
+            continue
+        c = np.int64(0)
+        for k in range(coarse):
+            c = (c << 8) | np.int64(data[start + k])
+        f = np.int64(0)
+        for k in range(fk):
+            f = (f << 8) | np.int64(data[start + coarse + k])
+        out[i] = np.float64(c) + np.float64(f) * scale
+        ok[i] = True
+    return out, ok
+
+
 def time_code_seconds(rows: np.ndarray, code: TimeCode) -> np.ndarray:
     """Seconds since the time code's epoch for each row of code bytes (a P-field is skipped)."""
     rows = np.ascontiguousarray(rows[:, 1:] if code.pfield else rows, dtype=np.uint8)
@@ -362,11 +387,15 @@ def _onboard_time(batch: PacketBatch, apid_def) -> np.ndarray:
     code = getattr(apid_def, "time_code", None) if apid_def is not None else None
     if code is None or len(batch) == 0:
         return frame_time.copy()
-    rows, ok = _time_rows(batch.data, batch.offsets, np.int64(code.offset), np.int64(code.length))
+    if code.kind == "cuc":   # the common case, in one kernel pass over the packets
+        seconds, ok = _cuc_seconds(batch.data, batch.offsets, np.int64(code.offset + (1 if code.pfield else 0)),
+                                   np.int64(code.coarse), np.int64(code.fine))
+    else:
+        rows, ok = _time_rows(batch.data, batch.offsets, np.int64(code.offset), np.int64(code.length))
+        seconds = time_code_seconds(rows, code)
     # a packet without a secondary header (e.g. a continuation segment) carries no time code
     ok &= batch.header["sec_hdr"] == 1
-    t = timecodes.to_unix(time_code_seconds(rows, code), apid_def.epoch,
-                          getattr(apid_def, "time_scale", None))
+    t = timecodes.to_unix(seconds, apid_def.epoch, getattr(apid_def, "time_scale", None))
     return np.where(ok, t, frame_time)
 
 

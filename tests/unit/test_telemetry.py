@@ -314,3 +314,22 @@ def test_grouped_headers_follow_their_packets(demo):
     for apid, dec in decoded.items():
         idx = np.flatnonzero(b.header["apid"] == apid)
         assert dec.packets.header.tobytes() == b.header[idx].tobytes()
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.integers(1, 7), st.integers(0, 10), st.booleans(), st.integers(0, 12),
+       st.lists(st.integers(0, 40), min_size=1, max_size=8), st.integers(0, 2 ** 32 - 1))
+def test_cuc_kernel_equals_time_code_decoding(coarse, fine, pfield, offset, lengths, seed):
+    """The one-pass CUC kernel gives what the code bytes decoded by timecodes give, bit for
+    bit, and refuses the packets too short to hold the code."""
+    from groundseg.mission.model import TimeCode
+    code = TimeCode("cuc", offset=offset, pfield=pfield, coarse=coarse, fine=fine)
+    rng = np.random.default_rng(seed)
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = rng.integers(0, 256, int(offsets[-1]), dtype=np.uint8)
+    got, ok = telemetry._cuc_seconds(data, offsets, np.int64(offset + pfield), np.int64(coarse), np.int64(fine))
+    rows, want_ok = telemetry._time_rows(data, offsets, np.int64(code.offset), np.int64(code.length))
+    want = telemetry.time_code_seconds(rows, code)
+    assert ok.tolist() == want_ok.tolist()
+    assert got[ok].tobytes() == want[ok].tobytes()
