@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from groundseg.coding import convolutional as cc
-
-from groundseg.coding import viterbi_decoder as vd
 from benchmarks.timing import best_cpu_and_wall
+from groundseg.coding import convolutional as cc
+from groundseg.coding import viterbi_decoder as vd
 
 CHUNK = 1 << 20
 RATE = {"1/2": 0.5, "7/8": 7 / 8}

@@ -395,13 +395,12 @@ class ArchiveFile:
             self.unc_rows = self.unc_bytes = 0
 
         # a commit counts every row: partial chunks kept back by uncommitted writes go in too
-        tails = [] if write_only else [(p, t) for p, t in self.tables.items()
-                                       if t.direct and t.unwritten_tails()]
+        tails = [] if write_only else self._tables_with_tails()
 
         def work():
             for path, snap, rows, heap_len in jobs:
                 snap.write(f, rows, heap_len, partial=not write_only)
-            for path, table in tails:
+            for table in tails:
                 table.write_tails(f)
             for key, k0, vals in index_rows:
                 ds = f[key]
@@ -455,12 +454,15 @@ class ArchiveFile:
             self.file.attrs["layout_gen"] = self.layout_gen
             self.layout_changed = False
 
+    def _tables_with_tails(self) -> list[Table]:
+        """Tables holding partial chunks that uncommitted writes kept back from the file."""
+        return [t for t in self.tables.values() if t.direct and t.unwritten_tails()]
+
     def commit(self) -> None:
         """Commit what is written (nothing may be in flight: the commit counts it)."""
         self.join()
-        for path, table in self.tables.items():   # the rows it counts are all in the file
-            if table.direct and table.unwritten_tails():
-                table.write_tails(self.file)
+        for table in self._tables_with_tails():   # the rows it counts are all in the file
+            table.write_tails(self.file)
         self.unc_rows = self.unc_bytes = 0
         write_commit(self.file, self.commit_row())
         self.on_written(dict(self.rows))

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-
 from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncoder
 from groundseg.coding.demod import Demodulator

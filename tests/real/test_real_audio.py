@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-
-from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding import differential, sync
+from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder, build_stages
 from groundseg.coding.demod import Demodulator
 from groundseg.coding.demod.source import DemodulatedSource

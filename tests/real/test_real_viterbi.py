@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from groundseg.coding import differential
-
 from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding.channel import ChannelConfig, ChannelDecoder
 from groundseg.coding.frame_batch import INTEGRITY_CORRECTED, INTEGRITY_UNCORRECTABLE, FrameBatch

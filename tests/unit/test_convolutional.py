@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from groundseg.coding import convolutional as cc
-
-from groundseg.coding import viterbi_decoder as vd
 from groundseg.coding import _viterbi_gen
+from groundseg.coding import convolutional as cc
+from groundseg.coding import viterbi_decoder as vd
 from tests.reference import convolutional_reference as ref
 
 # The 32-lane kernels run as plain Python under NUMBA_DISABLE_JIT=1 at about a second per
