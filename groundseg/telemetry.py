@@ -1,7 +1,7 @@
 """Packet fields per APID through ccsdspy definitions, with onboard time (CCSDS 133.0-B, 301.0-B).
 
 A :class:`~groundseg.link.records.PacketBatch` of mixed APIDs is grouped by APID
-once (a stable argsort and one gather kernel), then each APID's packets are
+once (one counting-sort kernel over the bytes and header rows), then each APID's packets are
 decoded by its ccsdspy definition in one call per batch, calibrated
 (polynomials from the mission's CSV) and timed: the APID's CUC or CDS time code
 (301.0-B, decoded by :mod:`groundseg.link.timecodes`, TAI-UTC removed for the
@@ -88,40 +88,63 @@ _U16, _U24, _U32, _U40, _U48, _U56 = (np.uint64(k) for k in (16, 24, 32, 40, 48,
 _FF = np.uint64(0xFF)
 
 @kernel
-def _gather_packets(data, offsets, order):
-    """Packets ``order[i]`` back to back: the bytes and the new offsets."""
-    # Unsigned indices throughout: numba adds a negative-index check to every signed
-    # one, which keeps LLVM from streaming the copies (7x slower measured).
-    n = order.shape[0]
-    new_offsets = np.empty(n + 1, np.int64)
-    new_offsets[0] = 0
+def _group_by_apid(data, offsets, apids, rows):
+    """Packets grouped by APID in one pass (a counting sort: stable, reception order kept
+    within an APID): (bytes, offsets, header rows, group bounds, group APIDs). ``rows``:
+    the header records as (n, itemsize) bytes."""
+    # Unsigned indices in the copies: numba adds a negative-index check to every signed
+    # one, which keeps LLVM from streaming them (7x slower measured).
+    n = apids.shape[0]
+    m = 0
     for i in range(n):
-        j = order[i]
-        new_offsets[i + 1] = new_offsets[i] + (offsets[j + 1] - offsets[j])
-    out = np.empty(new_offsets[n], np.uint8)
-    d = np.uint64(0)
+        if apids[i] >= m:
+            m = np.int64(apids[i]) + 1
+    next_row = np.zeros(m + 1, np.int64)     # per APID: rows, then where its next one goes
+    next_byte = np.zeros(m + 1, np.int64)
     for i in range(n):
-        j = order[i]
-        for k in range(np.uint64(offsets[j]), np.uint64(offsets[j + 1])):
-            out[d] = data[k]
-            d += np.uint64(1)
-    return out, new_offsets
-
-
-@kernel
-def _take_rows(rows, order):
-    """``rows[order]`` for a 2-D uint8 array (records viewed as bytes)."""
-    n = order.shape[0]
+        a = np.int64(apids[i]) + 1
+        next_row[a] += 1
+        next_byte[a] += offsets[i + 1] - offsets[i]
+    n_groups = 0
+    for a in range(1, m + 1):
+        if next_row[a]:
+            n_groups += 1
+        next_row[a] += next_row[a - 1]
+        next_byte[a] += next_byte[a - 1]
+    bounds = np.empty(n_groups + 1, np.int64)
+    group_apids = np.empty(n_groups, apids.dtype)
+    g = 0
+    for a in range(m):
+        if next_row[a + 1] > next_row[a]:
+            bounds[g] = next_row[a]
+            group_apids[g] = a
+            g += 1
+    bounds[n_groups] = n
+    total = next_byte[m]
+    out = np.empty(total, np.uint8)
+    out_offsets = np.empty(n + 1, np.int64)
+    out_offsets[n] = total
     width = np.uint64(rows.shape[1])
-    out = np.empty((n, rows.shape[1]), np.uint8)
+    out_rows = np.empty((n, rows.shape[1]), np.uint8)
     flat_in = rows.ravel()
-    flat_out = out.ravel()
+    flat_out = out_rows.ravel()
     for i in range(n):
-        src = np.uint64(order[i]) * width
-        dst = np.uint64(i) * width
+        a = np.int64(apids[i])
+        r = next_row[a]
+        next_row[a] = r + 1
+        d = next_byte[a]
+        length = offsets[i + 1] - offsets[i]
+        next_byte[a] = d + length
+        out_offsets[r] = d
+        src = np.uint64(offsets[i])
+        ud = np.uint64(d)
+        for k in range(np.uint64(length)):
+            out[ud + k] = data[src + k]
+        s = np.uint64(i) * width
+        t = np.uint64(r) * width
         for k in range(width):
-            flat_out[dst + k] = flat_in[src + k]
-    return out
+            flat_out[t + k] = flat_in[s + k]
+    return out, out_offsets, out_rows, bounds, group_apids
 
 
 @kernel
@@ -360,21 +383,16 @@ def time_code_seconds(rows: np.ndarray, code: TimeCode) -> np.ndarray:
 
 def _group(packets: PacketBatch):
     """Packets sorted by APID (stable: reception order within an APID) and the group bounds."""
-    apids = packets.header["apid"]
+    header = packets.header
+    apids = header["apid"]
     n = apids.shape[0]
     if n and (apids == apids[0]).all():
         return packets, np.array([0, n]), apids[:1]
-    order = np.argsort(apids, kind="stable")
-    data, offsets = _gather_packets(packets.data, packets.offsets, order)
-    header = packets.header
     # rows as bytes: numpy's structured fancy indexing copies field by field
     rows = np.ascontiguousarray(header).view(np.uint8).reshape(n, header.dtype.itemsize)
-    sorted_header = _take_rows(rows, order).view(header.dtype).reshape(n)
-    sorted_batch = PacketBatch(data, offsets, sorted_header)
-    sa = sorted_batch.header["apid"]
-    starts = np.flatnonzero(np.diff(sa)) + 1
-    bounds = np.concatenate(([0], starts, [n]))
-    return sorted_batch, bounds, sa[bounds[:-1]]
+    data, offsets, sorted_rows, bounds, group_apids = _group_by_apid(packets.data, packets.offsets,
+                                                                    apids, rows)
+    return PacketBatch(data, offsets, sorted_rows.view(header.dtype).reshape(n)), bounds, group_apids
 
 
 def _slice(batch: PacketBatch, i0: int, i1: int) -> PacketBatch:

@@ -208,16 +208,27 @@ def test_ccsdspy_stays_quiet(demo, capfd, caplog):
     assert out == "" and "ccsdspy" not in err
 
 
-def test_gather_kernel_against_reference():
-    rng = np.random.default_rng(11)
-    lengths = rng.integers(1, 20, 50)
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 7, 200, 2047, 9000]), st.integers(0, 40)),
+                max_size=60), st.integers(0, 2 ** 32 - 1))
+def test_group_kernel_equals_a_stable_argsort(packets, seed):
+    """The counting-sort kernel groups bytes, offsets and header rows as a stable argsort
+    by APID and two gathers would (empty packets and a lone APID included)."""
+    rng = np.random.default_rng(seed)
+    apids = np.array([a for a, _ in packets], np.uint16)
+    lengths = np.array([k for _, k in packets], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     data = rng.integers(0, 256, offsets[-1], dtype=np.uint8)
-    order = rng.permutation(50).astype(np.int64)
-    out, new_offsets = telemetry._gather_packets(data, offsets, order)
-    reference = b"".join(data[offsets[j]:offsets[j + 1]].tobytes() for j in order)
-    assert out.tobytes() == reference
+    rows = rng.integers(0, 256, (len(packets), 30), dtype=np.uint8)
+    out, new_offsets, new_rows, bounds, group_apids = telemetry._group_by_apid(data, offsets, apids, rows)
+    order = np.argsort(apids, kind="stable")
+    assert out.tobytes() == b"".join(data[offsets[j]:offsets[j + 1]].tobytes() for j in order)
     assert new_offsets.tolist() == [0] + np.cumsum(lengths[order]).tolist()
+    assert np.array_equal(new_rows, rows[order])
+    present = sorted(set(apids.tolist()))
+    assert group_apids.tolist() == present
+    assert np.diff(bounds).tolist() == [int((apids == a).sum()) for a in present]
+    assert bounds[-1] == len(packets)
 
 
 @st.composite
@@ -295,13 +306,6 @@ def test_any_lengths_are_decoded_or_counted(plan):
             assert np.all(np.diff(d.packets.offsets) == expected)
             assert all(len(v) == len(d.packets) for v in d.fields.values())
         assert len(d.rejected) == d.rejects.get("packet_length", 0)
-
-
-def test_take_rows_kernel_against_reference():
-    rng = np.random.default_rng(12)
-    rows = rng.integers(0, 256, (40, 30), dtype=np.uint8)
-    order = rng.permutation(40).astype(np.int64)
-    assert np.array_equal(telemetry._take_rows(rows, order), rows[order])
 
 
 def test_grouped_headers_follow_their_packets(demo):
