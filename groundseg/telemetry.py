@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from groundseg import _reuse
 from groundseg._numba import kernel
 from groundseg.link import timecodes
 from groundseg.link.records import PacketBatch
@@ -88,44 +89,46 @@ _U16, _U24, _U32, _U40, _U48, _U56 = (np.uint64(k) for k in (16, 24, 32, 40, 48,
 _FF = np.uint64(0xFF)
 
 @kernel
-def _group_by_apid(data, offsets, apids, rows):
-    """Packets grouped by APID in one pass (a counting sort: stable, reception order kept
-    within an APID): (bytes, offsets, header rows, group bounds, group APIDs). ``rows``:
-    the header records as (n, itemsize) bytes."""
-    # Unsigned indices in the copies: numba adds a negative-index check to every signed
-    # one, which keeps LLVM from streaming them (7x slower measured).
+def _apid_groups(apids, offsets):
+    """A counting sort's plan: per APID value a (first row, first byte) once grouped, the
+    groups' bounds and APIDs (ascending)."""
     n = apids.shape[0]
     m = 0
     for i in range(n):
         if apids[i] >= m:
             m = np.int64(apids[i]) + 1
-    next_row = np.zeros(m + 1, np.int64)     # per APID: rows, then where its next one goes
-    next_byte = np.zeros(m + 1, np.int64)
+    first_row = np.zeros(m + 1, np.int64)
+    first_byte = np.zeros(m + 1, np.int64)
     for i in range(n):
         a = np.int64(apids[i]) + 1
-        next_row[a] += 1
-        next_byte[a] += offsets[i + 1] - offsets[i]
+        first_row[a] += 1
+        first_byte[a] += offsets[i + 1] - offsets[i]
     n_groups = 0
     for a in range(1, m + 1):
-        if next_row[a]:
+        if first_row[a]:
             n_groups += 1
-        next_row[a] += next_row[a - 1]
-        next_byte[a] += next_byte[a - 1]
+        first_row[a] += first_row[a - 1]
+        first_byte[a] += first_byte[a - 1]
     bounds = np.empty(n_groups + 1, np.int64)
     group_apids = np.empty(n_groups, apids.dtype)
     g = 0
     for a in range(m):
-        if next_row[a + 1] > next_row[a]:
-            bounds[g] = next_row[a]
+        if first_row[a + 1] > first_row[a]:
+            bounds[g] = first_row[a]
             group_apids[g] = a
             g += 1
     bounds[n_groups] = n
-    total = next_byte[m]
-    out = np.empty(total, np.uint8)
-    out_offsets = np.empty(n + 1, np.int64)
-    out_offsets[n] = total
+    return first_row, first_byte, bounds, group_apids
+
+
+@kernel
+def _group_copy(data, offsets, apids, rows, next_row, next_byte, out, out_offsets, out_rows):
+    """Each packet's bytes and header row to its place in ``_apid_groups``' plan (which it
+    advances), in one pass; stable: reception order kept within an APID."""
+    # Unsigned indices in the copies: numba adds a negative-index check to every signed
+    # one, which keeps LLVM from streaming them (7x slower measured).
+    n = apids.shape[0]
     width = np.uint64(rows.shape[1])
-    out_rows = np.empty((n, rows.shape[1]), np.uint8)
     flat_in = rows.ravel()
     flat_out = out_rows.ravel()
     for i in range(n):
@@ -144,6 +147,20 @@ def _group_by_apid(data, offsets, apids, rows):
         t = np.uint64(r) * width
         for k in range(width):
             flat_out[t + k] = flat_in[s + k]
+    out_offsets[n] = out.shape[0]
+
+
+def _group_by_apid(data, offsets, apids, rows):
+    """Packets grouped by APID (a counting sort, stable): (bytes, offsets, header rows,
+    group bounds, group APIDs); ``rows``: the header records as (n, itemsize) bytes. The
+    outputs are the last batch's when nobody holds them any more (:mod:`groundseg._reuse`):
+    a fresh 30 MB batch costs more in page faults than its copy."""
+    first_row, first_byte, bounds, group_apids = _apid_groups(apids, offsets)
+    n = apids.shape[0]
+    out = _reuse.empty("telemetry.data", (int(first_byte[-1]),), np.uint8)
+    out_offsets = _reuse.empty("telemetry.offsets", (n + 1,), np.int64)
+    out_rows = _reuse.empty("telemetry.rows", (n, rows.shape[1]), np.uint8)
+    _group_copy(data, offsets, apids, rows, first_row, first_byte, out, out_offsets, out_rows)
     return out, out_offsets, out_rows, bounds, group_apids
 
 
@@ -338,7 +355,7 @@ class _Layout:
         counts = np.asarray(self.counts, np.int64)[self.field_of]
         base = seg[:-1][self.field_of] + self.index_in * itemsize
         stride = counts * itemsize
-        out = np.empty(seg[-1], np.uint8)
+        out = _reuse.empty("telemetry.fields", (int(seg[-1]),), np.uint8, keep=16)  # one per APID
         _extract_fields(data, starts.astype(np.int64), self.bit_off, self.bit_len, self.kind,
                         self.nbytes, self.little, base, stride, out)
         result = {}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from groundseg._numba import kernel, kernel_inline
+from groundseg import _reuse
 from groundseg.link.records import (PACKET_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
                                     ApidStats, PacketBatch, PacketOutput, PacketStats, RejectBatch)
 
@@ -311,16 +312,17 @@ def decode_primary_headers(data: np.ndarray, starts: np.ndarray) -> dict[str, np
 
 
 class _Outputs:
-    """Preallocated kernel outputs for at most ``capacity`` bytes."""
+    """Kernel outputs for at most ``capacity`` bytes: the last batch's when its caller let
+    go of them (see :mod:`groundseg._reuse`)."""
 
     def __init__(self, capacity: int, max_rejects: int):
         max_packets = capacity // 7 + 2
-        self.data = np.empty(capacity, np.uint8)
+        self.data = _reuse.empty("packets.data", (capacity,), np.uint8)
         # only off[0] is read before the kernel writes it: zeroing megabytes is page faults
-        self.off = np.empty(max_packets + 1, np.int64)
+        self.off = _reuse.empty("packets.off", (max_packets + 1,), np.int64)
         self.off[0] = 0
-        self.hdr = np.empty(max_packets, PACKET_DTYPE)
-        self.rej_data = np.empty(capacity, np.uint8)
+        self.hdr = _reuse.empty("packets.hdr", (max_packets,), PACKET_DTYPE)
+        self.rej_data = _reuse.empty("packets.rej_data", (capacity,), np.uint8)
         self.rej_off = np.zeros(max_rejects + 1, np.int64)
         self.rej_reason = np.empty(max_rejects, np.int64)
         self.rej_row = np.empty(max_rejects, np.int64)

@@ -1,0 +1,164 @@
+"""Output arrays reused only when nobody holds them (groundseg._reuse), and the stages
+that hand them out: a batch a caller keeps is never written over by the next one."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from groundseg import _reuse, telemetry
+from groundseg._numba import kernel
+from groundseg.link import packets as P
+from groundseg.link.records import PACKET_DTYPE, PacketBatch
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    _reuse.release()
+    yield
+    _reuse.release()
+
+
+@kernel
+def _first_half(a):
+    return a[: a.shape[0] // 2]
+
+
+def _base(a):
+    """Where the array's memory starts (holding the owner itself would keep it from reuse)."""
+    return a.__array_interface__["data"][0]
+
+
+def test_an_array_let_go_is_reused():
+    a = _reuse.empty("t", (1000,), np.uint8)
+    owner = _base(a)
+    del a
+    b = _reuse.empty("t", (900,), np.uint8)
+    assert _base(b) == owner and b.shape == (900,)
+
+
+def test_an_array_held_is_not_written_over():
+    a = _reuse.empty("t", (1000,), np.uint8)
+    a[:] = 7
+    b = _reuse.empty("t", (1000,), np.uint8)
+    b[:] = 9
+    assert (a == 7).all() and not np.shares_memory(a, b)
+
+
+@pytest.mark.parametrize("hold", ["slice", "view", "numba", "memoryview", "ascontiguous"])
+def test_every_kind_of_holder_keeps_its_array(hold):
+    a = _reuse.empty("t", (1000,), np.uint8)
+    a[:] = 7
+    if hold == "slice":
+        held = a[10:20]
+    elif hold == "view":
+        held = a.view(np.int8)[::2]
+    elif hold == "numba":
+        held = _first_half(a)
+    elif hold == "memoryview":
+        held = memoryview(a)
+    else:
+        held = np.ascontiguousarray(a)
+    del a
+    b = _reuse.empty("t", (1000,), np.uint8)
+    b[:] = 9
+    assert (np.asarray(held) == 7).all()
+
+
+def test_shape_dtype_and_size_must_fit():
+    a = _reuse.empty("t", (10, 30), np.uint8, keep=4)
+    owner = _base(a)
+    del a
+    assert _base(_reuse.empty("t", (10, 31), np.uint8, keep=4)) != owner
+    assert _base(_reuse.empty("t", (10, 30), np.int8, keep=4)) != owner
+    c = _reuse.empty("t", (12, 30), np.uint8, keep=4)    # up to a quarter more fits
+    assert _base(c) == owner and c.shape == (12, 30)
+    del c
+    assert _base(_reuse.empty("t", (100, 30), np.uint8, keep=4)) != owner
+
+
+def test_only_the_newest_are_kept():
+    a = _reuse.empty("t", (10,), np.uint8)
+    first = _base(a)
+    del a
+    held = [_reuse.empty("t", (20,), np.uint8) for _ in range(2)]   # two more owners
+    assert _base(_reuse.empty("t", (5,), np.uint8)) != first       # the first was let go
+    assert all(_base(h) != first for h in held)
+
+
+def test_threads_never_share_an_array():
+    seen = {}
+
+    def take(k):
+        a = _reuse.empty("t", (100,), np.uint8)
+        seen[k] = _base(a)
+        del a
+
+    take("main")
+    t = threading.Thread(target=take, args=("other",))
+    t.start()
+    t.join()
+    assert seen["main"] != seen["other"]
+
+
+def test_extractor_batches_kept_by_the_caller_stay_whole():
+    rng = np.random.default_rng(5)
+    ex = P.PacketExtractor(1)
+    kept, expected = [], []
+    for _ in range(4):
+        apids = rng.integers(100, 105, 50)
+        lengths = rng.integers(1, 40, 50)
+        flat = rng.integers(0, 256, int(lengths.sum())).astype(np.uint8)
+        seq = np.arange(50) + 50 * len(kept)
+        stream, starts = P.build_packets(apids, seq, (flat, lengths))
+        zones, fhp = P.pack_mpdu(stream, starts, 64)
+        out = ex.push_data_fields(zones, fhp, np.zeros(len(fhp), bool)).packets
+        kept.append(out)
+        expected.append((out.data.tobytes(), out.offsets.tobytes(), out.header.tobytes()))
+    for out, (d, o, h) in zip(kept, expected):
+        assert (out.data.tobytes(), out.offsets.tobytes(), out.header.tobytes()) == (d, o, h)
+    assert len({_base(b.data) for b in kept}) == len(kept)
+
+
+def test_extractor_reuses_a_batch_let_go():
+    rng = np.random.default_rng(6)
+    apids = rng.integers(100, 105, 80)
+    lengths = rng.integers(1, 40, 80)
+    flat = rng.integers(0, 256, int(lengths.sum())).astype(np.uint8)
+    stream, starts = P.build_packets(apids, np.arange(80), (flat, lengths))
+    zones, fhp = P.pack_mpdu(stream, starts, 64)
+    ex = P.PacketExtractor(1)
+    first = ex.push_data_fields(zones, fhp, np.zeros(len(fhp), bool)).packets
+    owner, reference = _base(first.data), first.data.tobytes()
+    del first
+    ex.reset()
+    again = ex.push_data_fields(zones, fhp, np.zeros(len(fhp), bool)).packets
+    assert _base(again.data) == owner and again.data.tobytes() == reference
+
+
+def _mixed_batch(rng, n, seq0):
+    apids = rng.choice([7, 200, 201], n).astype(np.uint16)
+    lengths = rng.integers(7, 60, n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    data = rng.integers(0, 256, offsets[-1], dtype=np.uint8)
+    header = np.zeros(n, PACKET_DTYPE)
+    header["apid"] = apids
+    header["seq_count"] = seq0 + np.arange(n)
+    header["length"] = lengths
+    for i in range(n):
+        data[offsets[i]] = (apids[i] >> 8) & 7
+        data[offsets[i] + 1] = apids[i] & 0xFF
+    return PacketBatch(data, offsets, header)
+
+
+def test_telemetry_groups_kept_by_the_caller_stay_whole():
+    rng = np.random.default_rng(8)
+    kept = []
+    for k in range(4):
+        decoded, _ = telemetry.decode(_mixed_batch(rng, 200, 200 * k), None)
+        snapshot = {a: (d.packets.data.tobytes(), d.packets.header.tobytes()) for a, d in decoded.items()}
+        kept.append((decoded, snapshot))
+    for decoded, snapshot in kept:
+        assert {a: (d.packets.data.tobytes(), d.packets.header.tobytes())
+                for a, d in decoded.items()} == snapshot
