@@ -20,6 +20,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from groundseg import _page_cache
 from groundseg.archive.chunks import rows_in_file
 from groundseg.archive.commitlog import commit_row, write_commit
 from groundseg.archive.errors import ArchiveError, ArchiveMismatchError, write_error
@@ -81,6 +82,7 @@ class ArchiveFile:
         self.table_names: list[str] = []
         self.layout_gen = 0
         self.flush_id = 0
+        self.committed_size = 0      # the file's size at the last commit (see _drop_cached)
         self.rows: dict[str, int] = {}
         self.heap_len: dict[str, int] = {}
         self.apid_groups: dict[int, str] = {}
@@ -413,6 +415,7 @@ class ArchiveFile:
                     g[name][pass_row[0]] = v
             if commit_row is not None:
                 write_commit(self.file, commit_row)
+                self._drop_cached()
         written = dict(self.rows)
         if write_only:
             # columns written chunk by chunk hold whole chunks only until the next commit
@@ -465,7 +468,21 @@ class ArchiveFile:
             table.write_tails(self.file)
         self.unc_rows = self.unc_bytes = 0
         write_commit(self.file, self.commit_row())
+        self._drop_cached()
         self.on_written(dict(self.rows))
+
+    def _drop_cached(self) -> None:
+        """An archive too large to stay cached: the pages written before the last commit
+        leave the page cache (groundseg._page_cache); the newest stay, for the writes
+        and dedup reads that follow."""
+        try:
+            fd = self.file.id.get_vfd_handle()
+            size = os.fstat(fd).st_size
+        except (OSError, ValueError, TypeError, AttributeError):
+            return   # not a plain file (another HDF5 driver)
+        if _page_cache.large(size):
+            _page_cache.drop(fd, 0, self.committed_size)
+        self.committed_size = size
 
     def append_text(self, data: np.ndarray) -> int:
         """Append to the passes text heap (sources, mission files, reports), written at

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from groundseg import _page_cache
 from groundseg.errors import GroundsegError
 from groundseg.sources.base import KINDS, Chunk, Source
 
@@ -88,11 +89,15 @@ class CaptureFile(Source):
         self.stats.streams += 1
         try:
             with open(self.path, "rb", buffering=0) as f:
+                # a capture too large to stay cached is not left in the page cache behind us
+                drop_behind = _page_cache.large(os.fstat(f.fileno()).st_size)
                 while True:
                     buf = bytearray(self.chunk_bytes)
                     n = f.readinto(buf)
                     if not n:
                         break
+                    if drop_behind:   # its bytes are in buf now (from 0: pages readahead left)
+                        _page_cache.drop(f.fileno(), 0, done + n)
                     whole = n - n % self.dtype.itemsize
                     if whole != n:
                         # only the file's last read can end inside an element

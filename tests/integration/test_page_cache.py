@@ -1,0 +1,73 @@
+"""Files too large to stay cached leave the page cache behind the replay
+(groundseg._page_cache): the capture behind the read position, the archive's pages
+written before the last commit. Measured with util-linux's fincore on real files."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from groundseg import _page_cache, telemetry
+from groundseg.archive import ArchiveWriter
+from groundseg.mission import load_mission
+from groundseg.sources.capture import CaptureFile
+from tests.integration.test_archive_support import mixed_batch, write_mission
+
+pytestmark = pytest.mark.skipif(shutil.which("fincore") is None or not hasattr(os, "posix_fadvise"),
+                                reason="needs Linux posix_fadvise and util-linux fincore")
+
+
+def _resident(path) -> int:
+    """Bytes of ``path`` in the page cache."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+def _cached_file(path, nbytes: int) -> None:
+    """A file whose pages are all cached and clean (written, synced, read)."""
+    with open(path, "wb") as f:
+        f.write(np.random.default_rng(3).integers(0, 256, nbytes, dtype=np.uint8).tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    path.read_bytes()
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_a_large_capture_leaves_the_cache_as_it_is_read(tmp_path, monkeypatch, large):
+    path = tmp_path / "capture.bin"
+    _cached_file(path, 6 << 20)
+    expected = path.read_bytes()
+    if _resident(path) < (5 << 20):
+        pytest.skip("this filesystem does not keep the file cached")
+    monkeypatch.setattr(_page_cache, "LARGE_BYTES", 1 if large else 1 << 40)
+    got = b"".join(c.data.tobytes() for c in CaptureFile(path, kind="bits", chunk_bytes=1 << 20).chunks())
+    assert got == expected                      # read whole and unchanged either way
+    if large:
+        assert _resident(path) < (1 << 20)
+    else:
+        assert _resident(path) >= (5 << 20)
+
+
+def test_a_large_archive_leaves_the_cache_commit_by_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(_page_cache, "LARGE_BYTES", 1)
+    mission = load_mission(write_mission(tmp_path / "m"))
+    w = ArchiveWriter(tmp_path / "arc", mission, flush_seconds=0)
+    w.begin_pass("p")
+    for k in range(12):
+        decoded, _ = telemetry.decode(mixed_batch(4000, t0=1.7e9 + 10_000 * k, seq0=4000 * k, seed=k,
+                                                  rx0=1.8e9 + 10_000 * k), mission)
+        w.append(decoded=decoded)
+        time.sleep(0.05)   # writeback of what the last commit queued
+    w.end_pass({})
+    w.close()
+    size = os.path.getsize(w.path)
+    assert size > (4 << 20)
+    # what the last commits wrote may still be cached; everything before has left
+    assert _resident(w.path) < 0.5 * size
+    with ArchiveWriter(tmp_path / "arc", mission) as again:   # and the archive is whole
+        assert again.path == w.path
