@@ -331,6 +331,9 @@ class _KeyIndex:
         self.clock = 0
         self.loader = loader         # (run, timed) -> (keys, times, passes, untimed)
         self._spans = None           # (lo, hi, untimed, unknown) arrays over self.runs
+        # a run with no rows to read back may have been unloaded since the last pruning:
+        # looking for one scans every run, thousands in a large archive, at every eviction
+        self._dead = False
 
     def __len__(self) -> int:
         return sum(r.count for r in self.live)
@@ -451,6 +454,7 @@ class _KeyIndex:
 
     def add_unloaded(self, sources, lo, hi, untimed) -> None:
         self._add(_Run(None, None, None, list(sources), lo, hi, untimed, 0))
+        self._dead = self._dead or not sources
 
     # -- reading back
     def _fill(self, r: _Run, keys, times, passes) -> None:
@@ -494,6 +498,7 @@ class _KeyIndex:
             self._fill(part, k, t, p)
             out.append(self._add(part))
         r.sources = []   # nothing left to read: dropped at the next eviction
+        self._dead = True
         r.lo = r.hi = np.nan
         r.exact_span = True
         r.untimed = False
@@ -530,6 +535,7 @@ class _KeyIndex:
                 if r is keep or r.pending:
                     continue
                 if all(src[2] <= written.get(src[0], 0) for src in r.sources):
+                    self._dead = self._dead or not r.sources
                     total -= r.nbytes
                     r.keys = r.times = r.passes = None
                     r.count = 0
@@ -539,11 +545,13 @@ class _KeyIndex:
                             del self.open[r.bucket]
             self.live = [r for r in self.live if r.loaded]
         # runs that never received a row have nothing to read back
-        if any(not r.loaded and not r.sources for r in self.runs):
-            self.runs = [r for r in self.runs if r.loaded or r.sources]
-            for i, r in enumerate(self.runs):
-                r.idx = i
-            self._spans = None
+        if self._dead:
+            self._dead = False
+            if any(not r.loaded and not r.sources for r in self.runs):
+                self.runs = [r for r in self.runs if r.loaded or r.sources]
+                for i, r in enumerate(self.runs):
+                    r.idx = i
+                self._spans = None
 
 
 class Deduplicator:
