@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from groundseg._numba import kernel, kernel_inline
 from groundseg import _reuse
+from groundseg._numba import kernel, kernel_inline
 from groundseg.link.records import (PACKET_DTYPE, REJECT_CODE, REJECT_DTYPE, REJECT_REASONS,
                                     ApidStats, PacketBatch, PacketOutput, PacketStats, RejectBatch)
 
