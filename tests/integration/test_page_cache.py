@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from groundseg import _page_cache, telemetry
-from groundseg.archive import ArchiveWriter
+from groundseg.archive import ArchiveWriter, open_archive
 from groundseg.mission import load_mission
 from groundseg.sources.capture import CaptureFile
 from tests.integration.test_archive_support import mixed_batch, write_mission
@@ -69,5 +69,8 @@ def test_a_large_archive_leaves_the_cache_commit_by_commit(tmp_path, monkeypatch
     assert size > (4 << 20)
     # what the last commits wrote may still be cached; everything before has left
     assert _resident(w.path) < 0.5 * size
-    with ArchiveWriter(tmp_path / "arc", mission) as again:   # and the archive is whole
-        assert again.path == w.path
+    with open_archive(w.path) as a:   # and the archive is whole: every packet read back
+        hk = a.packets(10)
+        assert len(hk) == 12 * 4000
+        assert np.array_equal(np.sort(hk["seq_count"].astype(np.int64)), np.sort(np.arange(48000) % 16384))
+        assert len(a.packets(11)) == 12 * 4000
