@@ -434,7 +434,7 @@ def _onboard_time(batch: PacketBatch, apid_def) -> np.ndarray:
     return np.where(ok, t, frame_time)
 
 
-def _polynomial(raw: np.ndarray, coeffs: tuple) -> np.ndarray:
+def polynomial(raw: np.ndarray, coeffs: tuple) -> np.ndarray:
     """a0 + a1*x + ... by Horner's rule, in place on one float64 array."""
     x = raw.astype(np.float64)
     if len(coeffs) == 1:
@@ -525,7 +525,7 @@ def _calibrate(fields: dict, apid_def, out: DecodedApid, cache: dict) -> None:
             coeffs = cache[meta.calibration] = parse_calibration(meta.calibration)
         raw = fields[name]
         out.raw_fields[name] = raw
-        fields[name] = _polynomial(raw, coeffs)
+        fields[name] = polynomial(raw, coeffs)
         out.calibration[name] = meta.calibration
 
 

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 import h5py
 import numpy as np
 
+from groundseg.archive.calibration import engineering, history, is_raw_counts
 from groundseg.archive.commitlog import pass_ranges
 from groundseg.archive.errors import ArchiveDamagedError, ArchiveError, ArchiveLockedError
 from groundseg.archive.h5access import OverlayFile, open_swmr_reader
@@ -491,10 +492,16 @@ class Archive:
                     if want is not None and fname not in want:
                         continue
                     ds = self._ds(f"{table}/fields/{fname}")
-                    fcols[fname] = self._read(table, f"fields/{fname}", sel, ds)
-                    # native byte order out (ccsdspy fields are often stored big-endian)
-                    fdt = ds.dtype.newbyteorder("=") if ds.dtype.byteorder == ">" else ds.dtype
-                    field_dtypes.setdefault(fname, (fdt, ds.shape[1:], ds.fillvalue))
+                    vals = self._read(table, f"fields/{fname}", sel, ds)
+                    if is_raw_counts(ds):
+                        vals = engineering(vals, history(ds), cols["pass_id"], ds.attrs["missing"])
+                        fdt, fill = vals.dtype, np.nan
+                    else:
+                        # native byte order out (ccsdspy fields are often stored big-endian)
+                        fdt = ds.dtype.newbyteorder("=") if ds.dtype.byteorder == ">" else ds.dtype
+                        fill = ds.fillvalue
+                    fcols[fname] = vals
+                    field_dtypes.setdefault(fname, (fdt, ds.shape[1:], fill))
                     del ds
             pieces.append((cols, fcols))
         dt = [(c, PACKET_DTYPE[c].str if c in PACKET_DTYPE.names else None) for c in PACKET_COLUMNS]
@@ -545,8 +552,13 @@ class Archive:
             g = self._f[path]["fields"]
             for name in self._field_order(g):
                 ds = g[name]  # not items(): h5py gives None for an object it cannot open
-                out[name] = {"dtype": str(ds.dtype), "units": str(ds.attrs.get("units", "")),
+                counts = is_raw_counts(ds)
+                out[name] = {"dtype": "float64" if counts else str(ds.dtype),
+                             "units": str(ds.attrs.get("units", "")),
                              "calibration": str(ds.attrs.get("calibration", ""))}
+                if counts:  # stored as raw counts, calibrated as they are read
+                    out[name]["raw_dtype"] = str(np.dtype(str(ds.attrs["raw_dtype"])))
+                    out[name]["calibrations"] = history(ds)
         return out
 
     @staticmethod

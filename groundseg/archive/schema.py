@@ -13,7 +13,9 @@ import numpy as np
 
 from groundseg.link.records import PACKET_DTYPE
 
-SCHEMA_VERSION = 1
+#: 1: calibrated fields stored as engineering values (float64); 2: as raw counts, calibrated
+#: on read (archive/calibration.py). A writer keeps the schema of the archive it opens.
+SCHEMA_VERSION = 2
 #: Debian's h5dump 1.10 reads v110 files; 'latest' would not be.
 LIBVER = ("v110", "v110")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

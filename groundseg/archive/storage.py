@@ -68,6 +68,7 @@ class ArchiveFile:
         self.on_flush = on_flush
         self.on_written = on_written
         self.file: h5py.File | None = None
+        self.schema = SCHEMA_VERSION      # the open archive's schema_version
         self.swmr = False
         self.tables: dict[str, Table] = {}
         self.known: set[str] = set()              # datasets and groups known to exist
@@ -138,6 +139,7 @@ class ArchiveFile:
             os.replace(tmp, self.path)
         except OSError as exc:
             raise write_error(self.path, exc, "cannot create the archive") from None
+        self.schema = SCHEMA_VERSION
         self.file = self.open("a")
         self.load_state()
 
@@ -158,6 +160,7 @@ class ArchiveFile:
         if int(f.attrs["schema_version"]) > SCHEMA_VERSION:
             raise ArchiveError(f"{self.path}: archive schema {int(f.attrs['schema_version'])} is newer "
                                f"than this groundseg understands ({SCHEMA_VERSION})")
+        self.schema = int(f.attrs["schema_version"])
         name = str(f.attrs.get("mission_name", ""))
         scid = int(f.attrs.get("spacecraft_id", -1))
         want = -1 if self.spacecraft_id is None else int(self.spacecraft_id)

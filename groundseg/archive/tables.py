@@ -49,6 +49,8 @@ def create_column(g: h5py.Group, name: str, dtype, tail: tuple, rows: int, optio
     if table == "passes" and not heap:
         kw["chunks"] = (256,)  # a few rows per pass, not millions
     fill = _fill_for(dtype)
+    if attrs and "missing" in attrs:  # raw counts: the value meaning "none" (archive/calibration.py)
+        fill = attrs["missing"]
     if fill is not None:
         kw["fillvalue"] = fill
     ds = g.create_dataset(name, shape=(rows,) + tuple(tail), dtype=h5type, **kw)

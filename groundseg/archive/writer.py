@@ -27,6 +27,7 @@ import time
 import h5py
 import numpy as np
 
+from groundseg.archive.calibration import RAW_COUNTS, history, is_raw_counts, stored_dtype, with_pass
 from groundseg.archive.dedup import Deduplicator, merge_span, packet_keys, span
 from groundseg.archive.errors import (
     ArchiveDamagedError, ArchiveError, ArchiveLockedError, write_error,
@@ -84,6 +85,7 @@ class ArchiveWriter:
         self._pass: dict | None = None
         self._dedup: Deduplicator | None = None       # the open pass's
         self._loaded: set[int] = set()  # earlier passes whose dedup keys this pass read back
+        self._raw_state: dict[str, list] = {}   # calibrated field columns (_raw_counts)
         self._store = ArchiveFile(self.path, self.mission_name, self.spacecraft_id,
                                   compression_settings(compression), clock, self._pass_id,
                                   self._pass_row, self._written)
@@ -441,15 +443,17 @@ class ArchiveWriter:
             # a DecodedApid carries one APID; anything else is routed by its own header
             for a in np.unique(d.packets.header["apid"]):
                 m = d.packets.header["apid"] == a
+                mine = a == apid
                 self._archive_packets(int(a), declared.get(int(a)), d.packets.select(m), onboard[m],
-                                      {k: np.asarray(v)[m] for k, v in d.fields.items()} if a == apid else {},
-                                      d.units, d.calibration)
+                                      {k: np.asarray(v)[m] for k, v in d.fields.items()} if mine else {},
+                                      d.units, d.calibration,
+                                      {k: np.asarray(v)[m] for k, v in d.raw_fields.items()} if mine else {})
             return
         self._archive_packets(apid, declared.get(apid), d.packets, onboard,
-                              d.fields or {}, d.units or {}, d.calibration or {})
+                              d.fields or {}, d.units or {}, d.calibration or {}, d.raw_fields or {})
 
     def _archive_packets(self, apid: int, name: str | None, batch: PacketBatch, onboard: np.ndarray,
-                         fields: dict, units: dict, calibration: dict) -> None:
+                         fields: dict, units: dict, calibration: dict, raw_fields: dict | None = None) -> None:
         n = len(batch)
         h = batch.header
         p = self._pass
@@ -461,14 +465,19 @@ class ArchiveWriter:
         path = self._store.ensure_packet_table(apid if name is not None else None, name)
         # fields checked and their datasets made before dedup remembers these packets
         specs = {}
+        fields = dict(fields)
         for position, fname in enumerate(list(fields)):
-            arr = np.asarray(fields[fname])
-            if arr.dtype.kind in "OU":
-                arr = arr.astype("S")
-            fields[fname] = arr
+            cal = str(calibration.get(fname, "") or "")
             # HDF5 lists a group's members by name: the definition's order is kept apart
-            attrs = {"units": str(units.get(fname, "") or ""),
-                     "calibration": str(calibration.get(fname, "") or ""), "position": position}
+            attrs = {"units": str(units.get(fname, "") or ""), "calibration": cal, "position": position}
+            raw = (raw_fields or {}).get(fname) if cal else None
+            arr = self._raw_counts(path, "fields/" + hdf5_name(fname), raw, cal, attrs) \
+                if raw is not None else None
+            if arr is None:
+                arr = np.asarray(fields[fname])
+                if arr.dtype.kind in "OU":
+                    arr = arr.astype("S")
+            fields[fname] = arr
             specs["fields/" + hdf5_name(fname)] = (arr.dtype, arr.shape[1:], attrs)
         table = self._store.ensure_table_columns(path, specs, "header", heap="raw") if specs else self._store.tables[path]
         fcols = {}
@@ -508,6 +517,41 @@ class ArchiveWriter:
         p["rt"] = merge_span(p["rt"], span(rt))
         p["kt"] = merge_span(p["kt"], span(ktime[exact]))
         self._store.enter_swmr()
+
+    def _raw_counts(self, path: str, col: str, raw, cal: str, attrs: dict):
+        """A calibrated field's raw counts as its column stores them (archive/calibration.py),
+        ``attrs`` completed for a new column; None: the column keeps engineering values
+        (a schema 1 archive, a column written so before, a count with no wider type)."""
+        key = path + "/" + col
+        state = self._raw_state.get(key)  # [raw counts?, calibration history, stored dtype]
+        if state is None:
+            f = self._store.file
+            if key in f:
+                ds = f[key]
+                counts = is_raw_counts(ds)
+                state = [counts, history(ds) if counts else None, ds.dtype]
+            else:
+                raw = np.asarray(raw)
+                kind = stored_dtype(raw.dtype) if self._store.schema >= 2 else None
+                if kind is None:
+                    state = [False, None, None]
+                else:
+                    hist = [[self._pass["pass_id"], cal]]
+                    attrs.update({"values": RAW_COUNTS, "missing": kind[1], "raw_dtype": raw.dtype.str,
+                                  "calibrations": json.dumps(hist)})
+                    state = [True, hist, kind[0]]
+            self._raw_state[key] = state
+        if not state[0]:
+            return None
+        newer = with_pass(state[1], self._pass["pass_id"], cal)
+        if newer is not None:
+            # the mission's calibration changed: this pass's rows take the new one
+            self._store.structural()
+            ds = self._store.file[key]
+            ds.attrs["calibrations"] = json.dumps(newer)
+            ds.attrs["calibration"] = cal
+            state[1] = newer
+        return np.asarray(raw).astype(state[2])
 
     # -- flush and commit
 

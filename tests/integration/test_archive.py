@@ -328,9 +328,14 @@ def test_write_then_read_equals_written(tmp_path, mission):
         hk = decoded[10]
         assert g["seq_count"][:].tolist() == hk.packets.header["seq_count"].tolist()
         np.testing.assert_array_equal(g["raw"][:], hk.packets.data)
-        np.testing.assert_allclose(g["fields/temp"][:], hk.fields["temp"])
-        assert g["fields/temp"].attrs["units"] == "degC"
-        assert g["fields/temp"].attrs["calibration"] == "poly:-40.0,0.5"
+        # a calibrated field holds its raw counts (schema 2), one integer size wider; int16
+        # counts leave the int32 minimum free to mean "no value"
+        t = g["fields/temp"]
+        np.testing.assert_array_equal(t[:], hk.raw_fields["temp"])
+        assert t.dtype == np.dtype("<i4") and t.fillvalue == -2 ** 31 and t.attrs["values"] == "raw counts"
+        assert t.attrs["units"] == "degC"
+        assert t.attrs["calibration"] == "poly:-40.0,0.5"
+        assert json.loads(t.attrs["calibrations"]) == [[1, "poly:-40.0,0.5"]]
         np.testing.assert_array_equal(g["onboard_time"][:], hk.onboard_time)
         np.testing.assert_allclose(g["onboard_time"][:], 1.7e9 + np.arange(30), rtol=0, atol=60)
         assert (g["time_source"][:] == hdf5.TIME_ONBOARD).all()
@@ -977,6 +982,13 @@ def test_compressed_fields_keep_their_values_across_flushes(tmp_path, mission):
                 ds = g["fields/" + name]
                 assert ds.compression == "gzip", name
                 big_endian += ds.dtype.byteorder == ">"
-                want = np.concatenate([d[apid].fields[name] for d in decoded])
+                # calibrated fields hold their raw counts (schema 2)
+                kind = "raw_fields" if ds.attrs.get("values", "") == "raw counts" else "fields"
+                want = np.concatenate([getattr(d[apid], kind)[name] for d in decoded])
                 np.testing.assert_array_equal(ds[:], want, err_msg=name)
     assert big_endian, "no big-endian field: the case is not covered"
+    with open_archive(tmp_path / "unit.h5") as a:
+        rows = a.packets("hk")
+        for name in decoded[0][10].fields:
+            want = np.concatenate([d[10].fields[name] for d in decoded])
+            np.testing.assert_array_equal(rows[name], want, err_msg=name)

@@ -1,0 +1,87 @@
+"""Calibrated fields kept as raw counts, calibrated on read.
+
+A field with a calibration (the mission file's ``poly:a0,a1,...``) decodes to a raw count
+and an engineering value (XTCE's raw and engineering values, CCSDS 660.0-B). Archive
+schema 2 stores the raw count and applies the calibration when the archive is read, as
+mission control archives do: a 16-bit count stored as float64 was 8 bytes per value and
+half of what the demo mission's archive wrote.
+
+The count is stored one integer size wider than it decodes (``uint16`` -> ``int32``), so
+a value outside its range is free to mean "no value" (``missing``): rows archived
+without a decoded value (a field first declared in a later pass, packets archived raw)
+read back NaN, as the float64 columns of schema 1 did. Counts of 64-bit fields have no
+wider type and stay engineering values.
+
+A mission file may change a calibration between passes; each pass keeps the one it was
+decoded with: ``calibrations`` lists ``[first pass_id, calibration]`` in order, and a row
+takes the last entry at or before its own pass.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from groundseg.mission.model import parse_calibration
+from groundseg.telemetry import polynomial
+
+__all__ = ["RAW_COUNTS", "engineering", "history", "is_raw_counts", "stored_dtype", "with_pass"]
+
+#: the ``values`` attribute of a field dataset that holds raw counts
+RAW_COUNTS = "raw counts"
+
+# a count of this type is stored in the next: a value outside the count's range is free
+_WIDER = {np.dtype(k): np.dtype(v) for k, v in
+          (("u1", "<i2"), ("i1", "<i2"), ("u2", "<i4"), ("i2", "<i4"), ("u4", "<i8"), ("i4", "<i8"))}
+
+
+def stored_dtype(raw: np.dtype) -> tuple[np.dtype, int | float] | None:
+    """(stored dtype, missing value) for raw counts of ``raw``'s type; None: no room
+    (64-bit counts, text), keep engineering values."""
+    raw = np.dtype(raw)
+    if raw.kind == "f":
+        return raw.newbyteorder("<"), float("nan")
+    wide = _WIDER.get(raw.newbyteorder("=") if raw.byteorder in "<>" else raw)
+    if wide is None:
+        return None
+    return wide, int(np.iinfo(wide).min) if raw.kind == "i" else -1
+
+
+def is_raw_counts(ds) -> bool:
+    return ds.attrs.get("values", "") == RAW_COUNTS
+
+
+def history(ds) -> list[list]:
+    """``[[first pass_id, calibration], ...]`` of a raw-count dataset."""
+    return json.loads(ds.attrs["calibrations"])
+
+
+def with_pass(hist: list[list], pass_id: int, calibration: str) -> list[list] | None:
+    """The history with ``pass_id``'s calibration added, or None if it is already the
+    calibration in force."""
+    if hist and hist[-1][1] == calibration:
+        return None
+    return hist + [[int(pass_id), calibration]]
+
+
+def engineering(stored: np.ndarray, hist: list[list], pass_id: np.ndarray, missing) -> np.ndarray:
+    """Engineering values (float64) of raw counts ``stored`` whose rows belong to passes
+    ``pass_id``; NaN where the count is ``missing``."""
+    out = np.full(stored.shape, np.nan)
+    if len(stored) == 0:
+        return out
+    firsts = np.array([h[0] for h in hist], np.int64)
+    which = np.searchsorted(firsts, np.asarray(pass_id, np.int64), side="right") - 1
+    # rows before the first entry (they cannot exist: the history starts at the first
+    # pass that wrote the column) take the first calibration
+    which = np.maximum(which, 0)
+    have = ~np.isnan(stored) if isinstance(missing, float) else stored != missing
+    for k, (_, cal) in enumerate(hist):
+        rows = which == k
+        if len(hist) == 1:
+            rows = slice(None)
+        sel = stored[rows]
+        vals = polynomial(sel, parse_calibration(cal))
+        vals[~have[rows]] = np.nan
+        out[rows] = vals
+    return out
