@@ -334,6 +334,7 @@ class _KeyIndex:
         # a run with no rows to read back may have been unloaded since the last pruning:
         # looking for one scans every run, thousands in a large archive, at every eviction
         self._dead = False
+        self._recent = 0             # keys the bucket last inserted into holds (open_run)
 
     def __len__(self) -> int:
         return sum(r.count for r in self.live)
@@ -417,7 +418,10 @@ class _KeyIndex:
         # a run takes keys while its table for ``piece`` keys has room: up to 1.5 piece
         limit = int(_MAX_LOAD * _table_size(self.piece))
         if r is None or not (r.open and r.loaded) or (r.count and r.count + extra > limit):
-            size = extra
+            # a new bucket's run is sized for as many keys as the last bucket took: a pass
+            # moves from bucket to bucket at a steady rate, and a run grown by doubling
+            # from one batch's keys rehashed its keys about twice over
+            size = max(extra, min(limit, self._recent))
             if r is not None and r.open and r.loaded:
                 # the bucket has filled a run already: size the next one for a full run
                 size = max(extra, limit)
@@ -429,6 +433,7 @@ class _KeyIndex:
             self.open[bucket] = r
         self._reserve(r, extra)
         r.used = self.clock
+        self._recent = r.count + extra
         return r
 
     def remember(self, r: _Run, sources, lo, hi, untimed=False) -> None:

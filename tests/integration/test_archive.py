@@ -185,6 +185,23 @@ def test_deduplicator_matches_reference(batches, pass_steps, use_key_time, piece
     assert got == ref_dedup(items, window)
 
 
+def test_a_new_bucket_run_is_sized_like_the_last():
+    """A pass moving on to the next time bucket opens its run at the size the previous
+    bucket's reached (no doubling from one batch up), and both stay exact."""
+    dd = Deduplicator(5.0, bucket=60.0)
+    rng = np.random.default_rng(1)
+    keys = rng.integers(1, 2 ** 63, 3000, dtype=np.uint64)
+    src = np.full(3000, hdf5.TIME_ONBOARD, np.uint8)
+    t = np.concatenate([np.linspace(0, 59, 2990), np.linspace(60, 61, 10)])
+    for lo in range(0, 3000, 500):   # batches of 500, the last one reaching bucket 1
+        sl = slice(lo, lo + 500)
+        assert not dd.check(keys[sl], src[sl], np.full(500, np.nan), 1, key_time=t[sl]).any()
+    first, second = dd.exact.open[0], dd.exact.open[1]
+    assert first.count == 2990 and second.count == 10
+    assert len(second.keys) >= dedup._table_size(2990 - 500)
+    assert dd.check(keys, src, np.full(3000, np.nan), 1, key_time=t).all()
+
+
 @settings(deadline=None, max_examples=100)
 @given(st.lists(st.lists(item, min_size=1, max_size=6), min_size=2, max_size=6),
        st.lists(st.integers(0, 1), min_size=6, max_size=6), st.sampled_from([1, 2, 3]),
