@@ -80,6 +80,8 @@ def dataset_options(compression: dict, category: str, dtype: np.dtype, tail: tup
     else:
         per_row = max(1, int(np.prod(tail, dtype=np.int64)) * max(1, dtype.itemsize))
         chunk_rows = max(256, min(CHUNK_ROWS, target // per_row))
+        # a power of two divides CHUNK_ROWS: the column can be written chunk by chunk
+        chunk_rows = 1 << (chunk_rows.bit_length() - 1)
         chunks = (chunk_rows,) + tuple(tail)
     kw = dict(chunks=chunks, maxshape=(None,) + tuple(tail))
     kw.update(opts)
@@ -163,7 +165,8 @@ class Table:
         if not self.direct:
             return None
         if name not in self.specs:
-            self.specs[name] = chunk_spec(col.ds)
+            # a heap's length is a byte count no dedup reads back: any chunk size will do
+            self.specs[name] = chunk_spec(col.ds, any_rows=name == "\0heap")
         return self.specs[name]
 
     def _handles(self, f: h5py.File) -> dict[str, Column]:
@@ -209,8 +212,13 @@ class Table:
             # dataset whatever its size, and a flush is a few MB (buffer_bytes) to copy
             pieces = [p.heap for p in self.pending if p.heap is not None and len(p.heap)]
             if pieces:
-                write_rows(col.ds, heap_len, pieces[0] if len(pieces) == 1 else np.concatenate(pieces),
-                           col.dtype, col.h5type)
+                spec = self._spec("\0heap", col)
+                if spec is not None:
+                    write_chunks(col.ds, spec, heap_len, [np.ascontiguousarray(x, col.dtype) for x in pieces],
+                                 self.tails, partial, col.name)
+                else:
+                    write_rows(col.ds, heap_len, pieces[0] if len(pieces) == 1 else np.concatenate(pieces),
+                               col.dtype, col.h5type)
             heap_len = shift
             for p, off in zip(self.pending, offsets):
                 p.columns["raw_offset"] = off
@@ -223,12 +231,13 @@ class Table:
                 if a is None:  # a column this batch did not bring (a field first seen later)
                     a = np.full((p.rows,) + col.tail, col.fill, col.dtype)
                 pieces.append(a)
-            a = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
             spec = self._spec(name, col)
             if spec is not None:
-                write_chunks(col.ds, spec, rows, np.ascontiguousarray(a, col.dtype), self.tails, partial,
-                             col.name)
+                # the pieces as they are: only a chunk two pieces share is assembled
+                write_chunks(col.ds, spec, rows, [np.ascontiguousarray(x, col.dtype) for x in pieces],
+                             self.tails, partial, col.name)
             else:
+                a = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
                 write_rows(col.ds, rows, a, col.dtype, col.h5type)   # brought to the column's type
         # columns nobody wrote this time keep pace with fill values (one written chunk by
         # chunk gets them written: its partial chunk's kept rows stay whole)
