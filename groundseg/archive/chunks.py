@@ -30,18 +30,21 @@ import zlib
 import h5py
 import numpy as np
 
+from groundseg._numba import kernel
 from groundseg.archive.schema import CHUNK_ROWS
 
 try:  # ISA-L: the zlib format at several times zlib's speed
-    from isal.isal_zlib import compress as _isal_compress
+    from isal.isal_zlib import compress as _isal_compress, decompress as _inflate
 
     def _deflate(data: bytes) -> bytes:
         return _isal_compress(data, 1)
 except ImportError:  # pragma: no cover - isal is a dependency; zlib writes the same format
+    from zlib import decompress as _inflate
+
     def _deflate(data: bytes) -> bytes:
         return zlib.compress(data, 1)
 
-__all__ = ["ChunkSpec", "chunk_spec", "write_chunks", "write_tail", "rows_in_file"]
+__all__ = ["ChunkSpec", "chunk_spec", "write_chunks", "write_tail", "rows_in_file", "read_rows"]
 
 _SHUFFLE = h5py.h5z.FILTER_SHUFFLE
 _DEFLATE = h5py.h5z.FILTER_DEFLATE
@@ -166,6 +169,61 @@ def write_tail(ds: h5py.Dataset, spec: ChunkSpec, tails: dict, name: str | None 
     block[:kept[1].shape[0]] = kept[1]
     ds.id.write_direct_chunk((kept[0],) + (0,) * len(spec.tail), _encode(block, spec))
     kept[2] = True
+
+
+@kernel
+def _unshuffle_kernel(src, itemsize, out):
+    # undo HDF5's shuffle: byte k of element i is at src[k * n + i]
+    n = src.shape[0] // itemsize
+    if itemsize == 8:
+        w8 = out.view(np.uint64)
+        for i in range(n):
+            w = np.uint64(0)
+            for k in range(8):
+                w |= np.uint64(src[k * n + i]) << np.uint64(8 * k)
+            w8[i] = w
+    else:
+        for k in range(itemsize):
+            for i in range(n):
+                out[i * itemsize + k] = src[k * n + i]
+
+
+def _unshuffle(buf: np.ndarray, itemsize: int) -> np.ndarray:
+    # numpy's transposed copy moves a byte at a time: 180 us for a 256 kB chunk, more
+    # than inflating it
+    out = np.empty(buf.shape[0], np.uint8)
+    _unshuffle_kernel(buf, itemsize, out)
+    return out
+
+
+def read_rows(ds: h5py.Dataset, a: int, b: int, spec: ChunkSpec | None = None) -> np.ndarray:
+    """Rows ``a:b`` of ``ds`` (as ``ds[a:b]`` gives them), read chunk by chunk and inflated
+    with ISA-L where the dataset qualifies (:func:`chunk_spec`): HDF5 inflates with the
+    system zlib, and a dataset opened anew (as dedup's read-backs do) starts with an
+    empty chunk cache, so every read inflated whole chunks at ~300 MB/s. ``spec``: the
+    dataset's, when the caller has it."""
+    spec = chunk_spec(ds) if spec is None else spec
+    b = min(b, ds.shape[0])
+    if spec is None or b <= a or not spec.deflate:
+        return ds[a:b]
+    size = spec.rows
+    c0 = a - a % size
+    item = ds.dtype.itemsize
+    parts = []
+    for c in range(c0, b, size):
+        try:
+            mask, raw = ds.id.read_direct_chunk((c,) + (0,) * len(spec.tail))
+        except (KeyError, OSError, RuntimeError, ValueError):
+            return ds[a:b]    # a chunk never written (all fill): HDF5 knows what it holds
+        if mask:              # a filter was skipped for this chunk: HDF5's own pipeline
+            return ds[a:b]
+        buf = np.frombuffer(_inflate(raw), np.uint8)
+        if spec.shuffle:
+            buf = _unshuffle(buf, item)
+        parts.append(buf.view(ds.dtype).reshape((-1,) + tuple(spec.tail))[:size])
+    # concatenate would give native byte order; h5py gives the dataset's
+    rows = parts[0] if len(parts) == 1 else np.concatenate(parts, dtype=ds.dtype)
+    return rows[a - c0:b - c0]
 
 
 def rows_in_file(rows: int, partial: bool) -> int:

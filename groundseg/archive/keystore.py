@@ -10,6 +10,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from groundseg.archive.chunks import read_rows
 from groundseg.archive.recovery import committed_pass_ranges
 from groundseg.archive.schema import PACKETS_GROUP, TIME_FRAME, TIME_NONE
 
@@ -56,14 +57,14 @@ def read_keys(f: h5py.File, sources: list, timed: bool, loaded: set[int],
         if len(src) > 3:
             loaded.add(int(src[3]))
         g = f[t]
-        ts = g["time_source"][a:b]
+        ts = read_rows(g["time_source"], a, b)
         sel = ts > TIME_FRAME if timed else ts <= TIME_FRAME
         if not sel.any():
             continue
         if timed:
-            tm = np.where(ts == TIME_NONE, np.nan, g["reception_time"][a:b])
+            tm = np.where(ts == TIME_NONE, np.nan, read_rows(g["reception_time"], a, b))
         else:
-            tm = g["onboard_time"][a:b]
+            tm = read_rows(g["onboard_time"], a, b)
         if within is not None:
             lo, hi, unt = within
             with np.errstate(invalid="ignore"):
@@ -77,7 +78,7 @@ def read_keys(f: h5py.File, sources: list, timed: bool, loaded: set[int],
         keys.append(g["dedup_key"][a:b][sel])
         times.append(tm[sel])
         if timed:
-            passes.append(g["pass_id"][a:b][sel].astype(np.int64))
+            passes.append(read_rows(g["pass_id"], a, b)[sel].astype(np.int64))
             untimed |= bool(np.isnan(times[-1]).any())
     k = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
     tm = np.concatenate(times) if times else np.zeros(0)
