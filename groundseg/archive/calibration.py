@@ -58,9 +58,13 @@ def history(ds) -> list[list]:
 
 def with_pass(hist: list[list], pass_id: int, calibration: str) -> list[list] | None:
     """The history with ``pass_id``'s calibration added, or None if it is already the
-    calibration in force."""
+    calibration in force. A pass has one calibration per field: ValueError if ``pass_id``
+    already has another (its rows could not tell which they were decoded with)."""
     if hist and hist[-1][1] == calibration:
         return None
+    if hist and int(hist[-1][0]) >= int(pass_id):
+        raise ValueError(f"pass {pass_id} already archived this field with calibration {hist[-1][1]!r}, "
+                         f"now {calibration!r}; one pass takes one calibration")
     return hist + [[int(pass_id), calibration]]
 
 
@@ -72,8 +76,8 @@ def engineering(stored: np.ndarray, hist: list[list], pass_id: np.ndarray, missi
         return out
     firsts = np.array([h[0] for h in hist], np.int64)
     which = np.searchsorted(firsts, np.asarray(pass_id, np.int64), side="right") - 1
-    # rows before the first entry (they cannot exist: the history starts at the first
-    # pass that wrote the column) take the first calibration
+    # rows of passes before the first entry (the column did not exist yet) hold the
+    # missing count and read NaN whichever calibration they take
     which = np.maximum(which, 0)
     have = ~np.isnan(stored) if isinstance(missing, float) else stored != missing
     for k, (_, cal) in enumerate(hist):

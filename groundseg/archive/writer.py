@@ -526,24 +526,25 @@ class ArchiveWriter:
         state = self._raw_state.get(key)  # [raw counts?, calibration history, stored dtype]
         if state is None:
             f = self._store.file
-            if key in f:
-                ds = f[key]
-                counts = is_raw_counts(ds)
-                state = [counts, history(ds) if counts else None, ds.dtype]
-            else:
+            if key not in f:
+                # a new column, made from these attrs; what it holds is learnt from the
+                # file once it exists (a creation that failed leaves nothing behind here)
                 raw = np.asarray(raw)
                 kind = stored_dtype(raw.dtype) if self._store.schema >= 2 else None
                 if kind is None:
-                    state = [False, None, None]
-                else:
-                    hist = [[self._pass["pass_id"], cal]]
-                    attrs.update({"values": RAW_COUNTS, "missing": kind[1], "raw_dtype": raw.dtype.str,
-                                  "calibrations": json.dumps(hist)})
-                    state = [True, hist, kind[0]]
-            self._raw_state[key] = state
+                    return None
+                attrs.update({"values": RAW_COUNTS, "missing": kind[1], "raw_dtype": raw.dtype.str,
+                              "calibrations": json.dumps([[self._pass["pass_id"], cal]])})
+                return raw.astype(kind[0])
+            ds = f[key]
+            counts = is_raw_counts(ds)
+            state = self._raw_state[key] = [counts, history(ds) if counts else None, ds.dtype]
         if not state[0]:
             return None
-        newer = with_pass(state[1], self._pass["pass_id"], cal)
+        try:
+            newer = with_pass(state[1], self._pass["pass_id"], cal)
+        except ValueError as exc:
+            raise ArchiveError(f"{self.path}: {col}: {exc}") from None
         if newer is not None:
             # the mission's calibration changed: this pass's rows take the new one
             self._store.structural()

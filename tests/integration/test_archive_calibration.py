@@ -15,7 +15,7 @@ import pytest
 
 from groundseg import telemetry
 from groundseg.archive import calibration, storage
-from groundseg.archive.hdf5 import ArchiveWriter
+from groundseg.archive.hdf5 import ArchiveError, ArchiveWriter
 from groundseg.archive.reader import open_archive
 from groundseg.mission import load_mission
 from tests.integration.test_archive_support import HK_CSV, mixed_batch, write_mission
@@ -196,3 +196,20 @@ def test_engineering_reference():
             else:
                 assert got[i, j] == pytest.approx(want, rel=1e-12, abs=1e-12)
     assert json.loads(json.dumps(hist)) == hist
+
+
+def test_two_calibrations_in_one_pass_are_refused(tmp_path):
+    """Rows of one pass cannot tell which calibration decoded them: a second one within
+    the pass is a clear error, not values read back wrongly."""
+    m1 = _mission(tmp_path / "m1", HK_CSV)
+    m2 = _mission(tmp_path / "m2", HK_CSV.replace("poly:-40.0,0.5", "poly:-41.5,0.25"))
+    b1 = mixed_batch(5, undeclared=False)
+    b2 = mixed_batch(5, t0=1.8e9, seq0=100, seed=1, rx0=1.9e9, undeclared=False)
+    with ArchiveWriter(tmp_path, m1) as w:
+        w.begin_pass("two")
+        w.append(decoded=telemetry.decode(b1, m1)[0])
+        with pytest.raises(ArchiveError, match="one pass takes one calibration"):
+            w.append(decoded=telemetry.decode(b2, m2)[0])
+        w.end_pass({})
+    with open_archive(tmp_path / "unit.h5") as a:
+        np.testing.assert_array_equal(a.packets("hk")["temp"], telemetry.decode(b1, m1)[0][10].fields["temp"])
