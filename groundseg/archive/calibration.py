@@ -22,8 +22,8 @@ import json
 
 import numpy as np
 
+from groundseg._numba import kernel
 from groundseg.mission.model import parse_calibration
-from groundseg.telemetry import polynomial
 
 __all__ = ["RAW_COUNTS", "engineering", "history", "is_raw_counts", "stored_dtype", "with_pass"]
 
@@ -68,24 +68,70 @@ def with_pass(hist: list[list], pass_id: int, calibration: str) -> list[list] | 
     return hist + [[int(pass_id), calibration]]
 
 
-def engineering(stored: np.ndarray, hist: list[list], pass_id: np.ndarray, missing) -> np.ndarray:
+def engineering(stored: np.ndarray, hist: list[list], pass_id: np.ndarray, missing,
+                out: np.ndarray | None = None) -> np.ndarray:
     """Engineering values (float64) of raw counts ``stored`` whose rows belong to passes
-    ``pass_id``; NaN where the count is ``missing``."""
-    out = np.full(stored.shape, np.nan)
-    if len(stored) == 0:
+    ``pass_id``; NaN where the count is ``missing``. Bit for bit what
+    ``telemetry.polynomial`` gives the same counts (the values ``telemetry.decode`` gave).
+    ``out``: a float64 array of ``stored``'s shape to write them into, which may be a
+    field of a structured array (a reader's rows, not another copy)."""
+    stored = np.asarray(stored)
+    if stored.dtype.byteorder == ">":
+        stored = stored.astype(stored.dtype.newbyteorder("="))
+    if out is None:
+        out = np.empty(stored.shape, np.float64)
+    elif out.shape != stored.shape or out.dtype != np.float64:
+        raise ValueError(f"out is {out.dtype} {out.shape}, counts are {stored.shape}")
+    if stored.size == 0:
         return out
-    firsts = np.array([h[0] for h in hist], np.int64)
-    which = np.searchsorted(firsts, np.asarray(pass_id, np.int64), side="right") - 1
-    # rows of passes before the first entry (the column did not exist yet) hold the
-    # missing count and read NaN whichever calibration they take
-    which = np.maximum(which, 0)
-    have = ~np.isnan(stored) if isinstance(missing, float) else stored != missing
-    for k, (_, cal) in enumerate(hist):
-        rows = which == k
-        if len(hist) == 1:
-            rows = slice(None)
-        sel = stored[rows]
-        vals = polynomial(sel, parse_calibration(cal))
-        vals[~have[rows]] = np.nan
-        out[rows] = vals
+    coeffs = [parse_calibration(cal) for _, cal in hist]
+    table = np.zeros((len(coeffs), max(len(c) for c in coeffs)), np.float64)
+    for k, c in enumerate(coeffs):
+        table[k, :len(c)] = c
+    ncoeffs = np.array([len(c) for c in coeffs], np.int64)
+    if len(hist) == 1:
+        which = np.zeros(len(stored), np.int64)
+    else:
+        firsts = np.array([h[0] for h in hist], np.int64)
+        # rows of passes before the first entry (the column did not exist yet) hold the
+        # missing count and read NaN whichever calibration they take
+        which = np.maximum(np.searchsorted(firsts, np.asarray(pass_id, np.int64), side="right") - 1, 0)
+    is_int = stored.dtype.kind in "iu"
+    rows = out.reshape(len(stored), -1)   # a view: one more axis, or the same shape
+    if not np.may_share_memory(rows, out):
+        raise ValueError("out cannot be seen as rows of values without a copy")
+    _calibrate(stored.reshape(len(stored), -1), which, table, ncoeffs,
+               np.int64(missing) if is_int else np.int64(0), is_int, rows)
     return out
+
+
+@kernel
+def _calibrate(stored, which, table, ncoeffs, missing, is_int, out):
+    """Horner's rule in telemetry.polynomial's order of operations (no fused multiply-add:
+    the kernel is not fastmath), so the values match it exactly."""
+    nan = np.nan
+    for i in range(stored.shape[0]):
+        k = which[i]
+        nc = ncoeffs[k]
+        for j in range(stored.shape[1]):
+            v = stored[i, j]
+            if is_int:
+                if v == missing:
+                    out[i, j] = nan
+                    continue
+            elif v != v:
+                out[i, j] = nan
+                continue
+            x = np.float64(v)
+            if nc == 1:
+                y = table[k, 0]
+            elif nc == 2:
+                y = x * table[k, 1]
+                y += table[k, 0]
+            else:
+                y = x * table[k, nc - 1]
+                y += table[k, nc - 2]
+                for c in range(nc - 3, -1, -1):
+                    y *= x
+                    y += table[k, c]
+            out[i, j] = y

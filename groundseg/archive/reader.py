@@ -487,6 +487,7 @@ class Archive:
             sel = self._select(table, passes, tcol, start, stop, filt)
             cols = {c: self._read(table, c, sel) for c in PACKET_COLUMNS if c in self._f[table]}
             fcols = {}
+            counts = {}   # raw-count fields: calibrated straight into the output below
             if "fields" in self._f[table]:
                 for fname in self._field_order(self._f[table]["fields"]):
                     if want is not None and fname not in want:
@@ -494,8 +495,8 @@ class Archive:
                     ds = self._ds(f"{table}/fields/{fname}")
                     vals = self._read(table, f"fields/{fname}", sel, ds)
                     if is_raw_counts(ds):
-                        vals = engineering(vals, history(ds), cols["pass_id"], ds.attrs["missing"])
-                        fdt, fill = vals.dtype, np.nan
+                        counts[fname] = (history(ds), ds.attrs["missing"])
+                        fdt, fill = np.dtype(np.float64), np.nan
                     else:
                         # native byte order out (ccsdspy fields are often stored big-endian)
                         fdt = ds.dtype.newbyteorder("=") if ds.dtype.byteorder == ">" else ds.dtype
@@ -503,7 +504,7 @@ class Archive:
                     fcols[fname] = vals
                     field_dtypes.setdefault(fname, (fdt, ds.shape[1:], fill))
                     del ds
-            pieces.append((cols, fcols))
+            pieces.append((cols, fcols, counts))
         dt = [(c, PACKET_DTYPE[c].str if c in PACKET_DTYPE.names else None) for c in PACKET_COLUMNS]
         extra = {"pass_id": "<u4", "onboard_time": "<f8", "time_source": "u1"}
         dt = [(c, t or extra[c]) for c, t in dt]
@@ -513,12 +514,12 @@ class Archive:
             col = fname if fname not in names else f"field_{fname}"
             fmap[fname] = col
             dt.append((col, fdt.str if fdt.kind != "V" else fdt, shape) if shape else (col, fdt.str))
-        n = sum(len(next(iter(c.values()))) if c else 0 for c, _ in pieces)
+        n = sum(len(next(iter(c.values()))) if c else 0 for c, _, _ in pieces)
         out = np.zeros(n, dt)
         row = 0
         filled = 0
         step = 8192  # rows at a time, every column: the output's rows stay in cache
-        for cols, fcols in pieces:
+        for cols, fcols, counts in pieces:
             m = len(next(iter(cols.values()))) if cols else 0
             if m == 0:
                 continue
@@ -526,7 +527,10 @@ class Archive:
             srcs = [(out[c], v) for c, v in cols.items()]
             consts = []
             for fname, (fdt, shape, fill) in field_dtypes.items():
-                if fname in fcols:
+                if fname in counts:
+                    hist, missing = counts[fname]
+                    engineering(fcols[fname], hist, cols["pass_id"], missing, out=out[fmap[fname]][row:row + m])
+                elif fname in fcols:
                     srcs.append((out[fmap[fname]], fcols[fname]))
                 else:
                     consts.append((out[fmap[fname]], fill if fill is not None else 0))

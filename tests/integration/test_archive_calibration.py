@@ -18,6 +18,7 @@ from groundseg.archive import calibration, storage
 from groundseg.archive.hdf5 import ArchiveError, ArchiveWriter
 from groundseg.archive.reader import open_archive
 from groundseg.mission import load_mission
+from groundseg.mission.model import parse_calibration
 from tests.integration.test_archive_support import HK_CSV, mixed_batch, write_mission
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "missions"
@@ -213,3 +214,33 @@ def test_two_calibrations_in_one_pass_are_refused(tmp_path):
         w.end_pass({})
     with open_archive(tmp_path / "unit.h5") as a:
         np.testing.assert_array_equal(a.packets("hk")["temp"], telemetry.decode(b1, m1)[0][10].fields["temp"])
+
+
+@pytest.mark.parametrize("dtype,missing", [("<i2", -32768), ("<i4", -1), (">i4", -1), ("<i8", -2 ** 63),
+                                           ("<f4", float("nan")), ("<f8", float("nan"))])
+def test_engineering_is_telemetry_polynomial_bit_for_bit(dtype, missing):
+    """The archive calibrates on read what telemetry.decode calibrated at decode time: the
+    same float64 bits, for every stored type, history entry and polynomial degree."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    stored = rng.integers(-3000, 3000, (n, 4)).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        stored = (stored * np.float32(1.37)).astype(dtype)
+    hole = rng.random((n, 4)) < 0.1
+    stored[hole] = missing
+    passes = np.sort(rng.integers(1, 9, n))
+    hist = [[2, "poly:1.5,0.37"], [4, "poly:-3.1,0.25,0.013,-1e-7"], [6, "poly:7.25"], [8, "poly:0.1,1e-3,2e-6"]]
+    got = calibration.engineering(stored, hist, passes, missing)
+    assert np.isnan(got[hole]).all()
+    firsts = np.array([h[0] for h in hist])
+    which = np.maximum(np.searchsorted(firsts, passes, side="right") - 1, 0)
+    for k, (_, cal) in enumerate(hist):
+        rows = which == k
+        want = telemetry.polynomial(stored[rows].astype(stored.dtype.newbyteorder("=")),
+                                    parse_calibration(cal))
+        want[hole[rows]] = np.nan
+        np.testing.assert_array_equal(got[rows].view(np.uint64)[~hole[rows]],
+                                      want.view(np.uint64)[~hole[rows]])
+    one = calibration.engineering(stored[:, 0], hist[:1], passes, missing)   # 1-D, one entry
+    assert one.shape == (n,)
+    np.testing.assert_array_equal(np.isnan(one), hole[:, 0])
