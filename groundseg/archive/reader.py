@@ -447,9 +447,8 @@ class Archive:
         # same dataset fails ("can't insert duplicate key")
         ds = self._ds(f"{table}/{column}") if ds is None else ds
         parts = []
-        if sel and f"{table}/{column}" not in self._specs:
-            self._specs[f"{table}/{column}"] = chunk_spec(ds)
-        spec = self._specs.get(f"{table}/{column}")
+        name = f"{table}/{column}"
+        spec = self._specs[name] if name in self._specs else self._specs.setdefault(name, chunk_spec(ds))
         for a, idx in sel:
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
             # a compressed column inflated by ISA-L chunk by chunk (chunks.read_rows), not
