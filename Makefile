@@ -49,10 +49,10 @@ test: $(STAMP)
 test-nojit: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/unit
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(PY) -m benchmarks.run
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) bytecode
 	$(PY) -m benchmarks.run --quick
 
 clean:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from groundseg import _reuse
 from groundseg.coding import crc, randomizer, reed_solomon, sync
 from groundseg.coding.frame_batch import FRAME_QUALITY_DTYPE, FrameBatch, integrity
 from groundseg.stage import Stats
@@ -333,8 +334,11 @@ class ReedSolomonStage(_BlockStage):
         cfg = self.config
         if not len(batch):
             return FrameBatch.empty(cfg.frame_length)
+        # the last batch's frames again once the chain has let go of them
+        out = _reuse.empty("rs.frames", (len(batch), cfg.frame_length), np.uint8, mapped=True)
         frames, corrections = reed_solomon.decode(batch.frames, interleave=cfg.interleave,
-                                                  parity=cfg.parity, dual_basis=cfg.dual_basis)
+                                                  parity=cfg.parity, dual_basis=cfg.dual_basis, out=out)
+        del out
         bad = (corrections < 0).any(axis=1)
         batch.quality["rs_corrected"] = np.where(bad, -1, np.clip(corrections, 0, None).sum(axis=1))
         return FrameBatch(np.ascontiguousarray(frames), batch.quality)

@@ -649,20 +649,29 @@ def encode(data, interleave: int = 1, parity: int = 32, dual_basis: bool = True)
 
 
 def decode(codeblocks, interleave: int = 1, parity: int = 32,
-           dual_basis: bool = True) -> tuple[np.ndarray, np.ndarray]:
+           dual_basis: bool = True, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Correct codeblock rows: ``(n, I*(255-q))`` uint8 -> data ``(n, I*(255-parity-q))``, corrections.
 
     ``corrections`` is ``(n, I)`` int16: symbols corrected in each codeword
     (parity symbols included), -1 where the codeword is uncorrectable; that
     codeword's data bytes are returned as received. A 1-D codeblock gives a
-    1-D data row and ``(I,)`` corrections.
+    1-D data row and ``(I,)`` corrections. ``out``: a C-contiguous uint8 array of
+    the data rows' shape to write them into (returned), for a caller reusing one.
     """
     _check_interleave(interleave)
     _check_parity(parity)
     rows, one = _as_rows(codeblocks, "codeblocks")
     layout = codeword_layout(rows.shape[1], interleave, parity, codeblock=True)
     lfsr_tab, lfsr_tab2, syn_tab, to_out = _tables(parity, bool(dual_basis))
-    out = np.empty((rows.shape[0], layout.data_length), np.uint8)
+    shape = (rows.shape[0], layout.data_length)
+    if out is None:
+        out = np.empty(shape, np.uint8)
+    else:
+        if one:
+            out = out.reshape(1, -1) if out.ndim == 1 else out
+        if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"out must be a writable C-contiguous uint8 array of shape {shape}, "
+                             f"not {out.dtype} {out.shape}")
     corr = np.zeros((rows.shape[0], interleave), np.int16)
     _decode_kernel(rows, out, corr, interleave, layout.codeword_length, parity,
                    FIRST_CONSECUTIVE_ROOT[parity], lfsr_tab, lfsr_tab2, syn_tab, to_out, _GFZ, _CHIEN, _JMUL, _work())

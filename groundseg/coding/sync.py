@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from groundseg import _reuse
 from groundseg._numba import kernel
 from groundseg.stage import Stats
 from groundseg.coding.frame_batch import SYNC_FLYWHEEL, SYNC_LOCKED, SYNC_SEARCH
@@ -523,7 +524,9 @@ class FrameSync:
         nbits = nbytes * 8
         tol = self.spacing_tolerance
         n_max = nbits // (self._cadu_bits - self._back) + 1
-        out = np.empty((n_max, self.codeblock_length), np.uint8)
+        # the last batch's codeblocks again once the chain has let go of them
+        out = _reuse.empty("sync.codeblocks", (n_max, self.codeblock_length), np.uint8,
+                           mapped=True)
         meta = np.empty(n_max, SYNC_META_DTYPE)
         pos = np.empty(n_max, np.int64)
         inverted = np.empty(n_max, np.bool_)

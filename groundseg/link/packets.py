@@ -313,16 +313,17 @@ def decode_primary_headers(data: np.ndarray, starts: np.ndarray) -> dict[str, np
 
 class _Outputs:
     """Kernel outputs for at most ``capacity`` bytes: the last batch's when its caller let
-    go of them (see :mod:`groundseg._reuse`)."""
+    go of them (see :mod:`groundseg._reuse`), mapped off the heap: the header rows are
+    sized for the most packets a batch could hold, and pages never reached stay unmapped."""
 
     def __init__(self, capacity: int, max_rejects: int):
         max_packets = capacity // 7 + 2
-        self.data = _reuse.empty("packets.data", (capacity,), np.uint8)
+        self.data = _reuse.empty("packets.data", (capacity,), np.uint8, mapped=True)
         # only off[0] is read before the kernel writes it: zeroing megabytes is page faults
-        self.off = _reuse.empty("packets.off", (max_packets + 1,), np.int64)
+        self.off = _reuse.empty("packets.off", (max_packets + 1,), np.int64, mapped=True)
         self.off[0] = 0
-        self.hdr = _reuse.empty("packets.hdr", (max_packets,), PACKET_DTYPE)
-        self.rej_data = _reuse.empty("packets.rej_data", (capacity,), np.uint8)
+        self.hdr = _reuse.empty("packets.hdr", (max_packets,), PACKET_DTYPE, mapped=True)
+        self.rej_data = _reuse.empty("packets.rej_data", (capacity,), np.uint8, mapped=True)
         self.rej_off = np.zeros(max_rejects + 1, np.int64)
         self.rej_reason = np.empty(max_rejects, np.int64)
         self.rej_row = np.empty(max_rejects, np.int64)

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from groundseg import _page_cache
+from groundseg import _page_cache, _reuse
 from groundseg.errors import GroundsegError
 from groundseg.sources.base import KINDS, Chunk, Source
 
@@ -92,7 +92,8 @@ class CaptureFile(Source):
                 # a capture too large to stay cached is not left in the page cache behind us
                 drop_behind = _page_cache.large(os.fstat(f.fileno()).st_size)
                 while True:
-                    buf = bytearray(self.chunk_bytes)
+                    # the last read buffer again once the chain has let go of its chunk
+                    buf = _reuse.empty("capture.read", (self.chunk_bytes,), np.uint8, mapped=True)
                     n = f.readinto(buf)
                     if not n:
                         break
@@ -104,7 +105,8 @@ class CaptureFile(Source):
                         self.stats.truncated_bytes += n - whole
                     self.stats.bytes_in += n
                     self.stats.chunks += 1
-                    data = np.frombuffer(buf, dtype=self.dtype, count=whole // self.dtype.itemsize)
+                    data = buf[:whole].view(self.dtype)
+                    del buf
                     offset = int(done * per_byte)
                     t = origin + offset / self.rate if self.rate > 0 else origin
                     yield Chunk(data, self.kind, rx_time=t, offset=offset, rate=self.rate,

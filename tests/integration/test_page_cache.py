@@ -74,3 +74,19 @@ def test_a_large_archive_leaves_the_cache_commit_by_commit(tmp_path, monkeypatch
         assert len(hk) == 12 * 4000
         assert np.array_equal(np.sort(hk["seq_count"].astype(np.int64)), np.sort(np.arange(48000) % 16384))
         assert len(a.packets(11)) == 12 * 4000
+
+
+def test_capture_chunks_kept_by_the_caller_stay_whole(tmp_path):
+    # the read buffer is reused (mapped: over a megabyte) once the caller lets go of it
+    data = np.random.default_rng(10).integers(0, 256, 5 << 20, dtype=np.uint8)
+    path = tmp_path / "c.bin"
+    data.tofile(path)
+    chunks = list(CaptureFile(path, chunk_bytes=3 << 19).chunks())   # all held at once
+    assert len(chunks) == 4
+    assert np.array_equal(np.concatenate([c.data for c in chunks]), data)
+    del chunks
+    owners = set()
+    for c in CaptureFile(path, chunk_bytes=3 << 19).chunks():      # each let go: reused
+        owners.add(c.data.__array_interface__["data"][0])
+        del c
+    assert len(owners) <= 2

@@ -321,6 +321,25 @@ def test_one_dimensional_rows():
     assert np.array_equal(got, data) and corr.tolist() == [0, 0]
 
 
+def test_decode_into_a_callers_array():
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, (4, 223 * 5), dtype=np.uint8)
+    blocks = rs.encode(data, 5)
+    blocks[1, 10] ^= 0x5A                                   # one to correct
+    want, want_corr = rs.decode(blocks, 5)
+    out = np.full((4, 223 * 5), 0xEE, np.uint8)
+    got, corr = rs.decode(blocks, 5, out=out)
+    assert got is out and np.array_equal(out, want) and np.array_equal(corr, want_corr)
+    assert np.array_equal(out, data)
+    one = np.zeros(223 * 5, np.uint8)
+    row, _ = rs.decode(blocks[2], 5, out=one)
+    assert np.shares_memory(row, one) and np.array_equal(one, data[2])
+    for bad in (np.zeros((4, 223 * 5 - 1), np.uint8), np.zeros((4, 223 * 5), np.int16),
+                np.zeros((223 * 5, 4), np.uint8).T):
+        with pytest.raises(ValueError, match="out must be"):
+            rs.decode(blocks, 5, out=bad)
+
+
 def test_empty_batch_and_non_contiguous_input():
     got, corr = rs.decode(np.zeros((0, 1020), np.uint8), 4)
     assert got.shape == (0, 892) and corr.shape == (0, 4)

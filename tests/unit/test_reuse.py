@@ -2,6 +2,7 @@
 that hand them out: a batch a caller keeps is never written over by the next one."""
 from __future__ import annotations
 
+import mmap
 import threading
 
 import numpy as np
@@ -162,3 +163,67 @@ def test_telemetry_groups_kept_by_the_caller_stay_whole():
     for decoded, snapshot in kept:
         assert {a: (d.packets.data.tobytes(), d.packets.header.tobytes())
                 for a, d in decoded.items()} == snapshot
+
+
+@pytest.mark.parametrize("hold", ["slice", "view", "numba", "memoryview", "ascontiguous"])
+def test_a_mapped_owner_is_held_like_any_other(hold):
+    # owners of a megabyte or more are mapped on their own: their views must still count
+    shape = (2000, 1000)
+    a = _reuse.empty("big", shape, np.uint8, mapped=True)
+    assert isinstance(a.base.base, mmap.mmap)      # the owner is mapped on its own
+    a[:] = 7
+    if hold == "slice":
+        held = a[10:20]
+    elif hold == "view":
+        held = a.reshape(-1).view(np.int8)[::2]
+    elif hold == "numba":
+        held = _first_half(a)
+    elif hold == "memoryview":
+        held = memoryview(a)
+    else:
+        held = np.ascontiguousarray(a)
+    owner = _base(a)
+    del a
+    b = _reuse.empty("big", shape, np.uint8, mapped=True)
+    b[:] = 9
+    assert _base(b) != owner and (np.asarray(held) == 7).all()
+    del held, b
+    assert _base(_reuse.empty("big", shape, np.uint8, mapped=True)) == owner     # let go: reused
+
+
+def test_a_mapped_owner_let_go_is_reused_and_writable():
+    a = _reuse.empty("big", (3 << 20,), np.uint8, mapped=True)
+    assert a.flags.writeable and a.flags.c_contiguous
+    owner = _base(a)
+    del a
+    b = _reuse.empty("big", (3 << 20,), np.uint8, mapped=True)
+    b[-1] = 1
+    assert _base(b) == owner
+
+
+def test_channel_batches_kept_by_the_caller_stay_whole():
+    # sync's codeblocks and RS's frames are reused buffers (mapped: over a megabyte)
+    from groundseg.coding.channel import ChannelConfig, ChannelDecoder, ChannelEncoder
+    cfg = ChannelConfig(frame_length=1115, interleave=5)
+    rng = np.random.default_rng(9)
+    frames = rng.integers(0, 256, (4000, 1115), dtype=np.uint8)
+    stream = ChannelEncoder(cfg).encode(frames)
+    dec = ChannelDecoder(cfg)
+    step = 1600 * 1279     # a push completes ~1,600 codeblocks: 2 MB of codeblocks
+    kept = []
+    for i in range(0, stream.size, step):
+        batch = dec.push(stream[i:i + step])
+        kept.append((batch, batch.frames.tobytes()))
+    assert sum(len(b) for b, _ in kept) >= 3000
+    for batch, snapshot in kept:
+        assert batch.frames.tobytes() == snapshot
+    got = np.concatenate([b.frames for b, _ in kept])
+    assert np.array_equal(got, frames[:len(got)])
+
+
+
+def test_owners_stay_on_the_heap_unless_asked_mapped():
+    a = _reuse.empty("heap", (2 << 20,), np.uint8)
+    assert a.base.flags.owndata          # numpy's own allocation
+    b = _reuse.empty("small", (1000,), np.uint8, mapped=True)
+    assert b.base.flags.owndata          # under a megabyte: never worth a map
