@@ -1,17 +1,16 @@
 """Arrays of a megabyte or more mapped on their own (an anonymous ``mmap``), for
-buffers that live across many chunks: reused outputs (:mod:`groundseg._reuse`) and
-dedup's hash tables.
+buffers that live across many chunks: a stage's reused outputs (:mod:`groundseg._reuse`).
 
 A replay allocates and frees blocks of every size at each chunk. glibc serves blocks
 under its mmap threshold from the heap, and that threshold rises to the largest block
 freed so far (up to 32 MiB), so after the first multi-megabyte array is freed every
 array under that size comes from the heap. A long-lived multi-megabyte block in the
 heap then leaves holes of its size around it as the short-lived blocks move, and glibc
-returns no heap page until every block above it is free: a 10.7 GB replay kept 25-35
-MB of free 1-8 MB holes in its heap (malloc_info), its peak RSS 379-389 MB. Mapped on
-their own, long-lived buffers never sit in the heap (the same replay peaked at 344-358
-MB with the reused outputs mapped), and the pages a buffer never reaches never become
-resident. A map is zero-filled by the kernel as it is touched.
+returns no heap page until every block above it is free: a 10.7 GB replay kept 25-39
+MB of free 1-8 MB holes in its heap (malloc_info). Mapped on their own, long-lived
+buffers never sit in the heap, and the pages a buffer never reaches never become
+resident (figures in docs/archive.md, Memory). A map is zero-filled by the kernel as it
+is touched.
 
 Short-lived arrays stay on the heap: a fresh map per call costs a page fault for every
 4 kB page it touches, where the heap hands the same pages out again.
