@@ -475,16 +475,17 @@ class ArchiveFile:
         self.on_written(dict(self.rows))
 
     def _drop_cached(self) -> None:
-        """An archive too large to stay cached: the pages written before the last commit
-        leave the page cache (groundseg._page_cache); the newest stay, for the writes
-        and dedup reads that follow."""
+        """The pages written before the last commit leave the page cache, whatever the
+        archive's size (groundseg._page_cache); the newest stay, for the writes and
+        dedup reads that follow."""
+        if not _page_cache.available():
+            return
         try:
             fd = self.file.id.get_vfd_handle()
             size = os.fstat(fd).st_size
         except (OSError, ValueError, TypeError, AttributeError):
             return   # not a plain file (another HDF5 driver)
-        if _page_cache.large(size):
-            _page_cache.drop(fd, 0, self.committed_size)
+        _page_cache.drop(fd, 0, self.committed_size)
         self.committed_size = size
 
     def append_text(self, data: np.ndarray) -> int:
