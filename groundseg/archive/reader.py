@@ -430,9 +430,9 @@ class Archive:
             for a, b in candidate_spans(index, a0, b0, column, t0, t1):
                 mask = np.ones(b - a, bool)
                 if apid is not None:
-                    mask &= self._ds(f"{table}/apid")[a:b] == apid
+                    mask &= self._span(table, "apid", a, b) == apid
                 if timed:
-                    t = self._ds(f"{table}/{tcol}")[a:b]
+                    t = self._span(table, tcol, a, b)
                     if t0 is not None:
                         mask &= t >= t0
                     if t1 is not None:
@@ -442,13 +442,23 @@ class Archive:
                     out.append((a, idx))
         return out
 
+    def _spec(self, name: str, ds):
+        return self._specs[name] if name in self._specs else self._specs.setdefault(name, chunk_spec(ds))
+
+    def _span(self, table: str, column: str, a: int, b: int) -> np.ndarray:
+        """Rows a:b of a column, a compressed one inflated by ISA-L (chunks.read_rows)."""
+        name = f"{table}/{column}"
+        ds = self._ds(name)
+        spec = self._spec(name, ds)
+        return read_rows(ds, a, b, spec) if spec is not None else ds[a:b]
+
     def _read(self, table: str, column: str, sel: list[tuple[int, np.ndarray]], ds=None) -> np.ndarray:
         # one handle per dataset at a time: H5Drefresh with a second open handle on the
         # same dataset fails ("can't insert duplicate key")
         ds = self._ds(f"{table}/{column}") if ds is None else ds
         parts = []
         name = f"{table}/{column}"
-        spec = self._specs[name] if name in self._specs else self._specs.setdefault(name, chunk_spec(ds))
+        spec = self._spec(name, ds)
         for a, idx in sel:
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
             # a compressed column inflated by ISA-L chunk by chunk (chunks.read_rows), not
