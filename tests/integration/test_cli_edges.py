@@ -78,18 +78,27 @@ def test_a_level_not_built_is_refused_before_any_pass(tmp_path):
     assert not (tmp_path / "arc").exists() or not any((tmp_path / "arc").iterdir())
 
 
+@pytest.fixture(scope="module")
+def long_capture(tmp_path_factory):
+    """The demo capture 200 times over (510 MB): a replay of it lasts several seconds
+    however fast the chain gets (40 times over, one finished before a signal sent 1.1 s
+    in), and the signal cuts it short, so its length costs only the writing."""
+    cap = tmp_path_factory.mktemp("long") / "long.cadu"
+    data = CADU.read_bytes()
+    with open(cap, "wb") as fh:
+        for _ in range(200):
+            fh.write(data)
+    return cap
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.25, 0.5, 0.8, 1.1])
-def test_sigint_during_a_replay_exits_cleanly(tmp_path, delay):
+def test_sigint_during_a_replay_exits_cleanly(tmp_path, long_capture, delay):
     """Ctrl-C mid-pass, at several instants: exit 130, one line, the pass aborted and the
     archive still readable (a KeyboardInterrupt raised inside an archive write once left a
     commit log ahead of the file, about one run in ten)."""
     import signal
     import time
-    cap = tmp_path / "long.cadu"
-    with open(cap, "wb") as fh:
-        data = CADU.read_bytes()
-        for _ in range(40):
-            fh.write(data)
+    cap = long_capture
     arc = tmp_path / "arc"
     proc = subprocess.Popen([sys.executable, "-m", "groundseg", "replay", str(cap), "--mission", str(DEMO),
                              "--archive", str(arc)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
