@@ -13,13 +13,14 @@ Owners are kept per thread (two per name: a caller that rebinds its result after
 next call still holds the last one while it runs), so threads decoding streams side by
 side never share one.
 
-A stage's own buffers, which its next batch takes again (the capture's reads, sync's
-codeblocks, RS's frames, the packet extractor's output), are asked for ``mapped``:
-owners of a megabyte or more are then mapped on their own (:mod:`groundseg._mapped`),
-off the heap. Outputs that consumers hold for many batches (telemetry's sorted packets,
-kept by the archive until its flush is written) stay on the heap: a new owner is made
-for most of their batches, and a fresh map costs a page fault per page it touches
-(a 10.7 GB replay spent 4-6 s more in the kernel when they were mapped).
+A stage's own buffers, which a later batch takes again (the capture's reads, sync's
+codeblocks, RS's frames, the packet extractor's output, telemetry's sorted packets), are
+asked for ``mapped``: owners of a megabyte or more are then mapped on their own
+(:mod:`groundseg._mapped`), off the heap. ``keep`` must then cover every batch a
+consumer may hold at once: telemetry's sorted packets stay with the archive until the
+flush that writes them is done (about ten batches), and with the default two a new owner
+was made for most batches, each a fresh map paid in page faults (4-6 s more in the
+kernel over a 10.7 GB replay); kept by twelve, a 2.1 GB replay maps six in all.
 """
 from __future__ import annotations
 

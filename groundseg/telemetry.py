@@ -150,6 +150,11 @@ def _group_copy(data, offsets, apids, rows, next_row, next_byte, out, out_offset
     out_offsets[n] = out.shape[0]
 
 
+# batches whose sorted packets a consumer may still hold: the archive keeps each batch's
+# packet bytes (views) until the flush that writes them is done, about ten batches
+_HELD = 12
+
+
 def _group_by_apid(data, offsets, apids, rows):
     """Packets grouped by APID (a counting sort, stable): (bytes, offsets, header rows,
     group bounds, group APIDs); ``rows``: the header records as (n, itemsize) bytes. The
@@ -157,9 +162,9 @@ def _group_by_apid(data, offsets, apids, rows):
     a fresh 30 MB batch costs more in page faults than its copy."""
     first_row, first_byte, bounds, group_apids = _apid_groups(apids, offsets)
     n = apids.shape[0]
-    out = _reuse.empty("telemetry.data", (int(first_byte[-1]),), np.uint8)
-    out_offsets = _reuse.empty("telemetry.offsets", (n + 1,), np.int64)
-    out_rows = _reuse.empty("telemetry.rows", (n, rows.shape[1]), np.uint8)
+    out = _reuse.empty("telemetry.data", (int(first_byte[-1]),), np.uint8, keep=_HELD, mapped=True)
+    out_offsets = _reuse.empty("telemetry.offsets", (n + 1,), np.int64, keep=_HELD, mapped=True)
+    out_rows = _reuse.empty("telemetry.rows", (n, rows.shape[1]), np.uint8, keep=_HELD, mapped=True)
     _group_copy(data, offsets, apids, rows, first_row, first_byte, out, out_offsets, out_rows)
     return out, out_offsets, out_rows, bounds, group_apids
 

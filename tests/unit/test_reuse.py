@@ -227,3 +227,20 @@ def test_owners_stay_on_the_heap_unless_asked_mapped():
     assert a.base.flags.owndata          # numpy's own allocation
     b = _reuse.empty("small", (1000,), np.uint8, mapped=True)
     assert b.base.flags.owndata          # under a megabyte: never worth a map
+
+
+def test_telemetry_reuses_its_mapped_groups_once_let_go():
+    # sorted packets over a megabyte: mapped, and reused by a later batch once nobody
+    # holds the earlier one (the archive holds up to about ten batches: keep covers them)
+    rng = np.random.default_rng(11)
+    batch = _mixed_batch(rng, 40000, 0)
+    assert batch.data.nbytes > (1 << 20)
+    decoded, _ = telemetry.decode(batch, None)
+    first = next(iter(decoded.values())).packets.data
+    assert isinstance(first.base.base, mmap.mmap)      # a view of the owner, on a map
+    owner = _base(first.base)
+    held = [telemetry.decode(_mixed_batch(rng, 40000, 40000 * (k + 1)), None)[0] for k in range(5)]
+    assert all(_base(next(iter(d.values())).packets.data.base) != owner for d in held)
+    del decoded, first, held
+    again, _ = telemetry.decode(_mixed_batch(rng, 40000, 0), None)
+    assert _base(next(iter(again.values())).packets.data.base) == owner
