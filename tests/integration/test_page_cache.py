@@ -3,6 +3,7 @@
 written before the last commit. Measured with util-linux's fincore on real files."""
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import subprocess
@@ -87,6 +88,7 @@ def test_capture_chunks_kept_by_the_caller_stay_whole(tmp_path):
     del chunks
     owners = set()
     for c in CaptureFile(path, chunk_bytes=3 << 19).chunks():      # each let go: reused
+        assert isinstance(c.data.base.base, mmap.mmap)              # a view of a mapped owner
         owners.add(c.data.__array_interface__["data"][0])
         del c
     assert len(owners) <= 2

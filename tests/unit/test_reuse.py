@@ -47,20 +47,27 @@ def test_an_array_held_is_not_written_over():
     assert (a == 7).all() and not np.shares_memory(a, b)
 
 
-@pytest.mark.parametrize("hold", ["slice", "view", "numba", "memoryview", "ascontiguous"])
+def _hold(a, kind):
+    """Something that keeps ``a``'s memory: every way a caller can hold on to a batch."""
+    if kind == "slice":
+        return a[10:20]
+    if kind == "view":
+        return a.reshape(-1).view(np.int8)[::2]
+    if kind == "numba":
+        return _first_half(a)
+    if kind == "memoryview":
+        return memoryview(a)
+    return np.ascontiguousarray(a)
+
+
+HOLDERS = ["slice", "view", "numba", "memoryview", "ascontiguous"]
+
+
+@pytest.mark.parametrize("hold", HOLDERS)
 def test_every_kind_of_holder_keeps_its_array(hold):
     a = _reuse.empty("t", (1000,), np.uint8)
     a[:] = 7
-    if hold == "slice":
-        held = a[10:20]
-    elif hold == "view":
-        held = a.view(np.int8)[::2]
-    elif hold == "numba":
-        held = _first_half(a)
-    elif hold == "memoryview":
-        held = memoryview(a)
-    else:
-        held = np.ascontiguousarray(a)
+    held = _hold(a, hold)
     del a
     b = _reuse.empty("t", (1000,), np.uint8)
     b[:] = 9
@@ -165,23 +172,14 @@ def test_telemetry_groups_kept_by_the_caller_stay_whole():
                 for a, d in decoded.items()} == snapshot
 
 
-@pytest.mark.parametrize("hold", ["slice", "view", "numba", "memoryview", "ascontiguous"])
+@pytest.mark.parametrize("hold", HOLDERS)
 def test_a_mapped_owner_is_held_like_any_other(hold):
     # owners of a megabyte or more are mapped on their own: their views must still count
     shape = (2000, 1000)
     a = _reuse.empty("big", shape, np.uint8, mapped=True)
     assert isinstance(a.base.base, mmap.mmap)      # the owner is mapped on its own
     a[:] = 7
-    if hold == "slice":
-        held = a[10:20]
-    elif hold == "view":
-        held = a.reshape(-1).view(np.int8)[::2]
-    elif hold == "numba":
-        held = _first_half(a)
-    elif hold == "memoryview":
-        held = memoryview(a)
-    else:
-        held = np.ascontiguousarray(a)
+    held = _hold(a, hold)
     owner = _base(a)
     del a
     b = _reuse.empty("big", shape, np.uint8, mapped=True)
